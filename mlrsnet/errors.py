@@ -1,0 +1,30 @@
+"""User-facing errors.
+
+Anything a user can cause (a bad config value, a missing dataset, a corrupt checkpoint) raises a
+subclass of :class:`MLRSNetError` whose message names the problem *and* the fix. Entry points catch
+these and print a single line (``error: ...``) with exit code 2 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class MLRSNetError(Exception):
+    """Base class for errors caused by user input; the message is shown to the user as one line."""
+
+    exit_code = 2
+
+
+class ConfigError(MLRSNetError):
+    """An invalid or unknown configuration value."""
+
+
+class DataMissingError(MLRSNetError):
+    """A dataset is not on disk and cannot be downloaded (e.g. the machine is offline)."""
+
+
+class CheckpointError(MLRSNetError):
+    """A checkpoint is corrupt, of another format, or does not match the expected architecture."""
+
+
+class DivergenceError(MLRSNetError):
+    """Training produced a non-finite loss or a learning rate outside the configured bounds."""
