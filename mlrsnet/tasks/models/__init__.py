@@ -42,4 +42,12 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
     return _MODELS[name](**kwargs)
 
 
-from mlrsnet.tasks.models import small  # noqa: E402,F401  (registers models)
+from mlrsnet.tasks.models import (  # noqa: E402,F401  (registers models)
+    lm,
+    mobilenetv2,
+    preact_resnet,
+    resnet,
+    shufflenetv2,
+    small,
+    wrn,
+)
