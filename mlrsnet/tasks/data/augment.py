@@ -1,0 +1,61 @@
+"""Standard CIFAR-style augmentation applied to a whole uint8 batch at once, on the batch's device.
+
+Datasets are held in memory as uint8 tensors (see ``types.py``), so there is no per-sample
+DataLoader pipeline: a training step augments its batch with one gather, which keeps a GPU busy
+where per-image PIL transforms would starve it. The result matches torchvision's
+``RandomCrop(size, padding=crop_pad)`` (zero fill) + ``RandomHorizontalFlip`` + ``ToTensor`` +
+``Normalize``, in distribution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+def normalize_batch(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """``(x / 255 - mean) / std`` per channel, as float32: the evaluation-time transform."""
+    _check_images(x)
+    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    return (x.float() / 255.0 - m) / s
+
+
+def augment_batch(
+    x: torch.Tensor,
+    mean: Sequence[float],
+    std: Sequence[float],
+    generator: torch.Generator,
+    crop_pad: int = 4,
+    flip: bool = True,
+) -> torch.Tensor:
+    """Random crop from the zero-padded image, random horizontal flip, then :func:`normalize_batch`.
+
+    ``x`` is uint8 (B, C, H, W). Randomness comes only from ``generator`` (offsets first, then flips),
+    so the same seed gives the same batch; the generator may live on the CPU while ``x`` is on a GPU.
+    """
+    _check_images(x)
+    b, _, h, w = x.shape
+    rows = torch.arange(h, device=x.device).expand(b, h)
+    cols = torch.arange(w, device=x.device).expand(b, w)
+    if crop_pad > 0:
+        x = F.pad(x, (crop_pad, crop_pad, crop_pad, crop_pad))
+        rows = rows + _randint(2 * crop_pad + 1, b, generator, x.device)[:, None]
+        cols = cols + _randint(2 * crop_pad + 1, b, generator, x.device)[:, None]
+    if flip:
+        flipped = _randint(2, b, generator, x.device).bool()
+        cols = torch.where(flipped[:, None], cols.flip(1), cols)
+    batch = torch.arange(b, device=x.device)[:, None, None, None]
+    channel = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+    return normalize_batch(x[batch, channel, rows[:, None, :, None], cols[:, None, None, :]], mean, std)
+
+
+def _randint(high: int, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.randint(high, (n,), generator=generator, device=generator.device).to(device)
+
+
+def _check_images(x: torch.Tensor) -> None:
+    if x.dtype != torch.uint8 or x.dim() != 4:
+        raise ValueError(f"expected a uint8 (B, C, H, W) image batch, got {x.dtype} {tuple(x.shape)}")
