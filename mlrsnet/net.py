@@ -1,0 +1,115 @@
+"""MLR-SNet: an LSTM that maps the training loss to a learning rate (Shu et al., TPAMI 2022).
+
+One definition, used by meta-training (:mod:`mlrsnet.meta`), transfer and
+:class:`mlrsnet.scheduler.MLRSNetScheduler`.
+
+    gates_t = MLP_ih(x_t) + MLP_hh(h_{t-1}),   MLP = Linear-ReLU-Linear
+    i, f, g, o = sigmoid(i), sigmoid(f - 1), tanh(g), sigmoid(o)      (forget gate shifted by -1)
+    c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
+    lr_t = gamma * sigmoid(W h_t + b)
+
+The input x_t is the mini-batch training loss (divided by ln(vocab) for language models). The state
+(h, c) is carried across steps and detached every step by the caller (:meth:`MLRSNet.step`), so the
+meta-gradient is truncated at one step as in the paper.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+State = tuple[torch.Tensor, torch.Tensor]
+
+
+def compute_gamma(initial_loss: float, num_classes: int, gamma_min: float = 1e-2) -> float:
+    """The paper's output scale: gamma = sqrt(L0) * ln(L0 * C) / (4 * C**0.25).
+
+    L0 is the initial training loss and C the number of classes (vocabulary size for a language
+    model). Guard: when L0 <= 1/C the logarithm is zero or negative, so the formula would give a
+    non-positive scale (the reference code then emits zero or negative learning rates). In that case,
+    and whenever the formula falls below ``gamma_min``, ``gamma_min`` is returned instead.
+    """
+    if not math.isfinite(initial_loss) or initial_loss <= 0:
+        raise ValueError(f"initial loss must be positive and finite to compute gamma, got {initial_loss}")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    value = math.sqrt(initial_loss) * math.log(initial_loss * num_classes) / (4.0 * num_classes**0.25)
+    return max(value, gamma_min)
+
+
+@dataclass
+class MLRSNetConfig:
+    """Architecture of an MLR-SNet; stored in checkpoints so a loaded net is rebuilt identically."""
+
+    hidden_size: int = 50
+    input_size: int = 1
+    mlp_ratio: int = 2
+    forget_bias: float = -1.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class MLRSNet(nn.Module):
+    """Loss -> learning rate, an LSTM cell with MLP input/recurrent maps and a sigmoid head.
+
+    ``gamma`` is a buffer (saved with the weights) so that a transferred net can keep or replace it.
+    """
+
+    def __init__(self, config: MLRSNetConfig | None = None, gamma: float = 1.0) -> None:
+        super().__init__()
+        self.config = config or MLRSNetConfig()
+        h, r = self.config.hidden_size, self.config.mlp_ratio
+        self.ih = nn.Sequential(nn.Linear(self.config.input_size, r * h), nn.ReLU(), nn.Linear(r * h, 4 * h))
+        self.hh = nn.Sequential(nn.Linear(h, r * h), nn.ReLU(), nn.Linear(r * h, 4 * h))
+        self.head = nn.Linear(h, 1)
+        self.register_buffer("gamma", torch.tensor(float(gamma)))
+        self._state: State | None = None
+
+    @property
+    def hidden_size(self) -> int:
+        return self.config.hidden_size
+
+    def set_gamma(self, gamma: float) -> None:
+        self.gamma.fill_(float(gamma))
+
+    def zero_state(self, device: torch.device | None = None, dtype: torch.dtype | None = None) -> State:
+        p = self.head.weight
+        z = torch.zeros(1, self.hidden_size, device=device or p.device, dtype=dtype or p.dtype)
+        return z, z.clone()
+
+    def forward(self, loss: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Pure step: ``(lr, new_state) = net(loss, state)``; ``lr`` is a 0-dim tensor."""
+        x = loss.detach().reshape(1, -1).to(self.head.weight.dtype)
+        if state is None:
+            state = self.zero_state(device=x.device)
+        h_prev, c_prev = state
+        gates = self.ih(x) + self.hh(h_prev)
+        i, f, g, o = gates.chunk(4, dim=1)
+        c = torch.sigmoid(f + self.config.forget_bias) * c_prev + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        lr = self.gamma * torch.sigmoid(self.head(h)).reshape(())
+        return lr, (h, c)
+
+    # Stateful convenience used by the training loop and the scheduler: the state lives on the net,
+    # detached every step as in the paper.
+    @property
+    def state(self) -> State | None:
+        return self._state
+
+    @state.setter
+    def state(self, value: State | None) -> None:
+        self._state = None if value is None else (value[0].detach(), value[1].detach())
+
+    def reset_state(self) -> None:
+        self._state = None
+
+    def step(self, loss: torch.Tensor) -> torch.Tensor:
+        """LR for this loss, advancing (and detaching) the carried state; no graph is kept."""
+        with torch.no_grad():
+            lr, new_state = self(loss, self._state)
+        self.state = new_state
+        return lr

@@ -1,0 +1,321 @@
+"""Tasks: data + model + loss + metric, the inner problem an LR schedule is judged on.
+
+A task is the only thing the training loop (:mod:`mlrsnet.loop`) and the meta engine
+(:mod:`mlrsnet.meta`) know about a problem. Its small interface, after learned_optimization's Task:
+
+- ``build_model()``: a freshly initialised model;
+- ``train_batches(epoch)``: the epoch's training batches, in a seeded order;
+- ``meta_batch()``: a batch from the meta-validation split (disjoint from training);
+- ``loss(forward, batch)``: a *pure* mean loss, where ``forward`` may be the model, a
+  ``torch.func.functional_call`` closure or a ``higher`` functional model;
+- ``train_loss(model, batch)``: the loss of a real training step (language models carry their hidden
+  state across steps here);
+- ``evaluate(model, split)``: metrics on ``"test"``, ``"meta"`` or ``"train"``.
+
+All data lives on ``device`` as tensors and batches are drawn by indexing, not by a DataLoader.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mlrsnet.tasks.models import build_model
+
+Forward = Callable[..., Any]
+
+
+@dataclass
+class TaskInfo:
+    """What the schedule machinery needs to know about a task."""
+
+    name: str
+    num_classes: int  # C in gamma; the vocabulary size for language models
+    loss_scale: float = 1.0  # MLR-SNet input = loss / loss_scale (ln(vocab) for language models)
+    metric: str = "accuracy"
+    higher_is_better: bool = True
+
+
+class Task:
+    """Base class; see the module docstring for the protocol."""
+
+    info: TaskInfo
+    generator: torch.Generator
+    meta_generator: torch.Generator
+
+    def build_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def train_batches(self, epoch: int) -> Iterator[tuple]:
+        raise NotImplementedError
+
+    @property
+    def steps_per_epoch(self) -> int:
+        raise NotImplementedError
+
+    def meta_batch(self) -> tuple:
+        raise NotImplementedError
+
+    def random_train_batch(self) -> tuple:
+        """An extra training batch for K > 1 unrolls (drawn from the meta engine's generator so that
+        it does not shift the data order of the real training run)."""
+        raise NotImplementedError
+
+    def loss(self, forward: Forward, batch: tuple) -> torch.Tensor:
+        raise NotImplementedError
+
+    def train_loss(self, model: nn.Module, batch: tuple) -> torch.Tensor:
+        return self.loss(model, batch)
+
+    def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
+        raise NotImplementedError
+
+    # Resume support: everything that determines the data order from here on.
+    def rng_state(self) -> dict:
+        return {"generator": self.generator.get_state(), "meta_generator": self.meta_generator.get_state()}
+
+    def set_rng_state(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.meta_generator.set_state(state["meta_generator"])
+
+
+@dataclass
+class ClassificationData:
+    """Training / meta / test tensors of a classification task, already on the task's device."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    meta_x: torch.Tensor
+    meta_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    clean_train_y: torch.Tensor | None = None  # the labels before noise, for diagnostics only
+    extras: dict = field(default_factory=dict)
+
+
+class ClassificationTask(Task):
+    """Image / tabular classification with in-memory tensors.
+
+    ``transform_train(x, generator)`` turns a stored batch into model input (e.g. batched on-device
+    augmentation of uint8 images); ``transform_eval(x)`` does the same without randomness.
+    """
+
+    def __init__(
+        self,
+        info: TaskInfo,
+        data: ClassificationData,
+        model: str,
+        model_kwargs: dict,
+        batch_size: int,
+        meta_batch_size: int,
+        seed: int,
+        transform_train: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+        transform_eval: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        eval_batch_size: int = 1024,
+    ) -> None:
+        self.info = info
+        self.data = data
+        self.model_name = model
+        self.model_kwargs = dict(model_kwargs)
+        self.batch_size = int(batch_size)
+        self.meta_batch_size = int(meta_batch_size)
+        self.eval_batch_size = eval_batch_size
+        self.device = data.train_x.device
+        self.transform_train = transform_train
+        self.transform_eval = transform_eval
+        self.generator = torch.Generator().manual_seed(seed)
+        self.meta_generator = torch.Generator().manual_seed(seed + 7919)
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        return tuple(self.data.train_x.shape[1:])
+
+    def build_model(self) -> nn.Module:
+        return build_model(
+            self.model_name, in_shape=self.in_shape, num_classes=self.info.num_classes, **self.model_kwargs
+        ).to(self.device)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        n = self.data.train_y.numel()
+        return max(1, n // self.batch_size)  # drop_last: BatchNorm dislikes tiny final batches
+
+    def _train_view(self, idx: torch.Tensor, generator: torch.Generator) -> tuple:
+        idx = idx.to(self.device)
+        x = self.data.train_x[idx]
+        x = self.transform_train(x, generator) if self.transform_train else x
+        return x, self.data.train_y[idx]
+
+    def train_batches(self, epoch: int) -> Iterator[tuple]:
+        n = self.data.train_y.numel()
+        perm = torch.randperm(n, generator=self.generator)
+        bs = min(self.batch_size, n)
+        for s in range(self.steps_per_epoch):
+            yield self._train_view(perm[s * bs:(s + 1) * bs], self.generator)
+
+    def random_train_batch(self) -> tuple:
+        n = self.data.train_y.numel()
+        idx = torch.randint(0, n, (min(self.batch_size, n),), generator=self.meta_generator)
+        return self._train_view(idx, self.meta_generator)
+
+    def meta_batch(self) -> tuple:
+        n = self.data.meta_y.numel()
+        if self.meta_batch_size >= n:
+            idx = torch.arange(n)
+        else:
+            idx = torch.randperm(n, generator=self.meta_generator)[: self.meta_batch_size]
+        idx = idx.to(self.device)
+        x = self.data.meta_x[idx]
+        x = self.transform_eval(x) if self.transform_eval else x
+        return x, self.data.meta_y[idx]
+
+    def loss(self, forward: Forward, batch: tuple) -> torch.Tensor:
+        x, y = batch
+        return F.cross_entropy(forward(x), y)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
+        x, y = {
+            "test": (self.data.test_x, self.data.test_y),
+            "meta": (self.data.meta_x, self.data.meta_y),
+            "train": (self.data.train_x, self.data.train_y),
+        }[split]
+        was_training = model.training
+        model.eval()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        conf_sum = torch.zeros((), device=self.device)
+        for s in range(0, y.numel(), self.eval_batch_size):
+            xb = x[s:s + self.eval_batch_size]
+            xb = self.transform_eval(xb) if self.transform_eval else xb
+            logits = model(xb).float()
+            yb = y[s:s + self.eval_batch_size]
+            loss_sum += F.cross_entropy(logits, yb, reduction="sum")
+            pred = logits.argmax(1)
+            hit = pred == yb
+            correct += hit.sum()
+            conf_sum += (logits.softmax(1).max(1).values * hit).sum()
+        model.train(was_training)
+        n = y.numel()
+        n_correct = int(correct)
+        return {
+            "loss": float(loss_sum) / n,
+            "accuracy": n_correct / n,
+            "confidence_correct": float(conf_sum) / max(1, n_correct),
+        }
+
+
+def batchify(stream: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """Reshape a 1-D token stream into ``batch_size`` contiguous rows (trailing tokens dropped)."""
+    n = stream.numel() // batch_size
+    return stream[: n * batch_size].view(batch_size, n)
+
+
+class LanguageModelTask(Task):
+    """Next-token prediction on token streams, in contiguous BPTT slices with the LSTM state carried
+    (detached) across slices within an epoch, as in the classic PTB setup.
+
+    Batches are ``(x, y, hidden)``; ``hidden`` is the carried state at the time the batch is drawn,
+    so :meth:`loss` is pure and the meta engine can re-evaluate a training batch.
+    """
+
+    def __init__(
+        self,
+        info: TaskInfo,
+        train: torch.Tensor,
+        meta: torch.Tensor,
+        test: torch.Tensor,
+        model: str,
+        model_kwargs: dict,
+        batch_size: int,
+        bptt: int,
+        meta_batch_size: int,
+        seed: int,
+        eval_batch_size: int = 10,
+    ) -> None:
+        self.info = info
+        self.device = train.device
+        self.model_name = model
+        self.model_kwargs = dict(model_kwargs)
+        self.batch_size = int(batch_size)
+        self.bptt = int(bptt)
+        self.meta_batch_size = int(meta_batch_size)
+        self.eval_batch_size = eval_batch_size
+        self.streams = {"train": train, "meta": meta, "test": test}
+        self.train_rows = batchify(train, self.batch_size)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.meta_generator = torch.Generator().manual_seed(seed + 7919)
+        self._carry: Any = None
+
+    def build_model(self) -> nn.Module:
+        return build_model(self.model_name, vocab_size=self.info.num_classes, **self.model_kwargs).to(self.device)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, (self.train_rows.shape[1] - 1) // self.bptt)
+
+    def train_batches(self, epoch: int) -> Iterator[tuple]:
+        self._carry = None
+        for s in range(self.steps_per_epoch):
+            i = s * self.bptt
+            x = self.train_rows[:, i:i + self.bptt]
+            y = self.train_rows[:, i + 1:i + 1 + self.bptt]
+            yield x, y, self._carry
+
+    def _windows(self, stream: torch.Tensor, count: int, generator: torch.Generator) -> tuple:
+        starts = torch.randint(0, stream.numel() - self.bptt - 1, (count,), generator=generator)
+        offs = torch.arange(self.bptt + 1)
+        win = stream[(starts[:, None] + offs[None, :]).to(stream.device)]
+        return win[:, :-1], win[:, 1:], None
+
+    def random_train_batch(self) -> tuple:
+        return self._windows(self.streams["train"], self.batch_size, self.meta_generator)
+
+    def meta_batch(self) -> tuple:
+        return self._windows(self.streams["meta"], self.meta_batch_size, self.meta_generator)
+
+    def _logits_loss(self, forward: Forward, batch: tuple) -> tuple[torch.Tensor, Any]:
+        x, y, hidden = batch
+        logits, new_hidden = forward(x, hidden)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1)), new_hidden
+
+    def loss(self, forward: Forward, batch: tuple) -> torch.Tensor:
+        return self._logits_loss(forward, batch)[0]
+
+    def train_loss(self, model: nn.Module, batch: tuple) -> torch.Tensor:
+        loss, hidden = self._logits_loss(model, batch)
+        self._carry = _detach(hidden)
+        return loss
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
+        rows = batchify(self.streams[split], self.eval_batch_size)
+        was_training = model.training
+        model.eval()
+        hidden = None
+        total = torch.zeros((), device=self.device)
+        count = 0
+        for i in range(0, rows.shape[1] - 1, self.bptt):
+            x = rows[:, i:i + self.bptt]
+            y = rows[:, i + 1:i + 1 + self.bptt]
+            x = x[:, : y.shape[1]]
+            logits, hidden = model(x, hidden)
+            total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1), reduction="sum")
+            count += y.numel()
+        model.train(was_training)
+        loss = float(total) / max(1, count)
+        return {"loss": loss, "perplexity": math.exp(min(loss, 50.0))}
+
+
+def _detach(hidden: Any) -> Any:
+    if hidden is None:
+        return None
+    if isinstance(hidden, torch.Tensor):
+        return hidden.detach()
+    return type(hidden)(_detach(h) for h in hidden)
