@@ -1,0 +1,118 @@
+import copy
+import random
+
+import pytest
+import torch
+
+from mlrsnet.errors import ConfigError
+from mlrsnet.schedules.greedy import GreedyLR
+
+
+def _opt(*lrs):
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr} for lr in lrs]
+    return torch.optim.SGD(groups, lr=1.0)
+
+
+def _make(lr=0.5, **kw):
+    kw = {"factor": 0.5, "patience": 2, "min_lr": 0.01, "max_lr": 10.0, "reset_start": 0, **kw}
+    return GreedyLR(_opt(lr), **kw)
+
+
+def _feed(sch, metrics):
+    out = []
+    for m in metrics:
+        sch.step(m)
+        out.append(sch.get_last_lr()[0])
+    return out
+
+
+def test_falls_exactly_after_patience_plus_one_bad_steps():
+    # The first value always improves on best=inf; then three non-improvements with patience=2.
+    assert _feed(_make(), [1.0, 1.0, 1.0, 1.0, 1.0]) == [0.5, 0.5, 0.5, 0.25, 0.25]
+
+
+def test_rises_exactly_after_patience_plus_one_good_steps():
+    assert _feed(_make(), [10.0, 9.0, 8.0, 7.0]) == [0.5, 0.5, 1.0, 1.0]
+
+
+def test_bounds():
+    assert _feed(_make(max_lr=0.6, patience=0), [3.0, 2.0, 1.0]) == [0.6, 0.6, 0.6]
+    assert _feed(_make(min_lr=0.2, patience=0), [1.0, 1.0, 1.0, 1.0]) == [1.0, 0.5, 0.25, 0.2]
+
+
+def test_no_change_during_cooldown_even_on_good_steps():
+    sch = _make(patience=0, cooldown=2, max_lr=0.5)
+    # fall at step 2; steps 3-4 are the hold (a bad and a good one); step 5 falls again.
+    assert _feed(sch, [1.0, 1.0, 1.0, 0.0, 5.0]) == [0.5, 0.25, 0.25, 0.25, 0.125]
+
+
+def test_no_change_during_warmup_even_on_bad_steps():
+    sch = _make(patience=0, warmup=2)
+    # rise at step 1; steps 2-3 are the hold (a bad and a good one); step 4 rises again.
+    assert _feed(sch, [9.0, 10.0, 1.0, 0.5]) == [1.0, 1.0, 1.0, 2.0]
+
+
+def test_smoothing_compares_the_rolling_mean():
+    # Raw 4, 8, 1 is good, bad, good; the window-3 means 4, 6, 4.33 are good, bad, bad.
+    assert _feed(_make(patience=1), [4.0, 8.0, 1.0]) == [0.5, 0.5, 0.5]
+    smoothed = _make(patience=1, smooth=True, window_size=3)
+    assert _feed(smoothed, [4.0, 8.0, 1.0]) == [0.5, 0.5, 0.25]
+    smoothed.step(3.0)
+    assert list(smoothed.window) == [8.0, 1.0, 3.0] and smoothed.best == 4.0
+
+
+def test_reset_after_reset_start_steps_at_min_lr():
+    sch = _make(patience=0, max_lr=0.5, min_lr=0.125, reset_start=3)
+    lrs = _feed(sch, [1.0] * 6)
+    assert lrs == [0.5, 0.25, 0.125, 0.125, 0.5, 0.5]
+    assert sch.steps_at_min == 0 and sch.best == 1.0  # state restarted at step 5, then one good step
+
+
+def test_max_mode():
+    assert _feed(_make(mode="max"), [1.0, 2.0, 3.0]) == [0.5, 0.5, 1.0]
+    assert _feed(_make(mode="max"), [3.0, 2.0, 1.0, 0.0]) == [0.5, 0.5, 0.5, 0.25]
+
+
+def test_relative_threshold():
+    sch = _make(threshold=0.1, threshold_mode="rel")
+    sch.step(1.0)
+    sch.step(0.95)  # needs < 0.9 to count
+    assert sch.best == 1.0 and sch.num_bad_steps == 1
+    sch.step(0.85)
+    assert sch.best == 0.85 and sch.num_good_steps == 1
+
+
+def test_several_param_groups_with_per_group_bounds():
+    sch = GreedyLR(_opt(0.5, 0.05), factor=0.5, patience=0, min_lr=[0.01, 0.04], max_lr=[0.5, 0.5],
+                   reset_start=0)
+    sch.step(1.0)
+    assert sch.get_last_lr() == [0.5, 0.1]  # a rise; group 0 is already at its max_lr
+    sch.step(1.0)
+    sch.step(1.0)
+    assert sch.get_last_lr() == [0.125, 0.04]
+    assert [g["lr"] for g in sch.optimizer.param_groups] == [0.125, 0.04]
+
+
+def test_state_dict_round_trip_behaves_identically():
+    rng = random.Random(0)
+    metrics = [rng.uniform(0, 1) for _ in range(200)]
+    kw = {"factor": 0.7, "patience": 1, "cooldown": 1, "warmup": 2, "min_lr": 0.05, "max_lr": 2.0,
+          "smooth": True, "window_size": 4, "reset_start": 5}
+    a = GreedyLR(_opt(0.5, 0.1), **kw)
+    _feed(a, metrics[:57])
+    saved_sched, saved_opt = copy.deepcopy(a.state_dict()), copy.deepcopy(a.optimizer.state_dict())
+
+    b = GreedyLR(_opt(0.3, 0.3), **kw)
+    b.optimizer.load_state_dict(saved_opt)
+    b.load_state_dict(saved_sched)
+    for m in metrics[57:]:
+        a.step(m)
+        b.step(m)
+        assert a.get_last_lr() == b.get_last_lr()
+
+
+@pytest.mark.parametrize("kw", [{"factor": 1.0}, {"factor": 1.5}, {"mode": "up"}, {"threshold_mode": "pct"},
+                                {"patience": -1}, {"min_lr": 2.0, "max_lr": 1.0}, {"min_lr": [0.1, 0.2]}])
+def test_bad_parameters(kw):
+    with pytest.raises(ConfigError):
+        GreedyLR(_opt(0.5), **kw)
