@@ -83,6 +83,31 @@ class MLRSNetDriver(LRDriver):
         self.net.state = state["state"]
 
 
+class TorchSchedulerDriver(LRDriver):
+    """Adapter for ``torch.optim.lr_scheduler`` schedulers, stepped once per iteration.
+    ``ReduceLROnPlateau`` is stepped once per epoch on ``metric_key`` instead."""
+
+    def __init__(self, scheduler: Any, name: str = "torch", metric_key: str = "train_loss") -> None:
+        self.scheduler = scheduler
+        self.name = name
+        self.metric_key = metric_key
+        self.per_epoch = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+    def after_step(self, loss: torch.Tensor) -> None:
+        if not self.per_epoch:
+            self.scheduler.step()
+
+    def after_epoch(self, metrics: dict[str, Any]) -> None:
+        if self.per_epoch:
+            self.scheduler.step(metrics[self.metric_key])
+
+    def state_dict(self) -> dict:
+        return {"scheduler": self.scheduler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scheduler.load_state_dict(state["scheduler"])
+
+
 @dataclass
 class LoopConfig:
     epochs: int
