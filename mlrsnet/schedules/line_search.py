@@ -20,14 +20,14 @@ The accepted ``eta`` is every param group's ``"lr"`` (so it is logged and checkp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch.optim import Optimizer
 
 from mlrsnet.errors import ConfigError
+from mlrsnet.schedules._rng import rng_replayer
 
 __all__ = ["SGDArmijo"]
 
@@ -83,7 +83,7 @@ class SGDArmijo(Optimizer):
             raise ConfigError("SGDArmijo.step needs a closure that returns the loss on the current "
                               "mini-batch; call step(closure)")
         params = [p for group in self.param_groups for p in group["params"]]
-        replay = _rng_replayer(params)
+        replay = rng_replayer(params)
         self.zero_grad()
         with torch.enable_grad():
             loss = closure()
@@ -119,19 +119,3 @@ class SGDArmijo(Optimizer):
         self.last_grad_norm_sq = grad_norm_sq
         return loss
 
-
-def _rng_replayer(params: list[torch.Tensor]) -> Callable[[], Any]:
-    """Capture the RNG state now; the returned context manager replays it without advancing it."""
-    devices = sorted({p.device.index or 0 for p in params if p.device.type == "cuda"})
-    cpu_state = torch.get_rng_state()
-    cuda_states = [torch.cuda.get_rng_state(d) for d in devices]
-
-    @contextmanager
-    def replay() -> Iterator[None]:
-        with torch.random.fork_rng(devices=devices):
-            torch.set_rng_state(cpu_state)
-            for d, s in zip(devices, cuda_states, strict=True):
-                torch.cuda.set_rng_state(s, d)
-            yield
-
-    return replay
