@@ -130,6 +130,8 @@ class MetaEngine:
     def _higher(self, batch: tuple, train_loss: torch.Tensor) -> torch.Tensor:
         import higher
 
+        import mlrsnet.meta.higher_optim  # noqa: F401  (torch-exact Adam/AdamW for higher)
+
         saved_buffers = [b.detach().clone() for b in self.model.buffers()]
         n_groups = len(self.optimizer.param_groups)
         state = self.net.state
