@@ -6,17 +6,22 @@ import hashlib
 import io
 import os
 import pickle
-import struct
 import tarfile
 import urllib.error
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
-import scipy.io
 import torch
-from PIL import Image
+from fixtures_data import (
+    COLOURS,
+    WNIDS,
+    write_cifar10,
+    write_cifar100,
+    write_svhn_mat,
+    write_text_corpus,
+    write_tinyimagenet,
+)
 
 from mlrsnet.errors import DataMissingError
 from mlrsnet.tasks.data import download as download_mod
@@ -41,53 +46,9 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 # ---------------------------------------------------------------- CIFAR
 
 
-def _cifar_images(n: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (n, 3072), dtype=np.uint8)
-
-
-def _py2(value: object) -> bytes:
-    """Pickle ``value`` the way Python 2 + numpy 1.x did for the official batches (str, numpy.core)."""
-    if isinstance(value, bytes):
-        return b"T" + struct.pack("<i", len(value)) + value  # BINSTRING: a Python-2 str
-    if isinstance(value, int):
-        return b"J" + struct.pack("<i", value)
-    if isinstance(value, list):
-        return b"(" + b"".join(map(_py2, value)) + b"l"
-    if isinstance(value, dict):
-        return b"}(" + b"".join(_py2(k) + _py2(v) for k, v in value.items()) + b"u"
-    assert isinstance(value, np.ndarray) and value.dtype == np.uint8
-    new_array = b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + _py2(0) + b"\x85" + _py2(b"b")
-    dtype = b"cnumpy\ndtype\n" + _py2(b"u1") + _py2(0) + _py2(1) + b"\x87R"
-    dtype_state = b"(" + _py2(3) + _py2(b"|") + b"NNN" + _py2(-1) + _py2(-1) + _py2(0) + b"tb"
-    shape = b"(" + b"".join(_py2(n) for n in value.shape) + b"t"
-    state = b"(" + _py2(1) + shape + dtype + dtype_state + b"\x89" + _py2(value.tobytes()) + b"t"
-    return new_array + b"\x87R" + state + b"b"
-
-
-def _write_pickle(path: Path, batch: dict, python2: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"\x80\x02" + _py2(batch) + b"." if python2 else pickle.dumps(batch, protocol=2))
-
-
-def _write_cifar10(root: Path, per_batch: int = 2, n_test: int = 3, python2: bool = False) -> dict:
-    d = root / "cifar-10-batches-py"
-    data = {}
-    for i in range(1, 6):
-        x = _cifar_images(per_batch, seed=i)
-        y = [(i + j) % 10 for j in range(per_batch)]
-        batch = {b"batch_label": b"training", b"labels": y, b"data": x, b"filenames": [b"a"] * per_batch}
-        _write_pickle(d / f"data_batch_{i}", batch, python2)
-        data[i] = (x, y)
-    x = _cifar_images(n_test, seed=99)
-    y = [9, 0, 5][:n_test]
-    _write_pickle(d / "test_batch", {b"labels": y, b"data": x}, python2)
-    data["test"] = (x, y)
-    return data
-
-
 @pytest.mark.parametrize("python2", [False, True], ids=["python3-pickle", "python2-pickle"])
 def test_cifar10_shapes_order_and_pixel_layout(tmp_path: Path, python2: bool) -> None:
-    written = _write_cifar10(tmp_path, python2=python2)
+    written = write_cifar10(tmp_path, python2=python2)
     s = load_cifar10(tmp_path, download=False)
     assert s.train_x.shape == (10, 3, 32, 32) and s.train_x.dtype == torch.uint8
     assert s.test_x.shape == (3, 3, 32, 32) and s.test_x.dtype == torch.uint8
@@ -104,11 +65,7 @@ def test_cifar10_shapes_order_and_pixel_layout(tmp_path: Path, python2: bool) ->
 
 
 def test_cifar100_uses_fine_labels(tmp_path: Path) -> None:
-    d = tmp_path / "cifar-100-python"
-    train = {b"data": _cifar_images(4, 0), b"fine_labels": [0, 99, 42, 7], b"coarse_labels": [0, 19, 3, 1]}
-    test = {b"data": _cifar_images(2, 1), b"fine_labels": [98, 1], b"coarse_labels": [19, 0]}
-    _write_pickle(d / "train", train, python2=True)
-    _write_pickle(d / "test", test, python2=False)
+    write_cifar100(tmp_path, [0, 99, 42, 7], [98, 1])
     s = load_cifar100(tmp_path, download=False)
     assert s.num_classes == 100
     assert s.train_x.shape == (4, 3, 32, 32) and s.test_x.shape == (2, 3, 32, 32)
@@ -116,7 +73,7 @@ def test_cifar100_uses_fine_labels(tmp_path: Path) -> None:
 
 
 def test_cifar_batch_that_would_run_code_is_refused(tmp_path: Path) -> None:
-    _write_cifar10(tmp_path)
+    write_cifar10(tmp_path)
 
     class Evil:
         def __reduce__(self) -> tuple:
@@ -131,16 +88,9 @@ def test_cifar_batch_that_would_run_code_is_refused(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- SVHN
 
 
-def _write_svhn_mat(path: Path, labels: list[int], seed: int) -> np.ndarray:
-    x = np.random.default_rng(seed).integers(0, 256, (32, 32, 3, len(labels)), dtype=np.uint8)
-    scipy.io.savemat(path, {"X": x, "y": np.asarray(labels, dtype=np.uint8).reshape(-1, 1)})
-    return x
-
-
 def test_svhn_layout_and_label_10_is_digit_0(tmp_path: Path) -> None:
-    (tmp_path / "svhn").mkdir()
-    x_train = _write_svhn_mat(tmp_path / "svhn" / "train_32x32.mat", [1, 10, 5, 9, 10], seed=0)
-    _write_svhn_mat(tmp_path / "svhn" / "test_32x32.mat", [10, 3], seed=1)
+    x_train = write_svhn_mat(tmp_path / "svhn" / "train_32x32.mat", [1, 10, 5, 9, 10], seed=0)
+    write_svhn_mat(tmp_path / "svhn" / "test_32x32.mat", [10, 3], seed=1)
     s = load_svhn(tmp_path, download=False)
     assert s.train_x.shape == (5, 3, 32, 32) and s.train_x.dtype == torch.uint8
     assert s.test_x.shape == (2, 3, 32, 32)
@@ -153,31 +103,6 @@ def test_svhn_layout_and_label_10_is_digit_0(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- Tiny ImageNet
 
-WNIDS = ["n02", "n01", "n03"]  # deliberately not sorted: class order must come from wnids.txt
-COLOURS = {"n02": (200, 30, 30), "n01": (30, 200, 30), "n03": (30, 30, 200)}
-
-
-def _jpeg(path: Path, colour: tuple[int, int, int], mode: str = "RGB") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (64, 64), colour).convert(mode).save(path, format="JPEG", quality=95)
-
-
-def _write_tinyimagenet(root: Path) -> Path:
-    base = root / "tiny-imagenet-200"
-    base.mkdir(parents=True)
-    (base / "wnids.txt").write_text("\n".join(WNIDS) + "\n")
-    for w in WNIDS:
-        for k in range(2):
-            _jpeg(base / "train" / w / "images" / f"{w}_{k}.JPEG", COLOURS[w])
-        (base / "train" / w / f"{w}_boxes.txt").write_text("")
-    _jpeg(base / "train" / "n03" / "images" / "n03_grey.JPEG", (90, 90, 90), mode="L")
-    val = [("val_0.JPEG", "n03"), ("val_1.JPEG", "n02"), ("val_2.JPEG", "n01"), ("val_3.JPEG", "n03")]
-    for name, w in val:
-        _jpeg(base / "val" / "images" / name, COLOURS[w])
-    (base / "val" / "val_annotations.txt").write_text("".join(f"{n}\t{w}\t0\t0\t63\t63\n" for n, w in val))
-    return base
-
-
 def _colour_class(img: torch.Tensor) -> int:
     """Index in WNIDS of the colour nearest to the image's mean colour (JPEG is lossy)."""
     mean = img.float().mean(dim=(1, 2))
@@ -186,7 +111,7 @@ def _colour_class(img: torch.Tensor) -> int:
 
 
 def test_tinyimagenet_labels_from_wnids_and_val_annotations(tmp_path: Path) -> None:
-    _write_tinyimagenet(tmp_path)
+    write_tinyimagenet(tmp_path)
     s = load_tinyimagenet(tmp_path, download=False)
     assert s.num_classes == 3
     assert s.train_x.shape == (7, 3, 64, 64) and s.train_x.dtype == torch.uint8
@@ -201,7 +126,7 @@ def test_tinyimagenet_labels_from_wnids_and_val_annotations(tmp_path: Path) -> N
 
 
 def test_tinyimagenet_cache_is_written_once_and_then_used(tmp_path: Path) -> None:
-    base = _write_tinyimagenet(tmp_path)
+    base = write_tinyimagenet(tmp_path)
     first = load_tinyimagenet(tmp_path, download=False)
     cache = base / CACHE_NAME
     assert cache.exists()
@@ -213,7 +138,7 @@ def test_tinyimagenet_cache_is_written_once_and_then_used(tmp_path: Path) -> Non
 
 
 def test_tinyimagenet_corrupt_cache_is_rebuilt(tmp_path: Path) -> None:
-    base = _write_tinyimagenet(tmp_path)
+    base = write_tinyimagenet(tmp_path)
     (base / CACHE_NAME).write_bytes(b"truncated")
     s = load_tinyimagenet(tmp_path, download=False)
     assert s.train_x.shape == (7, 3, 64, 64)
@@ -242,10 +167,8 @@ def test_tokenize_words_with_fixed_vocab_maps_unknowns() -> None:
 
 
 def test_ptb_streams_and_vocab(tmp_path: Path) -> None:
-    d = tmp_path / "ptb"
-    d.mkdir()
-    for split, text in (("train", PTB_TRAIN), ("valid", PTB_VALID), ("test", PTB_TEST)):
-        (d / f"ptb.{split}.txt").write_text(text)
+    texts = {"train": PTB_TRAIN, "valid": PTB_VALID, "test": PTB_TEST}
+    write_text_corpus(tmp_path / "ptb", "ptb.{}.txt", texts)
     s = load_ptb(tmp_path, download=False)
     assert s.vocab == ["the", "cat", "sat", "<unk>", "<eos>", "dog", "ran"]
     assert s.train.dtype == torch.int64 and s.train.dim() == 1
@@ -256,15 +179,12 @@ def test_ptb_streams_and_vocab(tmp_path: Path) -> None:
 
 
 def test_wikitext2_adds_unk_and_skips_blank_lines(tmp_path: Path) -> None:
-    d = tmp_path / "wikitext-2-raw"
-    d.mkdir()
     texts = {
         "train": " \n = Valkyria Chronicles = \n \n Senjō no Valkyria 3 \n",
         "valid": " \n = Chronicles of Senjō = \n",
         "test": " Valkyria 4 \n",
     }
-    for split, text in texts.items():
-        (d / f"wiki.{split}.raw").write_text(text, encoding="utf-8")
+    write_text_corpus(tmp_path / "wikitext-2-raw", "wiki.{}.raw", texts)
     s = load_wikitext2(tmp_path, download=False)
     assert s.vocab == ["=", "Valkyria", "Chronicles", "<eos>", "Senjō", "no", "3", "<unk>"]
 
