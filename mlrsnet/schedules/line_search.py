@@ -92,7 +92,7 @@ class SGDArmijo(Optimizer):
         with torch.no_grad():
             start = [p.detach().clone() for p in params]
             grads = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in params]
-            f0 = float(loss)
+            f0 = float(loss.detach())
             grad_norm_sq = float(sum((g * g).sum() for g in grads))
             eta = self._reset(self.step_size)
             held, backtracks, f_next = grad_norm_sq == 0.0, 0, f0
