@@ -44,6 +44,7 @@ def test_no_change_during_cooldown_even_on_good_steps():
     sch = _make(patience=0, cooldown=2, max_lr=0.5)
     # fall at step 2; steps 3-4 are the hold (a bad and a good one); step 5 falls again.
     assert _feed(sch, [1.0, 1.0, 1.0, 0.0, 5.0]) == [0.5, 0.25, 0.25, 0.25, 0.125]
+    assert sch.best == 1.0  # the 0.0 came during the hold and was not compared
 
 
 def test_no_change_during_warmup_even_on_bad_steps():

@@ -15,9 +15,11 @@ compares it with the best so far::
     more than ``patience`` consecutive non-improvements ->  lr <- max(lr * factor, min_lr), then
                                                             a ``cooldown`` hold
 
-(changes smaller than ``eps`` are skipped). During a hold the best value is still tracked but no
-streak is counted, so the LR cannot change; this is stricter than the reference, which suspends
-only the bad-step count during cooldown and only the good-step count during warmup. After
+(changes smaller than ``eps`` are skipped). During a hold the metric is not compared at all (the
+best value and both streaks stay as they are, at zero streak after the change), so the LR cannot
+change; the smoothing window still takes the value. This is stricter than the reference, which
+keeps updating the best value and suspends only the bad-step count during cooldown and only the
+good-step count during warmup. After
 ``reset_start`` consecutive steps with every group at its ``min_lr`` (0 disables), the scheduler
 returns to its initial state: the initial LRs, no best, no streaks, no hold, an empty window.
 """
@@ -112,7 +114,10 @@ class GreedyLR:
         if self.smooth:
             self.window.append(current)
             current = sum(self.window) / len(self.window)
-        if self.is_better(current, self.best):
+        if self.cooldown_counter > 0 or self.warmup_counter > 0:
+            self.cooldown_counter = max(0, self.cooldown_counter - 1)
+            self.warmup_counter = max(0, self.warmup_counter - 1)
+        elif self.is_better(current, self.best):
             self.best = current
             self.num_good_steps += 1
             self.num_bad_steps = 0
@@ -120,11 +125,6 @@ class GreedyLR:
             self.num_bad_steps += 1
             self.num_good_steps = 0
 
-        if self.cooldown_counter > 0 or self.warmup_counter > 0:
-            self.cooldown_counter = max(0, self.cooldown_counter - 1)
-            self.warmup_counter = max(0, self.warmup_counter - 1)
-            self.num_good_steps = 0
-            self.num_bad_steps = 0
         if self.num_bad_steps > self.patience:
             self._scale(self.factor)
             self.cooldown_counter = self.cooldown
