@@ -13,15 +13,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from fixtures_data import (
-    COLOURS,
-    WNIDS,
-    write_cifar10,
-    write_cifar100,
-    write_svhn_mat,
-    write_text_corpus,
-    write_tinyimagenet,
-)
 
 from mlrsnet.errors import DataMissingError
 from mlrsnet.tasks.data import download as download_mod
@@ -30,6 +21,15 @@ from mlrsnet.tasks.data.download import OFFLINE_ENV, Remote, ensure_files
 from mlrsnet.tasks.data.svhn import load_svhn
 from mlrsnet.tasks.data.text_corpora import load_ptb, load_wikitext2, tokenize_words
 from mlrsnet.tasks.data.tinyimagenet import CACHE_NAME, load_tinyimagenet
+from tests.fixtures_data import (
+    COLOURS,
+    WNIDS,
+    write_cifar10,
+    write_cifar100,
+    write_svhn_mat,
+    write_text_corpus,
+    write_tinyimagenet,
+)
 
 
 @pytest.fixture(autouse=True)
