@@ -1,35 +1,53 @@
 """The bilevel engine: meta-learns MLR-SNet on the meta-validation split (Shu et al., Alg. 1).
 
-Every ``meta_interval`` inner iterations, at weights theta with training loss L_train:
+Every ``meta_interval`` inner iterations, at weights theta_0 with training loss L_train:
 
-1. lookahead: theta'(phi) = theta - lr_phi * d, with lr_phi = MLR-SNet_phi(L_train) and d the
-   optimiser's update direction (K >= 1 unrolled steps with the ``higher`` backend);
-2. meta loss L_meta(theta'(phi)) on a meta-validation batch;
+1. lookahead: theta_{k+1} = theta_k - lr_k * d_k for k < K, with lr_k = MLR-SNet_phi(L_k) and d_k the
+   optimiser's update direction (SGD with momentum / nesterov / weight decay, Adam, AdamW;
+   :class:`~mlrsnet.meta.hypergrad.UpdateRule`);
+2. meta loss L_meta(theta_K(phi)) on a meta-validation batch;
 3. phi <- Adam(phi, dL_meta/dphi) (lr 1e-3, weight decay 1e-4 by default);
 4. the caller then takes the real step with the *updated* net.
 
+Step 0 needs no second-order graph: theta_0 does not depend on phi, so d_0 is built from the gradient
+the caller's backward pass already left in ``.grad`` (no extra forward or backward), and only lr_0
+carries a graph. For K = 1 the meta step is therefore one forward and backward on the meta batch, and
+autograd through ``theta_1 = theta_0 - lr_0 * d_0`` gives exactly the closed form
+
+    dL_meta/dlr_0 = -< grad L_meta(theta_1), d_0 >.
+
 Backends:
 
-- ``exact``: the one-step closed form dL_meta/dlr = -<grad L_meta(theta'), d>
-  (:mod:`mlrsnet.meta.hypergrad`), then dL/dphi = dL/dlr * dlr/dphi. One extra forward/backward on
-  the meta batch and no second-order graph. SGD (momentum, nesterov, weight decay) and Adam/AdamW.
-- ``higher``: unrolls K >= 1 steps through ``higher.innerloop_ctx`` with the LR passed as a tensor
-  (``diffopt.step(loss, override={'lr': [...]})``), differentiating through the optimiser.
+- ``exact``: K = 1, the closed form above.
+- ``higher``: K >= 1 unrolled steps; from step 1 on each gradient is taken with ``create_graph`` so
+  that the meta-gradient flows through the later gradients, directions and optimiser state (second
+  order), as ``higher.innerloop_ctx`` + ``diffopt.step(loss, override={'lr': [...]})`` would compute it.
+  Optimisers without an :class:`UpdateRule` run through the ``higher`` package itself.
 
-The lookahead never changes the real model's weights, BatchNorm running statistics or optimiser state:
-``exact`` evaluates theta' with ``torch.func.functional_call`` on cloned buffers; ``higher`` works on
-copies of the weights and optimiser state and the engine restores the buffers it shares.
+``first_order=True`` (``higher`` only, K > 1) drops the second-order terms: the gradients of steps
+1..K-1 are taken at detached weights, so dtheta_K/dlr_k = -d_k with d_k treated as a constant. Peak
+memory then holds one forward/backward of activations plus the K directions, instead of K graphs of
+activations and double-backward buffers; the price is a biased hypergradient that ignores how an
+earlier learning rate changes the later gradients (for K = 1 nothing is dropped).
+
+The lookahead never changes the real model's weights, BatchNorm running statistics, gradients or
+optimiser state: weights are substituted with ``torch.func.functional_call`` on cloned buffers, and the
+optimiser state is read, never written.
 """
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
 from mlrsnet.errors import ConfigError
-from mlrsnet.meta.hypergrad import update_direction
-from mlrsnet.net import MLRSNet
+from mlrsnet.meta.hypergrad import UpdateRule
+from mlrsnet.net import MLRSNet, State
 from mlrsnet.tasks.base import Task
 
 BACKENDS = ("exact", "higher")
@@ -49,13 +67,23 @@ class MetaEngine:
         meta_lr: float = 1e-3,
         meta_weight_decay: float = 1e-4,
         grad_clip: float | None = None,
+        first_order: bool = False,
+        use_higher_library: bool = False,
     ) -> None:
+        """``use_higher_library`` runs the ``higher`` backend through the ``higher`` package even where a
+        native :class:`UpdateRule` exists: a cross-check, and the baseline of the benchmarks."""
         if backend not in BACKENDS:
-            raise ConfigError(f"unknown meta backend {backend!r}; use meta.backend=exact or meta.backend=higher")
+            raise ConfigError(
+                f"unknown meta backend {backend!r}; use meta.backend=exact or meta.backend=higher"
+            )
         if K < 1:
             raise ConfigError(f"meta.K must be >= 1, got {K}")
         if backend == "exact" and K != 1:
-            raise ConfigError("the 'exact' backend is the one-step closed form; use meta.backend=higher for K > 1")
+            raise ConfigError(
+                "the 'exact' backend is the one-step closed form; use meta.backend=higher for K > 1"
+            )
+        if first_order and use_higher_library:
+            raise ConfigError("meta.first_order is implemented by the native unroll, not the higher package")
         self.net = net
         self.task = task
         self.model = model
@@ -63,8 +91,18 @@ class MetaEngine:
         self.backend = backend
         self.K = int(K)
         self.grad_clip = grad_clip
-        self.meta_optimizer = torch.optim.Adam(net.parameters(), lr=meta_lr, weight_decay=meta_weight_decay)
-        self._names = [n for n, _ in model.named_parameters()]
+        self.first_order = bool(first_order)
+        native = UpdateRule.supports(optimizer)
+        self.use_higher_library = use_higher_library or (backend == "higher" and not native)
+        if self.use_higher_library and first_order:
+            raise ConfigError(
+                f"meta.first_order needs SGD, Adam or AdamW; {type(optimizer).__name__} runs through higher"
+            )
+        # foreach: one dispatch per op for all of MLR-SNet's tensors (torch picks it only on CUDA)
+        self.meta_optimizer = torch.optim.Adam(
+            net.parameters(), lr=meta_lr, weight_decay=meta_weight_decay, foreach=True
+        )
+        self._names = {id(p): n for n, p in model.named_parameters()}
 
     def state_dict(self) -> dict:
         return {"meta_optimizer": self.meta_optimizer.state_dict()}
@@ -76,58 +114,80 @@ class MetaEngine:
         return loss.detach() / self.task.info.loss_scale
 
     def meta_step(self, batch: tuple, train_loss: torch.Tensor) -> torch.Tensor:
-        """One meta update of MLR-SNet. For ``exact``, the model's ``.grad`` must hold the (clipped)
-        gradient of ``train_loss`` at the current weights, as it does right before
-        ``optimizer.step()``. Returns the detached meta loss."""
-        self.meta_optimizer.zero_grad(set_to_none=True)
-        if self.backend == "exact":
-            meta_loss = self._exact(train_loss)
-        else:
-            meta_loss = self._higher(batch, train_loss)
+        """One meta update of MLR-SNet. The model's ``.grad`` must hold the (clipped) gradient of
+        ``train_loss`` on ``batch`` at the current weights, as it does right before ``optimizer.step()``.
+        Returns the detached meta loss (a device tensor)."""
+        meta_loss = self.hypergradient(batch, train_loss)
         self.meta_optimizer.step()
         return meta_loss
 
     def hypergradient(self, batch: tuple, train_loss: torch.Tensor) -> torch.Tensor:
         """Compute dL_meta/dphi into the net's ``.grad`` without stepping (for tests and tools)."""
         self.meta_optimizer.zero_grad(set_to_none=True)
-        if self.backend == "exact":
-            return self._exact(train_loss)
-        return self._higher(batch, train_loss)
+        if self.use_higher_library:
+            return self._higher_library(batch, train_loss)
+        return self._unroll(train_loss)
 
-    def _exact(self, train_loss: torch.Tensor) -> torch.Tensor:
-        lr, _ = self.net(self._net_input(train_loss), self.net.state)
-        dirs = [d for group in update_direction(self.optimizer) for d in group]
-        params = [p for group in self.optimizer.param_groups for p in group["params"]]
-        named = dict(zip(self._names, self.model.parameters(), strict=True))
-        by_id = {id(p): n for n, p in named.items()}
-        lr_value = lr.detach()
-        lookahead: dict[str, torch.Tensor] = {}
-        moved: list[tuple[torch.Tensor, torch.Tensor]] = []
-        with torch.no_grad():
-            for p, d in zip(params, dirs, strict=True):
-                if d is None:
-                    continue
-                q = (p - lr_value * d).requires_grad_(True)
-                lookahead[by_id[id(p)]] = q
-                moved.append((q, d))
-        for n, p in named.items():
-            lookahead.setdefault(n, p.detach())
-        buffers = {n: b.clone() for n, b in self.model.named_buffers()}
-        meta_batch = self.task.meta_batch()
+    def _unroll(self, train_loss: torch.Tensor) -> torch.Tensor:
+        rule = UpdateRule.of(self.optimizer)
+        groups = self.optimizer.param_groups
+        # Only parameters the optimiser would move (those with a gradient) become lookahead tensors.
+        live = [[p for p in g["params"] if p.grad is not None] for g in groups]
+        names = [self._names[id(p)] for ps in live for p in ps]
+        base = {n: p.detach() for n, p in self.model.named_parameters()}
+        base.update((n, b.clone()) for n, b in self.model.named_buffers())
 
-        def forward(*args: torch.Tensor) -> torch.Tensor:
-            return functional_call(self.model, {**lookahead, **buffers}, args)
+        def at(thetas: list[list[torch.Tensor]]) -> Callable[..., Any]:
+            weights = {**base, **dict(zip(names, (t for ts in thetas for t in ts), strict=True))}
+            return lambda *args: functional_call(self.model, weights, args)
 
-        meta_loss = self.task.loss(forward, meta_batch)
-        grads = torch.autograd.grad(meta_loss, [q for q, _ in moved], allow_unused=True)
-        hypergrad = torch.zeros((), device=lr.device, dtype=lr.dtype)
-        for g, (_, d) in zip(grads, moved, strict=True):
-            if g is not None:
-                hypergrad = hypergrad - (g * d).sum().to(lr.dtype)
-        lr.backward(hypergrad)
+        lr, state = self.net(self._net_input(train_loss), self.net.state)
+        thetas: list[list[torch.Tensor]] = []
+        opt_states: list[list[dict]] = []
+        for group, ps in zip(groups, live, strict=True):
+            theta0 = [p.detach() for p in ps]
+            with torch.no_grad():
+                dirs, after = rule.direction(
+                    group, theta0, [p.grad for p in ps], [self.optimizer.state.get(p, {}) for p in ps]
+                )
+            thetas.append(_lookahead(theta0, dirs, lr))
+            opt_states.append(after)
+        for _ in range(1, self.K):
+            state = (state[0].detach(), state[1].detach())
+            thetas, opt_states, state = self._inner_step(rule, at, thetas, opt_states, state)
+        meta_loss = self.task.loss(at(thetas), self.task.meta_batch())
+        meta_loss.backward(inputs=list(self.net.parameters()))
         return meta_loss.detach()
 
-    def _higher(self, batch: tuple, train_loss: torch.Tensor) -> torch.Tensor:
+    def _inner_step(
+        self,
+        rule: UpdateRule,
+        at: Callable[[list[list[torch.Tensor]]], Callable[..., Any]],
+        thetas: list[list[torch.Tensor]],
+        opt_states: list[list[dict]],
+        state: State,
+    ) -> tuple[list[list[torch.Tensor]], list[list[dict]], State]:
+        """theta_{k+1} = theta_k - lr_k * d_k on a fresh training batch: second order, or with the
+        gradient and direction taken at detached weights when ``first_order``."""
+        points = thetas
+        if self.first_order:
+            points = [[t.detach().requires_grad_(True) for t in ts] for ts in thetas]
+        loss = self.task.loss(at(points), self.task.random_train_batch())
+        flat = [t for ts in points for t in ts]
+        grads = torch.autograd.grad(loss, flat, create_graph=not self.first_order, allow_unused=True)
+        grads = [torch.zeros_like(t) if g is None else g for t, g in zip(flat, grads, strict=True)]
+        grads = self._clip(grads)
+        lr, new_state = self.net(self._net_input(loss), state)
+        new_thetas, new_opt_states, pos = [], [], 0
+        for group, ts, xs, sts in zip(self.optimizer.param_groups, thetas, points, opt_states, strict=True):
+            with torch.no_grad() if self.first_order else contextlib.nullcontext():
+                dirs, after = rule.direction(group, xs, grads[pos:pos + len(xs)], sts)
+            new_thetas.append(_lookahead(ts, dirs, lr))
+            new_opt_states.append(after)
+            pos += len(xs)
+        return new_thetas, new_opt_states, new_state
+
+    def _higher_library(self, batch: tuple, train_loss: torch.Tensor) -> torch.Tensor:
         import higher
 
         import mlrsnet.meta.higher_optim  # noqa: F401  (torch-exact Adam/AdamW for higher)
@@ -144,7 +204,7 @@ class MetaEngine:
                     inner_loss = self.task.loss(fmodel, inner_batch)
                     lr, new_state = self.net(self._net_input(inner_loss), state)
                     state = (new_state[0].detach(), new_state[1].detach())
-                    diffopt.step(inner_loss, override={"lr": [lr] * n_groups}, grad_callback=self._clip_callback)
+                    diffopt.step(inner_loss, override={"lr": [lr] * n_groups}, grad_callback=self._clip)
                 meta_loss = self.task.loss(fmodel, self.task.meta_batch())
                 meta_loss.backward(inputs=list(self.net.parameters()))
         finally:
@@ -153,7 +213,7 @@ class MetaEngine:
                     b.copy_(saved)
         return meta_loss.detach()
 
-    def _clip_callback(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
+    def _clip(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
         """Differentiable counterpart of ``clip_grad_norm_`` for the unrolled steps."""
         if not self.grad_clip:
             return grads
@@ -161,3 +221,10 @@ class MetaEngine:
         norm = torch.sqrt(sum((g * g).sum() for g in present))
         coef = torch.clamp(self.grad_clip / (norm + 1e-6), max=1.0)
         return [None if g is None else g * coef for g in grads]
+
+
+def _lookahead(params: list[torch.Tensor], dirs: list[torch.Tensor], lr: torch.Tensor) -> list[torch.Tensor]:
+    """``params - lr * dirs`` with a graph to ``lr`` (and to params / dirs where they carry one)."""
+    if not params:
+        return []
+    return torch._foreach_sub(params, torch._foreach_mul(dirs, [lr] * len(dirs)))
