@@ -53,12 +53,18 @@ class LRDriver:
         """Restore from :meth:`state_dict`."""
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: torch.Tensor | float, scales: list[float] | None = None) -> None:
-    """Set every param group's LR to ``lr`` (times the group's scale). A tensor LR is kept as a
-    tensor where the optimiser accepts one (CUDA), otherwise converted once here."""
+def set_lr(
+    optimizer: torch.optim.Optimizer, lr: torch.Tensor | float, scales: list[float] | None = None
+) -> None:
+    """Set every param group's LR to ``lr`` (times the group's scale).
+
+    A tensor LR stays a tensor for groups whose step reads it on the device (``fused`` or
+    ``capturable`` optimisers; :func:`mlrsnet.utils.build_optimizer` picks ``fused`` on CUDA), so the
+    step needs no host sync. Every other torch step turns a tensor LR into a Python number itself
+    (``.item()``), so it is converted once here instead."""
     for i, group in enumerate(optimizer.param_groups):
         value = lr if scales is None else lr * scales[i]
-        if isinstance(value, torch.Tensor) and value.device.type == "cpu":
+        if isinstance(value, torch.Tensor) and not (group.get("fused") or group.get("capturable")):
             value = float(value)
         group["lr"] = value
 

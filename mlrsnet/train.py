@@ -125,7 +125,7 @@ def meta_train(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) ->
         engine = MetaEngine(
             net, task, model, optimizer, backend=cfg["meta"]["backend"], K=int(cfg["meta"]["K"]),
             meta_lr=float(cfg["meta"]["lr"]), meta_weight_decay=float(cfg["meta"]["weight_decay"]),
-            grad_clip=cfg.get("grad_clip"),
+            grad_clip=cfg.get("grad_clip"), first_order=bool(cfg["meta"].get("first_order", False)),
         )
         driver = MLRSNetDriver(net, optimizer, task.info.loss_scale)
     else:

@@ -27,7 +27,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: dict[str, Any]) -> torch.optim.Optimizer:
-    """SGD / Adam / AdamW from the ``optimizer`` config section."""
+    """SGD / Adam / AdamW from the ``optimizer`` config section. On CUDA the step is ``fused``: it reads
+    a tensor LR (MLR-SNet's output) on the device, so setting the LR needs no host sync."""
+    params = list(params)
+    cuda = bool(params) and all(isinstance(p, torch.Tensor) and p.device.type == "cuda" for p in params)
+    fused = True if cuda else None
     name = str(cfg.get("name", "sgd")).lower()
     lr = float(cfg["lr"])
     if lr <= 0:
@@ -38,11 +42,11 @@ def build_optimizer(params: Iterable[torch.nn.Parameter], cfg: dict[str, Any]) -
     if name == "sgd":
         momentum = float(cfg.get("momentum", 0.0))
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=wd,
-                               nesterov=bool(cfg.get("nesterov", False)) and momentum > 0)
+                               nesterov=bool(cfg.get("nesterov", False)) and momentum > 0, fused=fused)
     if name in ("adam", "adamw"):
         cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
-        return cls(params, lr=lr, betas=tuple(cfg.get("betas", (0.9, 0.999))), eps=float(cfg.get("eps", 1e-8)),
-                   weight_decay=wd)
+        betas = tuple(cfg.get("betas", (0.9, 0.999)))
+        return cls(params, lr=lr, betas=betas, eps=float(cfg.get("eps", 1e-8)), weight_decay=wd, fused=fused)
     raise ConfigError(f"unknown optimizer {name!r}; use optimizer.name=sgd, adam or adamw")
 
 
