@@ -64,3 +64,18 @@ def run_hydra(task_function: Callable[[Any], Any], config_name: str, group: str,
     guarded.__name__ = command
     guarded.__module__ = task_function.__module__
     hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(guarded)()
+
+
+def compose(config_name: str = "train", overrides: list[str] | None = None) -> Any:
+    """Compose ``conf/<config_name>.yaml`` with command-line style overrides, from Python.
+
+    ``compose("train", ["+task=digits_cnn", "epochs=5"])`` gives the config that
+    ``python -m mlrsnet.train +task=digits_cnn epochs=5`` would run with.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="mlrsnet.conf", version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=list(overrides or []))
