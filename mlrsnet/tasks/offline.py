@@ -14,7 +14,9 @@ from mlrsnet.tasks.data.splits import class_balanced_split, corrupt_labels
 from mlrsnet.tasks.registry import register_dataset
 
 
-def stratified_holdout(y: torch.Tensor, fraction: float, num_classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def stratified_holdout(
+    y: torch.Tensor, fraction: float, num_classes: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Split indices into (rest, holdout) with ``fraction`` of every class held out, from a fixed seed
     so that every run of a task sees the same test set."""
     g = torch.Generator().manual_seed(seed)
@@ -124,7 +126,9 @@ def build_cpython_text(cfg: dict, seed: int, device: torch.device) -> LanguageMo
     text_docs = [docs[i] for i in order]
     n_test = max(1, int(len(text_docs) * float(cfg.get("test_fraction", 0.1))))
     n_meta = max(1, int(len(text_docs) * float(cfg.get("meta_fraction", 0.1))))
-    test_docs, meta_docs, train_docs = text_docs[:n_test], text_docs[n_test:n_test + n_meta], text_docs[n_test + n_meta:]
+    test_docs = text_docs[:n_test]
+    meta_docs = text_docs[n_test:n_test + n_meta]
+    train_docs = text_docs[n_test + n_meta:]
 
     def join(parts: list[str], limit: int) -> str:
         return "\n\n".join(parts)[:limit]
