@@ -17,6 +17,7 @@ All data lives on ``device`` as tensors and batches are drawn by indexing, not b
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -46,8 +47,17 @@ class Task:
     """Base class; see the module docstring for the protocol."""
 
     info: TaskInfo
+    device: torch.device
     generator: torch.Generator
     meta_generator: torch.Generator
+    autocast_dtype: torch.dtype | None = None  # set by the entry point: bf16 with ``amp=true`` on CUDA
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Context for every forward pass of the task (training, meta and evaluation), so that mixed
+        precision is one switch; losses are computed in float32 outside it."""
+        if self.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
     def build_model(self) -> nn.Module:
         raise NotImplementedError
@@ -177,7 +187,9 @@ class ClassificationTask(Task):
 
     def loss(self, forward: Forward, batch: tuple) -> torch.Tensor:
         x, y = batch
-        return F.cross_entropy(forward(x), y)
+        with self.autocast():
+            logits = forward(x)
+        return F.cross_entropy(logits.float(), y)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
@@ -194,7 +206,8 @@ class ClassificationTask(Task):
         for s in range(0, y.numel(), self.eval_batch_size):
             xb = x[s:s + self.eval_batch_size]
             xb = self.transform_eval(xb) if self.transform_eval else xb
-            logits = model(xb).float()
+            with self.autocast():
+                logits = model(xb).float()
             yb = y[s:s + self.eval_batch_size]
             loss_sum += F.cross_entropy(logits, yb, reduction="sum")
             pred = logits.argmax(1)
@@ -282,7 +295,8 @@ class LanguageModelTask(Task):
 
     def _logits_loss(self, forward: Forward, batch: tuple) -> tuple[torch.Tensor, Any]:
         x, y, hidden = batch
-        logits, new_hidden = forward(x, hidden)
+        with self.autocast():
+            logits, new_hidden = forward(x, hidden)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1)), new_hidden
 
     def loss(self, forward: Forward, batch: tuple) -> torch.Tensor:
@@ -305,7 +319,8 @@ class LanguageModelTask(Task):
             x = rows[:, i:i + self.bptt]
             y = rows[:, i + 1:i + 1 + self.bptt]
             x = x[:, : y.shape[1]]
-            logits, hidden = model(x, hidden)
+            with self.autocast():
+                logits, hidden = model(x, hidden)
             total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1), reduction="sum")
             count += y.numel()
         model.train(was_training)

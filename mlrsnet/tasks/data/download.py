@@ -105,13 +105,14 @@ def _fetch(root: Path, remote: Remote) -> None:
     """Download ``remote`` into ``root/remote.subdir``; every file appears there complete or not at all."""
     dest = root / remote.subdir
     dest.mkdir(parents=True, exist_ok=True)
-    _log.info("downloading %s to %s", remote.url, dest)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{remote.filename}.", suffix=".part", dir=dest)
     tmp = Path(tmp_name)
     try:
         h = hashlib.md5(usedforsecurity=False)
         request = urllib.request.Request(remote.url, headers={"User-Agent": "mlrsnet"})
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=_TIMEOUT_S) as response:
+            # Logged once connected, so that an offline run prints nothing but its one-line error.
+            _log.info("downloading %s to %s", remote.url, dest)
             while chunk := response.read(_CHUNK):
                 h.update(chunk)
                 out.write(chunk)
