@@ -1,0 +1,92 @@
+"""Transfer table: the shipped MLR-SNet against hand-designed schedules on several queries and seeds.
+
+    nice python experiments/transfer_table.py --out runs/transfer_table \
+        --queries text_lstm digits_mlp digits_cnn_epochs10 digits_cnn_epochs90 --seeds 0 1 2
+
+Each (query, seed) is one ``mlrsnet.transfer`` run with ``compare=[step,cosine]`` (the same seed, model
+initialisation and data order for the three schedules), written to ``<out>/<query>/seed<k>/``; a run whose
+``summary.json`` already holds the comparison is reused, so an interrupted table resumes. Hydra
+overrides for every run go after ``--`` (e.g. ``-- device=cuda``). The table
+(mean and standard deviation of the final test metric over seeds, and the seeds on which MLR-SNet
+beats both baselines) is printed and written to ``<out>/table.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+
+from mlrsnet.transfer import transfer
+
+
+def run(query: str, seed: int, compare: list[str], out: Path, overrides: list[str]) -> dict:
+    run_dir = out / query / f"seed{seed}"
+    done = run_dir / "summary.json"
+    if done.is_file():
+        summary = json.loads(done.read_text())
+        if set(summary.get("comparison", {})) == {"mlrsnet", *compare}:
+            return summary
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="mlrsnet.conf", version_base="1.3"):
+        cfg = compose("transfer", [f"+query={query}", f"seed={seed}", f"compare=[{','.join(compare)}]",
+                                   "progress=false", *overrides])
+    return transfer(cfg, run_dir)
+
+
+def table(results: dict[str, list[dict]], compare: list[str]) -> str:
+    schedules = ["mlrsnet", *compare]
+    lines = [
+        "| query | axis | metric | " + " | ".join(schedules) + " | MLR-SNet best on |",
+        "|---|---|---|" + "---|" * len(schedules) + "---|",
+    ]
+    for query, summaries in results.items():
+        s0 = summaries[0]
+        sign = 1 if s0["higher_is_better"] else -1
+        cells = []
+        means = {}
+        for name in schedules:
+            values = [s["comparison"][name] for s in summaries]
+            means[name] = statistics.fmean(values)
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{means[name]:.4f} ± {sd:.4f}")
+        best = max(schedules, key=lambda n: sign * means[n])
+        cells = [f"**{c}**" if n == best else c for n, c in zip(schedules, cells, strict=True)]
+        wins = sum(
+            all(sign * s["comparison"]["mlrsnet"] > sign * s["comparison"][b] for b in compare) for s in summaries
+        )
+        arrow = "higher" if sign > 0 else "lower"
+        lines.append(f"| {query} | {s0['axis']} | test {s0['metric']} ({arrow} is better) | "
+                     + " | ".join(cells) + f" | {wins}/{len(summaries)} seeds |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/transfer_table"))
+    parser.add_argument("--queries", nargs="+",
+                        default=["text_lstm", "digits_mlp", "digits_cnn_epochs10", "digits_cnn_epochs90"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--compare", nargs="+", default=["step", "cosine"])
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run, e.g. device=cuda")
+    args = parser.parse_args()
+    results = {}
+    for query in args.queries:
+        results[query] = []
+        for seed in args.seeds:
+            summary = run(query, seed, args.compare, args.out, args.overrides)
+            results[query].append(summary)
+            print(f"{query} seed {seed}: " + ", ".join(f"{k} {v:.4f}" for k, v in summary["comparison"].items()),
+                  flush=True)
+    text = table(results, args.compare)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "table.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

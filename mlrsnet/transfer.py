@@ -1,0 +1,270 @@
+"""Transfer a meta-learned MLR-SNet: freeze it and schedule a task it never saw.
+
+Command line (Hydra)::
+
+    python -m mlrsnet.transfer +query=text_lstm [checkpoint=PATH gamma=checkpoint compare=[step,cosine]]
+
+Python::
+
+    from mlrsnet.transfer import transfer
+    summary = transfer(cfg, run_dir="runs/my_transfer")   # cfg: the composed conf/transfer.yaml + query
+
+The query's task is trained by :func:`mlrsnet.loop.train_loop` (the loop meta-training uses) with the LR
+that the frozen net emits at every step from that step's loss
+(:class:`~mlrsnet.scheduler.FrozenMLRSNetDriver`). The output scale on the query task (``gamma``):
+
+- ``recompute`` (default, the paper's protocol): gamma = sqrt(L0) ln(L0 C) / (4 C^0.25), with L0 the
+  query model's initial loss and C its class count (vocabulary size for a language model);
+- ``checkpoint``: the gamma stored in the checkpoint(s); a number: that gamma.
+
+``checkpoint`` is a path (``null``: the shipped ``checkpoints/digits_cnn_seed0.pt``) or a list of paths
+swapped at equal fractions of training (the paper's multi-checkpoint protocol).
+
+``compare=[step,cosine,...]`` also trains the query under hand-designed schedules: each name is an entry
+of ``baselines`` (a torch built-in schedule and its parameters, stepped every iteration) and starts from
+the query's ``optimizer.lr``. Every schedule of a run uses the same seed, so the same model
+initialisation and the same data order.
+
+Outputs in the run directory, as :mod:`mlrsnet.train` writes them: ``metrics.jsonl``, ``summary.json``,
+``config.yaml`` (resolved), ``environment.json``, ``lr_schedule.csv`` / ``lr_schedule.png`` (the MLR-SNet
+run); with ``compare``, ``compare/<name>/`` holds the same files for each baseline, and
+``comparison.csv`` / ``comparison.md`` tabulate all of them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mlrsnet.checkpoint import atomic_write_json, atomic_write_text
+from mlrsnet.errors import ConfigError
+from mlrsnet.log import RunLogger, read_metrics
+from mlrsnet.loop import LoopConfig, LRDriver, TorchSchedulerDriver, train_loop
+from mlrsnet.net import MLRSNet, compute_gamma
+from mlrsnet.scheduler import FrozenMLRSNetDriver, MLRSNetScheduler, load_frozen, resolve_checkpoint
+from mlrsnet.schedules.builtin import TORCH_SCHEDULES, build_torch_scheduler
+from mlrsnet.tasks import Task, build_task
+from mlrsnet.train import initial_loss, save_lr_schedule
+from mlrsnet.utils import build_optimizer, resolve_device, seed_everything, to_plain
+
+GAMMA_MODES = ("recompute", "checkpoint")
+
+
+def checkpoint_list(value: Any) -> list[str | None]:
+    """The ``checkpoint`` key as a list (``null`` is the shipped checkpoint)."""
+    if value is None or isinstance(value, str):
+        return [value]
+    items = list(value)
+    if not items:
+        raise ConfigError("checkpoint=[] names no checkpoint; give a path, a list of paths, or null")
+    return [str(v) for v in items]
+
+
+def validate(cfg: dict) -> None:
+    """Range checks with messages that name the key and the fix."""
+    if "query" not in cfg or "task" not in cfg:
+        raise ConfigError("no query composed; run `python -m mlrsnet.transfer +query=NAME`")
+    if int(cfg["epochs"]) < 1:
+        raise ConfigError(f"epochs must be >= 1, got {cfg['epochs']}")
+    if int(cfg["batch_size"]) < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {cfg['batch_size']}")
+    if float(cfg["optimizer"]["lr"]) <= 0:
+        raise ConfigError(f"optimizer.lr must be positive, got {cfg['optimizer']['lr']}")
+    gamma = cfg["gamma"]
+    if gamma not in GAMMA_MODES:
+        try:
+            value = float(gamma)
+        except (TypeError, ValueError):
+            value = math.nan
+        if not value > 0:
+            raise ConfigError(f"gamma={gamma!r}: use gamma=recompute, gamma=checkpoint or a positive number")
+    known = sorted(set(cfg["baselines"]) | set(TORCH_SCHEDULES))
+    for name in cfg["compare"]:
+        if name not in known:
+            raise ConfigError(f"compare: unknown schedule {name!r}; use names from: {', '.join(known)}")
+    checkpoint_list(cfg["checkpoint"])
+
+
+def baseline_kwargs(spec: dict, total_steps: int) -> tuple[str, dict]:
+    """``(torch schedule name, parameters)`` of a ``baselines`` entry; ``*_frac`` keys (fractions of
+    the run) become iteration counts."""
+    kwargs: dict[str, Any] = {}
+    for key, value in spec.items():
+        if key == "schedule":
+            continue
+        if key.endswith("_frac"):
+            key = key[: -len("_frac")]
+            if isinstance(value, list | tuple):
+                value = [max(1, round(float(v) * total_steps)) for v in value]
+            else:
+                value = max(1, round(float(value) * total_steps))
+        kwargs[key] = value
+    return spec["schedule"], kwargs
+
+
+def _make_driver(
+    cfg: dict, name: str, nets: list[MLRSNet], sources: list[str], task: Task, model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer, total_steps: int,
+) -> tuple[LRDriver, dict]:
+    """The LR driver of schedule ``name`` (``mlrsnet`` or a ``baselines`` entry) and what the summary
+    records about it."""
+    if name != "mlrsnet":
+        spec = {"schedule": name, **(cfg["baselines"].get(name) or {})}
+        kind, kwargs = baseline_kwargs(spec, total_steps)
+        sched = build_torch_scheduler(kind, optimizer, total_steps, task.steps_per_epoch, **kwargs)
+        extra = {"torch_schedule": kind, "schedule_kwargs": kwargs,
+                 "initial_lr": float(cfg["optimizer"]["lr"])}
+        return TorchSchedulerDriver(sched, name=name), extra
+    l0 = initial_loss(task, model, int(cfg["seed"]))
+    mode = cfg["gamma"]
+    if mode == "recompute":
+        scale: float | str = compute_gamma(l0, task.info.num_classes, float(cfg.get("gamma_min", 1e-2)))
+    elif mode == "checkpoint":
+        scale = "checkpoint"
+    else:
+        scale = float(mode)
+    if len(nets) > total_steps:
+        raise ConfigError(f"{len(nets)} checkpoints need at least as many steps and the run has "
+                          f"{total_steps}; raise epochs or pass fewer checkpoints")
+    sched = MLRSNetScheduler(optimizer, nets, scale=scale, loss_scale=task.info.loss_scale,
+                             total_steps=total_steps)
+    gammas = [float(net.gamma) for net in nets]
+    extra = {
+        "checkpoints": sources, "gamma_mode": mode if mode in GAMMA_MODES else "fixed",
+        "gamma": scale if isinstance(scale, float) else gammas[0], "checkpoint_gammas": gammas,
+        "initial_loss": l0, "loss_scale": task.info.loss_scale,
+    }
+    return FrozenMLRSNetDriver(sched), extra
+
+
+def _train_one(
+    cfg: dict, name: str, run_dir: Path, config_yaml: str | None, nets: list[MLRSNet], sources: list[str]
+) -> dict:
+    """Train the query task once under schedule ``name``; write ``run_dir`` and return its summary.
+    Every call re-seeds, so every schedule gets the same initialisation and data order."""
+    device = resolve_device(str(cfg["device"]))
+    seed = int(cfg["seed"])
+    seed_everything(seed)
+    task = build_task(cfg["task"], seed, device)
+    torch.manual_seed(seed)
+    model = task.build_model()
+    optimizer = build_optimizer(model.parameters(), cfg["optimizer"])
+    epochs = int(cfg["epochs"])
+    total_steps = epochs * task.steps_per_epoch
+    driver, extra = _make_driver(cfg, name, nets, sources, task, model, optimizer, total_steps)
+
+    logger = RunLogger(run_dir, config_yaml=config_yaml)
+    loop_cfg = LoopConfig(
+        epochs=epochs, grad_clip=cfg.get("grad_clip"), progress=bool(cfg.get("progress", True)),
+        log_steps=bool(cfg.get("log_steps", True)), eval_splits=("test",),
+        desc=f"{cfg['query']['name']} [{name}]",
+    )
+    t0 = time.perf_counter()
+    history = train_loop(task, model, optimizer, driver, loop_cfg, logger=logger)
+    wall = time.perf_counter() - t0
+
+    metric = task.info.metric
+    key = f"test_{metric}"
+    values = [h[key] for h in history]
+    summary: dict[str, Any] = {
+        "query": cfg["query"]["name"],
+        "axis": cfg["query"].get("axis"),
+        "task": task.info.name,
+        "schedule": name,
+        "seed": seed,
+        "epochs": epochs,
+        "steps": history[-1]["step"],
+        "metric": metric,
+        "higher_is_better": task.info.higher_is_better,
+        f"final_{key}": values[-1],
+        f"best_{key}": max(values) if task.info.higher_is_better else min(values),
+        "final_train_loss": history[-1]["train_loss"],
+        "lr_mean": sum(h["lr_mean"] for h in history) / len(history),
+        "wall_time_s": wall,
+        "run_dir": str(run_dir),
+        **extra,
+    }
+    steps = [(r["step"], r["lr"]) for r in read_metrics(run_dir / "metrics.jsonl") if r.get("type") == "step"]
+    if steps:
+        save_lr_schedule(run_dir, steps, f"{cfg['query']['name']}: {name} LR (seed {seed})")
+    logger.summary(summary)
+    logger.close()
+    return summary
+
+
+def comparison_table(summaries: list[dict]) -> tuple[str, str]:
+    """``(csv, markdown)`` of the schedules of one run: final and best test metric, final training
+    loss, mean LR and wall time; the best final metric is in bold in the markdown."""
+    metric = summaries[0]["metric"]
+    key = f"test_{metric}"
+    finals = [s[f"final_{key}"] for s in summaries]
+    best = max(finals) if summaries[0]["higher_is_better"] else min(finals)
+    cols = ["schedule", f"final_{key}", f"best_{key}", "final_train_loss", "lr_mean", "wall_time_s"]
+    csv = ",".join(cols) + "\n" + "".join(
+        ",".join([s["schedule"]] + [f"{s[c]:.6g}" for c in cols[1:]]) + "\n" for s in summaries
+    )
+    s0 = summaries[0]
+    md = [
+        f"# Transfer: query {s0['query']} (task {s0['task']}, axis {s0['axis']}), seed {s0['seed']}, "
+        f"{s0['epochs']} epochs",
+        "",
+        f"| schedule | final test {metric} | best test {metric} | final train loss | mean LR | wall s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s, final in zip(summaries, finals, strict=True):
+        shown = f"**{final:.4f}**" if final == best else f"{final:.4f}"
+        md.append(f"| {s['schedule']} | {shown} | {s[f'best_{key}']:.4f} | {s['final_train_loss']:.4f} | "
+                  f"{s['lr_mean']:.4g} | {s['wall_time_s']:.1f} |")
+    return csv, "\n".join(md) + "\n"
+
+
+def transfer(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) -> dict:
+    """Train ``cfg.query``'s task with a frozen MLR-SNet (and the ``compare`` baselines); write the run
+    directory and return the MLR-SNet run's summary (with a ``comparison`` entry when comparing)."""
+    cfg = to_plain(cfg)
+    validate(cfg)
+    run_dir = Path(run_dir)
+    device = resolve_device(str(cfg["device"]))
+    sources = checkpoint_list(cfg["checkpoint"])
+    resolved = [str(resolve_checkpoint(s)) for s in sources]
+    # Loaded once, before any seeding, so that building them draws nothing from the seeded generators.
+    nets = [load_frozen(path, device) for path in resolved]
+
+    summary = _train_one(cfg, "mlrsnet", run_dir, config_yaml, nets, resolved)
+    if cfg["compare"]:
+        summaries = [summary]
+        for name in dict.fromkeys(cfg["compare"]):
+            summaries.append(_train_one(cfg, name, run_dir / "compare" / name, None, nets, resolved))
+        csv, md = comparison_table(summaries)
+        atomic_write_text(run_dir / "comparison.csv", csv)
+        atomic_write_text(run_dir / "comparison.md", md)
+        key = f"final_test_{summary['metric']}"
+        summary["comparison"] = {s["schedule"]: s[key] for s in summaries}
+        atomic_write_json(run_dir / "summary.json", summary)
+    return summary
+
+
+def _hydra_main(cfg: Any) -> None:
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    summary = transfer(cfg, run_dir, config_yaml=OmegaConf.to_yaml(cfg, resolve=True))
+    metric = summary["metric"]
+    results = summary.get("comparison") or {"mlrsnet": summary[f"final_test_{metric}"]}
+    shown = ", ".join(f"{name} {value:.4f}" for name, value in results.items())
+    print(f"done: test {metric} {shown}; outputs in {run_dir}")
+
+
+def main() -> None:
+    from mlrsnet.cli import run_hydra
+
+    run_hydra(_hydra_main, config_name="transfer", group="query", command="transfer")
+
+
+if __name__ == "__main__":
+    main()

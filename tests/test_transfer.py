@@ -1,0 +1,201 @@
+"""`mlrsnet.transfer`: meta-train -> save -> load round trip, queries, baselines, outputs and errors."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from mlrsnet.checkpoint import save, save_mlrsnet
+from mlrsnet.cli import available_configs
+from mlrsnet.errors import CheckpointError, ConfigError
+from mlrsnet.log import read_metrics
+from mlrsnet.loop import LoopConfig, MLRSNetDriver, train_loop
+from mlrsnet.meta.engine import MetaEngine
+from mlrsnet.net import MLRSNet, MLRSNetConfig
+from mlrsnet.tasks import available_datasets, build_task
+from mlrsnet.train import build_net, initial_loss
+from mlrsnet.transfer import baseline_kwargs, transfer
+from mlrsnet.utils import build_optimizer, seed_everything, to_plain
+from tests.conftest import compose, run_cli
+
+TINY = ["epochs=1", "task.train_fraction=0.3", "progress=false"]
+
+
+@pytest.fixture(scope="module")
+def meta_trained(tmp_path_factory):
+    """A net meta-trained in memory for one short epoch, and its checkpoint."""
+    cfg = to_plain(compose("train", ["+task=digits_mlp", *TINY]))
+    seed_everything(0)
+    task = build_task(cfg["task"], 0, "cpu")
+    torch.manual_seed(0)
+    model = task.build_model()
+    optimizer = build_optimizer(model.parameters(), cfg["optimizer"])
+    net = build_net(cfg, task, initial_loss(task, model, 0), torch.device("cpu"))
+    engine = MetaEngine(net, task, model, optimizer, backend="exact", K=1, meta_lr=1e-2, meta_weight_decay=0.0)
+    train_loop(task, model, optimizer, MLRSNetDriver(net, optimizer), LoopConfig(epochs=1, progress=False),
+               engine=engine)
+    path = tmp_path_factory.mktemp("ckpt") / "mlrsnet.pt"
+    save_mlrsnet(path, net, task=task.info.name)
+    net.reset_state()
+    return net, path
+
+
+def replay(net: MLRSNet, losses: list[float], loss_scale: float = 1.0) -> list[float]:
+    """The LRs the in-memory net emits on a loss sequence."""
+    out, state = [], None
+    for loss in losses:
+        with torch.no_grad():
+            lr, state = net(torch.tensor(loss) / loss_scale, state)
+        out.append(float(lr))
+    return out
+
+
+def steps_of(run_dir) -> tuple[list[float], list[float]]:
+    records = [r for r in read_metrics(run_dir / "metrics.jsonl") if r["type"] == "step"]
+    return [r["loss"] for r in records], [r["lr"] for r in records]
+
+
+def transfer_cfg(query: str, *overrides: str) -> dict:
+    tiny = ["epochs=1", "progress=false"] if query.startswith("text") else TINY
+    return compose("transfer", [f"+query={query}", *tiny, *overrides])
+
+
+def test_meta_train_save_load_transfer_gives_the_in_memory_lr_sequence(meta_trained, tmp_path):
+    net, path = meta_trained
+    summary = transfer(transfer_cfg("digits_cnn", f"checkpoint={path}", "gamma=checkpoint"), tmp_path)
+    losses, lrs = steps_of(tmp_path)
+    assert len(lrs) == summary["steps"] > 3
+    assert lrs == pytest.approx(replay(net, losses), rel=1e-6, abs=0)
+    assert summary["checkpoints"] == [str(path)] and summary["gamma"] == pytest.approx(float(net.gamma))
+
+
+def test_recomputed_gamma_rescales_the_same_sequence(meta_trained, tmp_path):
+    net, path = meta_trained
+    summary = transfer(transfer_cfg("digits_cnn", f"checkpoint={path}"), tmp_path)
+    losses, lrs = steps_of(tmp_path)
+    factor = summary["gamma"] / float(net.gamma)
+    assert summary["gamma_mode"] == "recompute" and factor != pytest.approx(1.0)
+    assert lrs == pytest.approx([lr * factor for lr in replay(net, losses)], rel=1e-6)
+    assert summary["initial_loss"] == pytest.approx(math.log(10), rel=0.2)
+
+
+def test_text_query_feeds_the_net_the_loss_over_ln_vocab(meta_trained, tmp_path):
+    net, path = meta_trained
+    small = ["task.max_chars=12000", "batch_size=8", "task.model_kwargs.hidden_size=32"]
+    summary = transfer(transfer_cfg("text_lstm", f"checkpoint={path}", "gamma=0.5", *small), tmp_path)
+    losses, lrs = steps_of(tmp_path)
+    task = build_task(to_plain(transfer_cfg("text_lstm", *small))["task"], 0)
+    assert summary["metric"] == "perplexity" and summary["gamma_mode"] == "fixed"
+    assert task.info.loss_scale == pytest.approx(math.log(task.info.num_classes))
+    expected = [lr * 0.5 / float(net.gamma) for lr in replay(net, losses, task.info.loss_scale)]
+    assert lrs == pytest.approx(expected, rel=1e-6)
+
+
+def test_multi_checkpoint_protocol_swaps_at_equal_fractions(meta_trained, tmp_path):
+    net, path = meta_trained
+    torch.manual_seed(3)
+    other = MLRSNet(MLRSNetConfig(), gamma=float(net.gamma))
+    other_path = tmp_path / "other.pt"
+    save_mlrsnet(other_path, other)
+    run = tmp_path / "run"
+    summary = transfer(transfer_cfg("digits_mlp", f"checkpoint=[{path},{other_path}]", "gamma=checkpoint",
+                                    "epochs=2"), run)
+    losses, lrs = steps_of(run)
+    half = summary["steps"] // 2
+    expected, state = [], None
+    for t, loss in enumerate(losses):
+        with torch.no_grad():
+            lr, state = (net if t < half else other)(torch.tensor(loss), state)
+        expected.append(float(lr))
+    assert lrs == pytest.approx(expected, rel=1e-6)
+    assert summary["checkpoints"] == [str(path), str(other_path)]
+
+
+def test_baselines_share_seed_init_and_data_order(tmp_path):
+    summary = transfer(transfer_cfg("digits_mlp", "compare=[step,cosine,constant]", "optimizer.lr=0.05"), tmp_path)
+    first_losses = {}
+    for name in ["step", "cosine", "constant"]:
+        losses, lrs = steps_of(tmp_path / "compare" / name)
+        first_losses[name] = losses[0]
+        assert lrs[0] == pytest.approx(0.05)
+    losses, _ = steps_of(tmp_path)
+    assert set(first_losses.values()) == {losses[0]}
+    _, cos = steps_of(tmp_path / "compare" / "cosine")
+    _, const = steps_of(tmp_path / "compare" / "constant")
+    assert cos[-1] < cos[0] and set(const) == {0.05}
+    assert set(summary["comparison"]) == {"mlrsnet", "step", "cosine", "constant"}
+    md = (tmp_path / "comparison.md").read_text()
+    assert "| mlrsnet |" in md and "| cosine |" in md and "**" in md
+    rows = (tmp_path / "comparison.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("schedule,final_test_accuracy") and len(rows) == 5
+
+
+def test_baseline_fractions_become_iterations():
+    kind, kwargs = baseline_kwargs({"schedule": "multistep", "milestones_frac": [0.5, 0.75], "gamma": 0.1}, 40)
+    assert kind == "multistep" and kwargs == {"milestones": [20, 30], "gamma": 0.1}
+    assert baseline_kwargs({"schedule": "step", "step_size_frac": 0.001}, 40)[1] == {"step_size": 1}
+
+
+def test_every_query_composes_and_names_a_known_dataset():
+    queries = available_configs("query")
+    for required in ["text_lstm", "digits_mlp", "digits_resnet", "digits_cnn_epochs10", "digits_cnn_epochs90",
+                     "digits_cnn_data25", "digits_cnn_data50", "digits_cnn_sym40", "cifar10_mobilenetv2",
+                     "cifar10_shufflenetv2", "cifar100_resnet", "svhn_resnet", "tinyimagenet_resnet", "ptb_lstm"]:
+        assert required in queries
+    for name in queries:
+        cfg = to_plain(compose("transfer", [f"+query={name}"]))
+        assert cfg["query"]["name"] == name and cfg["query"]["axis"]
+        assert cfg["task"]["dataset"] in available_datasets()
+        assert cfg["epochs"] >= 1 and cfg["task"]["batch_size"] == cfg["batch_size"]
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(ConfigError, match="gamma='paper'"):
+        transfer(transfer_cfg("digits_mlp", "gamma=paper"), "unused")
+    with pytest.raises(ConfigError, match="unknown schedule 'warp'"):
+        transfer(transfer_cfg("digits_mlp", "compare=[warp]"), "unused")
+
+
+def test_cli_end_to_end_with_the_shipped_checkpoint(tmp_path):
+    r = run_cli(["mlrsnet.transfer", "+query=digits_cnn_data25", "epochs=1", "compare=[step]", "progress=false",
+                 "hydra.run.dir=run"], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    run = tmp_path / "run"
+    for name in ["metrics.jsonl", "summary.json", "config.yaml", "environment.json", "lr_schedule.csv",
+                 "lr_schedule.png", "comparison.md", "comparison.csv", "compare/step/metrics.jsonl",
+                 "compare/step/summary.json"]:
+        assert (run / name).is_file(), name
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["query"] == "digits_cnn_data25" and summary["checkpoints"][0].endswith("digits_cnn_seed0.pt")
+    assert "done: test accuracy mlrsnet" in r.stdout
+
+
+def test_unknown_query_is_one_line(tmp_path):
+    r = run_cli(["mlrsnet.transfer", "+query=imagenet"], cwd=tmp_path)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "unknown query 'imagenet'" in r.stderr and "text_lstm" in r.stderr
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "foreign", "mismatch"])
+def test_bad_checkpoint_is_one_line_naming_the_file(tmp_path, kind):
+    path = tmp_path / f"{kind}.pt"
+    if kind == "corrupt":
+        path.write_bytes(b"\x80\x02 truncated")
+        expected = "is corrupt"
+    elif kind == "foreign":
+        torch.save({"weights": torch.zeros(3)}, path)
+        expected = "is not an mlrsnet checkpoint"
+    else:
+        small = MLRSNet(MLRSNetConfig(hidden_size=20))
+        save(path, "mlrsnet", {"net_config": MLRSNetConfig().to_dict(), "state_dict": small.state_dict(),
+                               "gamma": 0.5})
+        expected = "does not match the MLR-SNet architecture"
+    with pytest.raises(CheckpointError, match=expected):
+        transfer(transfer_cfg("digits_mlp", f"checkpoint={path}"), tmp_path / "api")
+    if kind == "mismatch":
+        r = run_cli(["mlrsnet.transfer", "+query=digits_mlp", f"checkpoint={path}", "progress=false",
+                     "hydra.run.dir=run"], cwd=tmp_path)
+        assert r.returncode == 2
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(path) in lines[0] and expected in lines[0], r.stderr
