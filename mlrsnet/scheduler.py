@@ -29,8 +29,8 @@ state carries over from one to the next. ``loss_scale`` is the task's loss norma
 classification, ``ln(vocabulary size)`` for language models, as in the paper.
 
 The LR stays a device tensor where the optimizer reads it on the device (``fused=True``, or Adam /
-AdamW with ``capturable=True``), so on CUDA a step never waits for the host; other optimizers read a
-Python float (converted here, one sync per step, which their own step would do anyway).
+AdamW with ``capturable=True``), so on CUDA a step never waits for the host; other optimizers get a
+Python float (:func:`mlrsnet.loop.set_lr`: one sync per step, which their own step would do anyway).
 
 :class:`FrozenMLRSNetDriver` runs the same scheduler inside :func:`mlrsnet.loop.train_loop` with the
 paper's timing (the LR of step t from the loss of step t); :mod:`mlrsnet.transfer` uses it.
@@ -50,7 +50,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from mlrsnet.checkpoint import load_mlrsnet
 from mlrsnet.errors import CheckpointError
-from mlrsnet.loop import LRDriver
+from mlrsnet.loop import LRDriver, set_lr
 from mlrsnet.net import MLRSNet, State
 
 __all__ = [
@@ -85,11 +85,6 @@ def load_frozen(checkpoint: CheckpointLike | None, device: torch.device | str = 
     if not float(net.gamma) > 0:
         raise CheckpointError(f"MLR-SNet {checkpoint} has gamma {float(net.gamma)}; it must be positive")
     return net.to(device).requires_grad_(False).eval()
-
-
-def _accepts_tensor_lr(group: dict) -> bool:
-    """Whether the optimizer reads this group's LR on the device (no host sync)."""
-    return bool(group.get("fused") or group.get("capturable"))
 
 
 class MLRSNetScheduler(LRScheduler):
@@ -159,11 +154,11 @@ class MLRSNetScheduler(LRScheduler):
         self.last_epoch = 0
         self._step_count = 0
         if initial_loss is None:
-            self._set_lrs([gammas[0] * f for f in self.factors[0]])  # scale_g: the largest LR the net emits
+            self._set_lrs(gammas[0], self.factors[0])  # scale_g: the largest LR the net can emit
         else:
             with torch.no_grad():
                 lr, _ = self.nets[0](self._net_input(initial_loss), None)
-            self._set_lrs([lr * f for f in self.factors[0]])
+            self._set_lrs(lr, self.factors[0])
 
     def _net_input(self, loss: torch.Tensor | float) -> torch.Tensor:
         if isinstance(loss, torch.Tensor):
@@ -174,12 +169,8 @@ class MLRSNetScheduler(LRScheduler):
             x = torch.tensor(float(loss), device=self.device)
         return x / self.loss_scale
 
-    def _set_lrs(self, lrs: list[torch.Tensor | float]) -> None:
-        for group, value in zip(self.optimizer.param_groups, lrs, strict=True):
-            on_host = isinstance(value, torch.Tensor) and value.device.type == "cpu"
-            if isinstance(value, torch.Tensor) and (on_host or not _accepts_tensor_lr(group)):
-                value = float(value)
-            group["lr"] = value
+    def _set_lrs(self, lr: torch.Tensor | float, factors: list[float]) -> None:
+        set_lr(self.optimizer, lr, factors)
         self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
 
     def net_index(self, step: int) -> int:
@@ -200,7 +191,7 @@ class MLRSNetScheduler(LRScheduler):
         with torch.no_grad():
             lr, state = self.nets[k](self._net_input(loss), self.lstm_state)
         self.lstm_state = (state[0].detach(), state[1].detach())
-        self._set_lrs([lr * f for f in self.factors[k]])
+        self._set_lrs(lr, self.factors[k])
         self.last_epoch += 1
         self._step_count += 1
 
@@ -230,8 +221,9 @@ class MLRSNetScheduler(LRScheduler):
         lstm = state_dict["lstm_state"]
         self.lstm_state = None if lstm is None else (lstm[0].to(self.device), lstm[1].to(self.device))
         self.base_lrs = list(state_dict["base_lrs"])
-        values = [v.to(self.device) if isinstance(v, torch.Tensor) else v for v in state_dict["_last_lr"]]
-        self._set_lrs(values)
+        for group, value in zip(self.optimizer.param_groups, state_dict["_last_lr"], strict=True):
+            group["lr"] = value.to(self.device) if isinstance(value, torch.Tensor) else value
+        self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
 
 
 class FrozenMLRSNetDriver(LRDriver):
