@@ -65,7 +65,7 @@ def checkpoint_list(value: Any) -> list[str | None]:
 
 
 def validate(cfg: dict) -> None:
-    """Range checks with messages that name the key and the fix."""
+    """Range checks with messages that name the key and the fix; ``compare`` becomes a list."""
     if "query" not in cfg or "task" not in cfg:
         raise ConfigError("no query composed; run `python -m mlrsnet.transfer +query=NAME`")
     if int(cfg["epochs"]) < 1:
@@ -82,6 +82,9 @@ def validate(cfg: dict) -> None:
             value = math.nan
         if not value > 0:
             raise ConfigError(f"gamma={gamma!r}: use gamma=recompute, gamma=checkpoint or a positive number")
+    if isinstance(cfg["compare"], str):
+        cfg["compare"] = [cfg["compare"]]
+    cfg["compare"] = list(cfg["compare"] or [])
     known = sorted(set(cfg["baselines"]) | set(TORCH_SCHEDULES))
     for name in cfg["compare"]:
         if name not in known:

@@ -15,7 +15,7 @@ from mlrsnet.meta.engine import MetaEngine
 from mlrsnet.net import MLRSNet, MLRSNetConfig
 from mlrsnet.tasks import available_datasets, build_task
 from mlrsnet.train import build_net, initial_loss
-from mlrsnet.transfer import baseline_kwargs, transfer
+from mlrsnet.transfer import baseline_kwargs, transfer, validate
 from mlrsnet.utils import build_optimizer, seed_everything, to_plain
 from tests.conftest import compose, run_cli
 
@@ -148,6 +148,12 @@ def test_every_query_composes_and_names_a_known_dataset():
         assert cfg["query"]["name"] == name and cfg["query"]["axis"]
         assert cfg["task"]["dataset"] in available_datasets()
         assert cfg["epochs"] >= 1 and cfg["task"]["batch_size"] == cfg["batch_size"]
+
+
+def test_a_single_compare_name_is_a_list():
+    cfg = to_plain(transfer_cfg("digits_mlp", "compare=step"))
+    validate(cfg)
+    assert cfg["compare"] == ["step"]
 
 
 def test_config_errors_name_the_key():
