@@ -1,0 +1,89 @@
+"""MLR-SNet vs a fixed LR started at the same value, on digits with symmetric label noise.
+
+    python experiments/noisy_digits.py --seeds 0 1 2 --rate 0.4 --epochs 30 --out experiments/noisy_digits
+
+For each seed: meta-train MLR-SNet (``schedule=mlrsnet``) on ``digits_cnn`` with noisy training
+labels (the meta and test splits stay clean), read the LR it used at the first step, then train the
+same task, seed, data order and initialisation under ``schedule=fixed`` at exactly that LR.
+Writes ``results.md`` (the table, with the command) and ``results.csv`` in ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+from mlrsnet.cli import compose
+from mlrsnet.log import read_metrics
+from mlrsnet.train import meta_train
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--rate", type=float, default=0.4)
+    ap.add_argument("--kind", default="sym")
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--task", default="digits_cnn")
+    ap.add_argument("--out", type=Path, default=Path("experiments/noisy_digits"))
+    args = ap.parse_args()
+    base = [f"+task={args.task}", f"epochs={args.epochs}", f"task.noise.kind={args.kind}",
+            f"task.noise.rate={args.rate}", "progress=false"]
+    rows = []
+    for seed in args.seeds:
+        run = args.out / "runs" / f"seed{seed}"
+        s_ml = meta_train(compose("train", [*base, f"seed={seed}"]), run / "mlrsnet")
+        first_lr = next(r["lr"] for r in read_metrics(run / "mlrsnet" / "metrics.jsonl") if r["type"] == "step")
+        s_fx = meta_train(compose("train", [*base, f"seed={seed}", "schedule=fixed", f"optimizer.lr={first_lr}"]),
+                          run / "fixed")
+        for name, s in (("mlrsnet", s_ml), ("fixed", s_fx)):
+            rows.append({"seed": seed, "schedule": name, "lr0": first_lr,
+                         "final": s["final_test_accuracy"], "best": s["best_test_accuracy"],
+                         "meta": s["final_meta_accuracy"]})
+            print(rows[-1], flush=True)
+
+    def agg(name: str, key: str) -> str:
+        vals = [r[key] for r in rows if r["schedule"] == name]
+        sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        return f"{100 * statistics.mean(vals):.2f} ± {100 * sd:.2f}"
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    with open(args.out / "results.csv", "w") as f:
+        f.write("seed,schedule,lr0,final_test_acc,best_test_acc,final_meta_acc\n")
+        for r in rows:
+            f.write(f"{r['seed']},{r['schedule']},{r['lr0']:.6g},{r['final']:.6f},{r['best']:.6f},{r['meta']:.6f}\n")
+    wins = sum(
+        1 for s in args.seeds
+        if next(r["final"] for r in rows if r["seed"] == s and r["schedule"] == "mlrsnet")
+        > next(r["final"] for r in rows if r["seed"] == s and r["schedule"] == "fixed")
+    )
+    cmd = "python " + " ".join(sys.argv)
+    lines = [
+        f"# {args.task}, {int(args.rate * 100)}% {args.kind} label noise: MLR-SNet vs fixed LR at the same start",
+        "",
+        f"Command: `{cmd}`",
+        "",
+        f"Clean test accuracy (%) after {args.epochs} epochs, mean ± std over seeds {args.seeds}. "
+        "'best' is the best epoch's test accuracy, shown for information only (it peeks at the test split; "
+        "nothing was selected with it). 'meta' is the clean meta-validation split.",
+        "",
+        "| schedule | final test acc | best test acc | final meta acc |",
+        "|---|---|---|---|",
+    ]
+    for name in ("mlrsnet", "fixed"):
+        lines.append(f"| {name} | {agg(name, 'final')} | {agg(name, 'best')} | {agg(name, 'meta')} |")
+    lines += ["", f"MLR-SNet has the higher final clean test accuracy on {wins} of {len(args.seeds)} seeds.", "",
+              "Per seed (fixed LR = MLR-SNet's first-step LR):", "",
+              "| seed | lr0 | MLR-SNet final | fixed final |", "|---|---|---|---|"]
+    for s in args.seeds:
+        m = next(r for r in rows if r["seed"] == s and r["schedule"] == "mlrsnet")
+        x = next(r for r in rows if r["seed"] == s and r["schedule"] == "fixed")
+        lines.append(f"| {s} | {m['lr0']:.4f} | {100 * m['final']:.2f} | {100 * x['final']:.2f} |")
+    (args.out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
