@@ -28,3 +28,11 @@ class CheckpointError(MLRSNetError):
 
 class DivergenceError(MLRSNetError):
     """Training produced a non-finite loss or a learning rate outside the configured bounds."""
+
+    exit_code = 3
+
+
+class RunInterrupted(MLRSNetError):
+    """A run stopped on SIGTERM / SIGUSR1 / SIGUSR2 after saving its state; re-running it resumes."""
+
+    exit_code = 75  # sysexits.h EX_TEMPFAIL: a temporary failure, retrying will work

@@ -1,6 +1,7 @@
 """Run outputs: metrics.jsonl (flushed as it comes), summary.json, resolved config and environment.
 
-Optional wandb mirroring is in :class:`WandbSink`; local files are always written.
+Optional wandb mirroring is in :class:`WandbSink` (``logger=wandb``; off by default, works with
+``WANDB_MODE=offline``); the local files are always written, whatever the logger.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mlrsnet.checkpoint import atomic_write_json, atomic_write_text
+from mlrsnet.errors import ConfigError
 
 _PACKAGES = ("torch", "numpy", "higher", "hydra-core", "omegaconf", "scikit-learn", "mlrsnet")
 
@@ -56,16 +58,38 @@ def environment() -> dict[str, Any]:
 
 
 class RunLogger:
-    """Writes a run directory. ``log`` appends one JSON line and flushes immediately."""
+    """Writes a run directory. ``log`` appends one JSON line and flushes immediately.
 
-    def __init__(self, run_dir: str | os.PathLike, config_yaml: str | None = None, resume: bool = False) -> None:
+    ``resume_at`` (a byte length returned by :meth:`position` when the run was checkpointed) continues
+    an existing ``metrics.jsonl``: lines written after that point, by the part of the run that is being
+    redone, are cut off, so a resumed run has no duplicate records.
+    """
+
+    def __init__(
+        self, run_dir: str | os.PathLike, config_yaml: str | None = None, resume_at: int | None = None
+    ) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.sinks: list[Any] = []
-        self._metrics = open(self.run_dir / "metrics.jsonl", "a" if resume else "w", encoding="utf-8")  # noqa: SIM115
+        path = self.run_dir / "metrics.jsonl"
+        if resume_at is not None and path.exists():
+            os.truncate(path, min(resume_at, path.stat().st_size))
+        else:
+            path.write_bytes(b"")
+        # Append mode: every write lands at the end, also after rewind() cut the file back.
+        self._metrics = open(path, "a", encoding="utf-8")  # noqa: SIM115
         if config_yaml is not None:
             atomic_write_text(self.run_dir / "config.yaml", config_yaml)
         atomic_write_json(self.run_dir / "environment.json", environment())
+
+    def position(self) -> int:
+        """Bytes of metrics.jsonl written so far (everything logged is flushed)."""
+        return os.fstat(self._metrics.fileno()).st_size
+
+    def rewind(self, position: int) -> None:
+        """Cut metrics.jsonl back to ``position`` bytes (a rolled-back stretch of training)."""
+        self._metrics.flush()
+        os.truncate(self._metrics.fileno(), position)
 
     def log(self, record: dict[str, Any]) -> None:
         self._metrics.write(json.dumps(record, default=float) + "\n")
@@ -85,10 +109,79 @@ class RunLogger:
         for sink in self.sinks:
             sink.summary(summary)
 
+    def artifact(self, path: str | os.PathLike, name: str, kind: str) -> None:
+        """Hand a finished file (e.g. the learned MLR-SNet) to the sinks that store files."""
+        for sink in self.sinks:
+            sink.artifact(Path(path), name, kind)
+
+    def image(self, key: str, path: str | os.PathLike) -> None:
+        """Hand a PNG (e.g. the LR curve) to the sinks that show images."""
+        for sink in self.sinks:
+            sink.image(key, Path(path))
+
     def close(self) -> None:
         self._metrics.close()
         for sink in self.sinks:
             sink.close()
+
+
+class WandbSink:
+    """Mirrors a run to Weights & Biases: the resolved config, per-step LR and loss (``train/*``
+    against ``iteration``), per-epoch records (``epoch/*`` against ``epoch``), the summary, the LR
+    curve as an image and the learned MLR-SNet as a ``model`` artifact.
+
+    ``wandb`` is imported here only, so it is never loaded with ``logger=none``. ``mode`` null follows
+    ``WANDB_MODE`` (``offline`` works without an account or network); ``dir`` null follows
+    ``WANDB_DIR``, else the run directory. ``run_id`` continues an earlier wandb run (resume).
+    """
+
+    def __init__(self, run_dir: Path, config: dict[str, Any], options: dict[str, Any],
+                 run_id: str | None = None) -> None:
+        try:
+            import wandb
+        except ImportError:
+            raise ConfigError(
+                "logger=wandb needs the wandb package; pip install wandb, or use logger=none"
+            ) from None
+        wandb_dir = options.get("dir") or os.environ.get("WANDB_DIR") or str(run_dir)
+        Path(wandb_dir).mkdir(parents=True, exist_ok=True)
+        self.run = wandb.init(
+            project=options.get("project") or "mlrsnet", entity=options.get("entity"),
+            group=options.get("group"), tags=list(options.get("tags") or []), name=options.get("run_name"),
+            mode=options.get("mode"), dir=wandb_dir, config=config, id=run_id,
+            resume="allow" if run_id else None,
+        )
+        self.id: str = self.run.id
+        self._wandb = wandb
+        self.run.define_metric("iteration")
+        self.run.define_metric("train/*", step_metric="iteration")
+        self.run.define_metric("epoch")
+        self.run.define_metric("epoch/*", step_metric="epoch")
+
+    def log(self, record: dict[str, Any]) -> None:
+        kind = record.get("type")
+        if kind == "step":
+            self.run.log({"iteration": record["step"], "train/lr": record["lr"],
+                          "train/loss": record["loss"]})
+        elif kind == "epoch":
+            self.run.log({"epoch": record["epoch"], **{
+                f"epoch/{k}": v for k, v in record.items()
+                if k not in ("type", "epoch") and isinstance(v, (int, float))
+            }})
+
+    def summary(self, summary: dict[str, Any]) -> None:
+        self.run.summary.update({k: v for k, v in summary.items() if isinstance(v, (int, float, str))})
+
+    def artifact(self, path: Path, name: str, kind: str) -> None:
+        art = self._wandb.Artifact(name, type=kind)
+        art.add_file(str(path))
+        self.run.log_artifact(art)
+
+    def image(self, key: str, path: Path) -> None:
+        self.run.log({key: self._wandb.Image(str(path))})
+
+    def close(self) -> None:
+        self.run.finish()
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:

@@ -6,27 +6,38 @@ comparable. An *LR driver* decides the learning rate:
 - ``before_step(loss)`` runs after ``loss.backward()`` and before ``optimizer.step()``; MLR-SNet sets
   the LR of *this* step from *this* step's loss here, as in the paper;
 - ``after_step(loss)`` runs after ``optimizer.step()``; torch-style schedulers advance here;
-- ``after_epoch(metrics)`` runs after evaluation (e.g. ReduceLROnPlateau).
+- ``after_epoch(metrics)`` runs after evaluation (e.g. ReduceLROnPlateau);
+- ``step_optimizer(optimizer, closure)`` takes the step (``optimizer.step()``; a line search calls
+  ``closure()``, the loss of the current batch, for its trial steps);
+- ``before_eval()`` / ``after_eval()`` bracket the evaluation (schedule-free optimisers move the model to
+  their averaged point and back).
 
 When a :class:`~mlrsnet.meta.engine.MetaEngine` is given, a meta step runs every ``meta_interval``
 iterations between the backward pass and the real step.
 
 Nothing in the step reads a device value on the host: per-step losses and LRs are written into
-device buffers and read once per epoch.
+device buffers and read once per epoch. The same buffers feed the optional divergence :class:`Guard`,
+checked once per epoch before evaluation.
+
+Pre-emption: when ``stop_requested()`` turns true the loop finishes the current step and raises
+:class:`Interrupted` with an :class:`EpochProgress`; passing that progress back in resumes the epoch
+exactly where it stopped (its batches are re-drawn from the epoch's starting RNG state and skipped).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from mlrsnet.errors import DivergenceError
 from mlrsnet.log import RunLogger
 from mlrsnet.net import MLRSNet
 from mlrsnet.tasks.base import Task
@@ -46,11 +57,29 @@ class LRDriver:
     def after_epoch(self, metrics: dict[str, Any]) -> None:
         """React to end-of-epoch metrics."""
 
+    def step_optimizer(self, optimizer: torch.optim.Optimizer, closure: Callable[[], torch.Tensor]) -> None:
+        """Take the optimiser step. ``closure()`` returns the loss of the current batch (no backward)."""
+        optimizer.step()
+
+    def before_eval(self) -> None:
+        """Prepare the model for evaluation."""
+
+    def after_eval(self) -> None:
+        """Return the model to training after evaluation."""
+
     def state_dict(self) -> dict:
         return {}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore from :meth:`state_dict`."""
+
+    def scale_lr(self, optimizer: torch.optim.Optimizer, factor: float) -> None:
+        """Multiply the learning rate from here on by ``factor`` (divergence rollback): every param
+        group's LR and the LR anchors torch schedulers keep in the group."""
+        for group in optimizer.param_groups:
+            for key in ("lr", "initial_lr", "max_lr", "min_lr"):
+                if key in group:
+                    group[key] = group[key] * factor
 
 
 def set_lr(
@@ -86,7 +115,13 @@ class MLRSNetDriver(LRDriver):
         return {"state": self.net.state}
 
     def load_state_dict(self, state: dict) -> None:
-        self.net.state = state["state"]
+        carried = state["state"]
+        device = self.net.head.weight.device
+        self.net.state = None if carried is None else (carried[0].to(device), carried[1].to(device))
+
+    def scale_lr(self, optimizer: torch.optim.Optimizer, factor: float) -> None:
+        """Scale MLR-SNet's output scale gamma, the upper bound of the LRs it emits."""
+        self.net.set_gamma(float(self.net.gamma) * factor)
 
 
 class TorchSchedulerDriver(LRDriver):
@@ -113,6 +148,93 @@ class TorchSchedulerDriver(LRDriver):
     def load_state_dict(self, state: dict) -> None:
         self.scheduler.load_state_dict(state["scheduler"])
 
+    def scale_lr(self, optimizer: torch.optim.Optimizer, factor: float) -> None:
+        super().scale_lr(optimizer, factor)
+        if hasattr(self.scheduler, "base_lrs"):
+            self.scheduler.base_lrs = [lr * factor for lr in self.scheduler.base_lrs]
+
+
+class Diverged(DivergenceError):
+    """Training produced a non-finite loss or an LR outside the guard's bounds; names the first bad step
+    (numbered as the ``step`` records of metrics.jsonl)."""
+
+    def __init__(self, step: int, epoch: int, loss: float, lr: float, reason: str) -> None:
+        self.step, self.epoch, self.loss, self.lr, self.reason = step, epoch, loss, lr, reason
+        super().__init__(
+            f"training diverged at step {step} (epoch {epoch}): {reason}, loss {loss:.4g}, lr {lr:.4g}; "
+            "lower the learning rate"
+        )
+
+
+@dataclass
+class Guard:
+    """Divergence checks on an epoch's per-step buffers: a non-finite loss or meta loss, or an LR
+    outside ``[lr_min, lr_max]``, raises :class:`Diverged` before the epoch is evaluated or logged."""
+
+    lr_min: float = 0.0
+    lr_max: float | None = None
+
+    def check(
+        self, losses: torch.Tensor, lrs: torch.Tensor, meta_losses: torch.Tensor, meta_mask: torch.Tensor,
+        first_step: int, epoch: int,
+    ) -> None:
+        """Raise :class:`Diverged` for the first bad step of an epoch (one host sync per epoch)."""
+        lr_max = math.inf if self.lr_max is None else self.lr_max
+        bad_loss = ~torch.isfinite(losses)
+        bad_lr = ~torch.isfinite(lrs) | (lrs < self.lr_min) | (lrs > lr_max)
+        bad_meta = meta_mask.to(meta_losses.device) & ~torch.isfinite(meta_losses)
+        bad = (bad_loss | bad_lr | bad_meta).cpu()
+        if not bool(bad.any()):
+            return
+        i = int(bad.nonzero()[0, 0])
+        loss, lr = float(losses[i]), float(lrs[i])
+        if bool(bad_loss[i]):
+            reason = "non-finite loss"
+        elif not math.isfinite(lr):
+            reason = "non-finite learning rate"
+        elif bool(bad_lr[i]):
+            reason = f"learning rate outside the guard's bounds [{self.lr_min:g}, {lr_max:g}]"
+        else:
+            reason = f"non-finite meta loss {float(meta_losses[i]):.4g}"
+        raise Diverged(first_step + i, epoch, loss, lr, reason)
+
+
+@dataclass
+class EpochProgress:
+    """An unfinished epoch: enough to resume it at the step where it stopped."""
+
+    epoch: int  # 0-based index of the unfinished epoch
+    step: int  # steps of it already taken
+    rng_at_start: dict  # task.rng_state() before the epoch's first batch was drawn
+    losses: torch.Tensor
+    lrs: torch.Tensor
+    meta_losses: torch.Tensor
+    meta_mask: torch.Tensor
+    elapsed: float  # seconds already spent in this epoch
+
+    def state_dict(self) -> dict:
+        """Plain-dict form, tensors on the CPU (for checkpoints)."""
+        return {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> EpochProgress:
+        return cls(**state)
+
+
+class Interrupted(Exception):
+    """Raised by :func:`train_loop` after ``stop_requested()`` turned true: the loop stopped after a whole
+    step, with ``epoch`` epochs complete. ``progress`` is the unfinished epoch, or None when the stop
+    came right after an epoch ended."""
+
+    def __init__(
+        self, epoch: int, global_step: int, history: list[dict], progress: EpochProgress | None
+    ) -> None:
+        super().__init__(f"training interrupted at step {global_step}")
+        self.epoch = epoch
+        self.global_step = global_step
+        self.history = history
+        self.progress = progress
+
 
 @dataclass
 class LoopConfig:
@@ -123,6 +245,7 @@ class LoopConfig:
     log_steps: bool = True
     eval_splits: tuple[str, ...] = ("test", "meta")
     desc: str = "train"
+    guard: Guard | None = None
 
 
 def current_lr(optimizer: torch.optim.Optimizer) -> torch.Tensor | float:
@@ -142,24 +265,43 @@ def train_loop(
     global_step: int = 0,
     history: list[dict] | None = None,
     on_epoch_end: Callable[[int, int, list[dict]], None] | None = None,
+    stop_requested: Callable[[], bool] | None = None,
+    progress: EpochProgress | None = None,
 ) -> list[dict]:
-    """Train ``model`` on ``task`` for ``cfg.epochs`` epochs; returns the per-epoch records."""
+    """Train ``model`` on ``task`` for ``cfg.epochs`` epochs; returns the per-epoch records.
+
+    ``on_epoch_end(epoch, global_step, history)`` runs after each epoch is logged. ``stop_requested()``
+    is polled after every step and epoch; when true the loop raises :class:`Interrupted`. ``progress``
+    (from an earlier :class:`Interrupted`) resumes the unfinished epoch ``start_epoch``; the caller
+    restores the model, optimiser, driver and RNG states as they were when it was raised.
+    """
     history = list(history or [])
     steps = task.steps_per_epoch
     device = next(model.parameters()).device
+    resumed = progress.step if progress is not None and progress.epoch == start_epoch else 0
     bar = tqdm(
-        total=cfg.epochs * steps, initial=start_epoch * steps, desc=cfg.desc, disable=not cfg.progress,
-        dynamic_ncols=True, leave=True,
+        total=cfg.epochs * steps, initial=start_epoch * steps + resumed, desc=cfg.desc,
+        disable=not cfg.progress, dynamic_ncols=True, leave=True,
     )
     metric = task.info.metric
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         model.train()
-        losses = torch.zeros(steps, device=device)
-        lrs = torch.zeros(steps, device=device, dtype=torch.float64)
-        meta_losses = torch.zeros(steps, device=device)
-        meta_mask = torch.zeros(steps, dtype=torch.bool)
-        for i, batch in enumerate(task.train_batches(epoch)):
+        if progress is not None and progress.epoch == epoch:
+            first, elapsed, rng_at_start = progress.step, progress.elapsed, progress.rng_at_start
+            losses, lrs, meta_losses = (progress.losses.to(device), progress.lrs.to(device),
+                                        progress.meta_losses.to(device))
+            meta_mask = progress.meta_mask.clone()
+            batches = _skip_batches(task, epoch, first, rng_at_start)
+        else:
+            first, elapsed = 0, 0.0
+            rng_at_start = task.rng_state() if stop_requested is not None else {}
+            losses = torch.zeros(steps, device=device)
+            lrs = torch.zeros(steps, device=device, dtype=torch.float64)
+            meta_losses = torch.zeros(steps, device=device)
+            meta_mask = torch.zeros(steps, dtype=torch.bool)
+            batches = task.train_batches(epoch)
+        for i, batch in enumerate(batches, start=first):
             optimizer.zero_grad(set_to_none=True)
             loss = task.train_loss(model, batch)
             loss.backward()
@@ -170,11 +312,19 @@ def train_loop(
                 meta_mask[i] = True
             driver.before_step(loss)
             lrs[i] = current_lr(optimizer)
-            optimizer.step()
+            driver.step_optimizer(optimizer, partial(task.loss, model, batch))
             driver.after_step(loss)
             losses[i] = loss.detach()
             global_step += 1
             bar.update(1)
+            if stop_requested is not None and stop_requested():
+                bar.close()
+                raise Interrupted(epoch, global_step, history, EpochProgress(
+                    epoch, i + 1, rng_at_start, losses, lrs, meta_losses, meta_mask,
+                    elapsed + time.perf_counter() - t0,
+                ))
+        if cfg.guard is not None:
+            cfg.guard.check(losses, lrs, meta_losses, meta_mask, global_step - steps, epoch + 1)
         record: dict[str, Any] = {"type": "epoch", "epoch": epoch + 1, "step": global_step}
         loss_host = losses.cpu()
         lr_host = lrs.cpu()
@@ -183,15 +333,17 @@ def train_loop(
             record["meta_loss"] = float(meta_losses.cpu()[meta_mask].mean())
         record.update(lr_mean=float(lr_host.mean()), lr_min=float(lr_host.min()), lr_max=float(lr_host.max()),
                       lr_last=float(lr_host[-1]))
+        driver.before_eval()
         for split in cfg.eval_splits:
             for k, v in task.evaluate(model, split).items():
                 record[f"{split}_{k}"] = v
-        record["epoch_time"] = time.perf_counter() - t0
+        driver.after_eval()
+        record["epoch_time"] = elapsed + time.perf_counter() - t0
         if logger is not None:
             if cfg.log_steps:
-                first = global_step - steps
+                first_step = global_step - steps
                 logger.log_many([
-                    {"type": "step", "step": first + j, "epoch": epoch + 1, "lr": float(lr_host[j]),
+                    {"type": "step", "step": first_step + j, "epoch": epoch + 1, "lr": float(lr_host[j]),
                      "loss": float(loss_host[j])}
                     for j in range(steps)
                 ])
@@ -203,5 +355,22 @@ def train_loop(
                         **{metric[:4]: f"{shown:.4g}"})
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, global_step, history)
+        if stop_requested is not None and stop_requested() and epoch + 1 < cfg.epochs:
+            bar.close()
+            raise Interrupted(epoch + 1, global_step, history, None)
     bar.close()
     return history
+
+
+def _skip_batches(task: Task, epoch: int, done: int, rng_at_start: dict) -> Iterator[tuple]:
+    """The batches of ``epoch`` after the first ``done``, drawn exactly as an uninterrupted epoch would
+    draw them: the task's generators are rewound to the epoch's start, ``done`` batches are drawn and
+    dropped, and every RNG state is then put back to what the caller restored."""
+    now, cpu_rng = task.rng_state(), torch.get_rng_state()
+    task.set_rng_state(rng_at_start)
+    batches = task.train_batches(epoch)
+    for _ in range(done):
+        next(batches)
+    task.set_rng_state(now)
+    torch.set_rng_state(cpu_rng)
+    return batches
