@@ -157,7 +157,8 @@ class ClassificationTask(Task):
         return max(1, n // self.batch_size)  # drop_last: BatchNorm dislikes tiny final batches
 
     def _train_view(self, idx: torch.Tensor, generator: torch.Generator) -> tuple:
-        idx = idx.to(self.device)
+        # non_blocking: a plain host-to-device copy synchronises the device every step
+        idx = idx.to(self.device, non_blocking=True)
         x = self.data.train_x[idx]
         x = self.transform_train(x, generator) if self.transform_train else x
         return x, self.data.train_y[idx]
@@ -180,7 +181,7 @@ class ClassificationTask(Task):
             idx = torch.arange(n)
         else:
             idx = torch.randperm(n, generator=self.meta_generator)[: self.meta_batch_size]
-        idx = idx.to(self.device)
+        idx = idx.to(self.device, non_blocking=True)
         x = self.data.meta_x[idx]
         x = self.transform_eval(x) if self.transform_eval else x
         return x, self.data.meta_y[idx]
@@ -284,7 +285,7 @@ class LanguageModelTask(Task):
     def _windows(self, stream: torch.Tensor, count: int, generator: torch.Generator) -> tuple:
         starts = torch.randint(0, stream.numel() - self.bptt - 1, (count,), generator=generator)
         offs = torch.arange(self.bptt + 1)
-        win = stream[(starts[:, None] + offs[None, :]).to(stream.device)]
+        win = stream[(starts[:, None] + offs[None, :]).to(stream.device, non_blocking=True)]
         return win[:, :-1], win[:, 1:], None
 
     def random_train_batch(self) -> tuple:

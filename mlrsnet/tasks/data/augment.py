@@ -53,7 +53,7 @@ def augment_batch(
 
 
 def _randint(high: int, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    return torch.randint(high, (n,), generator=generator, device=generator.device).to(device)
+    return torch.randint(high, (n,), generator=generator, device=generator.device).to(device, non_blocking=True)
 
 
 def _check_images(x: torch.Tensor) -> None:
