@@ -1,0 +1,184 @@
+"""Shared pieces of the benchmarks: configs composed from ``conf/``, one training iteration exactly as
+:func:`mlrsnet.loop.train_loop` runs it, and interleaved timing.
+
+Every figure is a ratio against a baseline timed in the same process, in interleaved rounds (each
+round times every variant once, in a shuffled order), reported as the median over rounds; a machine
+shared with other work slows all variants of a round alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from mlrsnet.loop import LRDriver, MLRSNetDriver
+from mlrsnet.meta.engine import MetaEngine
+from mlrsnet.net import MLRSNet
+from mlrsnet.tasks import Task, build_task
+from mlrsnet.utils import build_optimizer, to_plain
+
+# The three models of target 1: task config and the overrides that set the batch (meta batch = batch).
+MODELS: dict[str, tuple[str, list[str]]] = {
+    "cnn": ("digits_cnn", ["batch_size=128", "meta.batch_size=128"]),
+    "mlp": ("digits_mlp", ["batch_size=128", "meta.batch_size=128"]),
+    "lstm": ("text_lstm_cpython", ["batch_size=32", "meta.batch_size=32", "task.max_chars=120000"]),
+}
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--device", default="cpu", help="cpu | cuda")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    p.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (median reported)")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def setup_torch(args: argparse.Namespace) -> torch.device:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    random.seed(args.seed)
+    return torch.device(args.device)
+
+
+def machine() -> str:
+    """One line naming the date, machine and versions, for RESULTS.md."""
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return (f"{when}; {cpu}, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}{gpu}; "
+            f"torch {torch.__version__}, python {platform.python_version()}")
+
+
+def compose(task: str, overrides: list[str] | None = None) -> dict:
+    """``conf/train.yaml`` + ``conf/task/<task>.yaml`` + overrides, resolved to a plain dict."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="mlrsnet.conf", version_base="1.3"):
+        return to_plain(hydra_compose(config_name="train", overrides=[f"+task={task}", *(overrides or [])]))
+
+
+@dataclass
+class Trainee:
+    """One independent training run: its own task (data order), model, optimiser, and LR machinery."""
+
+    cfg: dict
+    task: Task
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    driver: LRDriver
+    engine: MetaEngine | None = None
+    net: MLRSNet | None = None
+    _batches: Iterator[tuple] | None = field(default=None, repr=False)
+    _epoch: int = 0
+
+    @property
+    def grad_clip(self) -> float | None:
+        return self.cfg.get("grad_clip")
+
+    def next_batch(self) -> tuple:
+        while True:
+            if self._batches is None:
+                self._batches = self.task.train_batches(self._epoch)
+                self._epoch += 1
+            try:
+                return next(self._batches)
+            except StopIteration:
+                self._batches = None
+
+    def iteration(self) -> None:
+        """One iteration of :func:`mlrsnet.loop.train_loop`, with a meta step when there is an engine."""
+        self.optimizer.zero_grad(set_to_none=True)
+        batch = self.next_batch()
+        loss = self.task.train_loss(self.model, batch)
+        loss.backward()
+        if self.grad_clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        if self.engine is not None:
+            self.engine.meta_step(batch, loss)
+        self.driver.before_step(loss)
+        self.optimizer.step()
+        self.driver.after_step(loss)
+
+
+def make_trainee(cfg: dict, device: torch.device, seed: int = 0, meta: dict[str, Any] | None = None,
+                 driver: Callable[[torch.optim.Optimizer, MLRSNet | None], LRDriver] | None = None) -> Trainee:
+    """A fresh run of ``cfg`` (same seed, so the same initial weights and data order for every variant).
+    ``meta``: MetaEngine keyword arguments (backend, K, ...) for a meta-training run, driven by
+    :class:`MLRSNetDriver`; otherwise ``driver(optimizer, net)`` (default: a fixed LR)."""
+    task = build_task(cfg["task"], seed, device)
+    torch.manual_seed(seed)
+    model = task.build_model()
+    optimizer = build_optimizer(model.parameters(), cfg["optimizer"])
+    torch.manual_seed(seed + 1)
+    net = MLRSNet(gamma=0.1).to(device)
+    if meta is not None:
+        engine = MetaEngine(net, task, model, optimizer, grad_clip=cfg.get("grad_clip"), **meta)
+        return Trainee(cfg, task, model, optimizer, MLRSNetDriver(net, optimizer, task.info.loss_scale), engine, net)
+    made = driver(optimizer, net) if driver is not None else LRDriver()
+    return Trainee(cfg, task, model, optimizer, made, None, net)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def interleaved(variants: dict[str, Callable[[], Any]], rounds: int, device: torch.device,
+                warmup: int = 1) -> dict[str, list[float]]:
+    """Seconds per call of each variant, per round; every round calls each variant once, in a shuffled
+    order, after ``warmup`` untimed calls of each."""
+    for fn in variants.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    for _ in range(rounds):
+        random.shuffle(names)
+        for name in names:
+            sync(device)
+            t0 = time.perf_counter()
+            variants[name]()
+            sync(device)
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def ratios(times: dict[str, list[float]], baseline: str) -> dict[str, float]:
+    """Median over rounds of (variant time / baseline time in the same round)."""
+    base = times[baseline]
+    return {name: statistics.median(t / b for t, b in zip(ts, base, strict=True)) for name, ts in times.items()}
+
+
+def total_ratios(times: dict[str, list[float]], baseline: str) -> dict[str, float]:
+    """Total time of each variant over all rounds / the baseline's total (for variants whose work
+    differs from round to round, such as a meta step every k iterations)."""
+    base = sum(times[baseline])
+    return {name: sum(ts) / base for name, ts in times.items()}
+
+
+def repeat(fn: Callable[[], Any], n: int) -> Callable[[], None]:
+    def run() -> None:
+        for _ in range(n):
+            fn()
+
+    return run
+

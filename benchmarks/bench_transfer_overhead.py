@@ -1,0 +1,60 @@
+"""Target 3: an epoch scheduled by a frozen MLR-SNet over the same epoch under StepLR.
+
+Both run :func:`mlrsnet.loop.train_loop` (no evaluation, no logging, no progress bar) from the same
+initial weights and data order: one with :class:`~mlrsnet.loop.MLRSNetDriver` on a frozen net (no
+gradients, no meta steps: the transfer setting, one LSTM-cell forward per iteration), the other with
+``torch.optim.lr_scheduler.StepLR`` through :class:`~mlrsnet.loop.TorchSchedulerDriver`. Rounds of a
+few epochs per variant are interleaved; the ratio is total time / the StepLR run's total time.
+
+    python benchmarks/bench_transfer_overhead.py [--tasks digits_cnn,text_lstm_cpython,digits_mlp]
+
+The last line holds the ratio per task.
+"""
+
+from __future__ import annotations
+
+import _common as C
+from bench_epoch import EPOCHS_PER_ROUND, OVERRIDES, Run, step_lr
+
+from mlrsnet.loop import MLRSNetDriver
+
+TARGET = 1.03
+
+
+def frozen_mlrsnet(optimizer, net) -> MLRSNetDriver:
+    net.requires_grad_(False)
+    return MLRSNetDriver(net, optimizer)
+
+
+def bench_task(task: str, args, device) -> float:
+    cfg = C.compose(task, OVERRIDES.get(task, []))
+    epochs = EPOCHS_PER_ROUND.get(task, 2)
+    runs = {
+        "StepLR": Run(C.make_trainee(cfg, device, args.seed, driver=step_lr), 1, epochs),
+        "frozen MLR-SNet": Run(C.make_trainee(cfg, device, args.seed, driver=frozen_mlrsnet), 1, epochs),
+    }
+    times = C.interleaved(runs, args.rounds, device)
+    r = C.total_ratios(times, "StepLR")
+    steps = runs["StepLR"].t.task.steps_per_epoch
+    print(f"\n{task} (batch {cfg['batch_size']}, {steps} steps/epoch; {epochs} epochs per round, {args.rounds} rounds)")
+    print("| variant | s / epoch | ratio to StepLR |")
+    print("|---|---:|---:|")
+    for name, ts in times.items():
+        print(f"| {name} | {sum(ts) / len(ts) / epochs:.3f} | {r[name]:.3f}x |")
+    return r["frozen MLR-SNet"]
+
+
+def main() -> None:
+    p = C.parser(__doc__.splitlines()[0])
+    p.add_argument("--tasks", default="digits_cnn,text_lstm_cpython,digits_mlp")
+    p.set_defaults(rounds=8)
+    args = p.parse_args()
+    device = C.setup_torch(args)
+    print(C.machine())
+    results = {task: bench_task(task, args, device) for task in args.tasks.split(",")}
+    print(f"\ntarget 3 (<= {TARGET}x), frozen MLR-SNet epoch / StepLR epoch: "
+          + " ".join(f"{t}={r:.3f}x" for t, r in results.items()))
+
+
+if __name__ == "__main__":
+    main()
