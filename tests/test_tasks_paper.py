@@ -233,9 +233,10 @@ def test_speed_options_on_cpu(data_root: Path) -> None:
     assert task.autocast_dtype is None, "amp is CUDA-only"
     assert model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
     batch = task.meta_batch()
-    fp32 = task.loss(model, batch)
-    task.autocast_dtype = torch.bfloat16  # what amp=true sets on CUDA; the hook itself works anywhere
-    bf16 = task.loss(model, batch)
+    with torch.no_grad():
+        fp32 = task.loss(model, batch)
+        task.autocast_dtype = torch.bfloat16  # what amp=true sets on CUDA; the hook itself works anywhere
+        bf16 = task.loss(model, batch)
     assert bf16.dtype == torch.float32 and float(bf16) == pytest.approx(float(fp32), rel=0.05)
 
 
