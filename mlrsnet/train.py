@@ -71,6 +71,25 @@ def initial_loss(task: Task, model: torch.nn.Module, seed: int) -> float:
     return sum(losses) / len(losses)
 
 
+def apply_speed_options(
+    cfg: dict, task: Task, model: torch.nn.Module, device: torch.device
+) -> torch.nn.Module:
+    """Apply the ``amp``, ``channels_last`` and ``compile`` keys; return the module the loop calls.
+
+    ``amp`` turns on the task's bf16 autocast (CUDA only). ``channels_last`` converts the model's 4-D
+    weights in place; a convolution with NHWC weights converts its input once and emits NHWC, so batches
+    need no conversion of their own. ``compile`` returns ``torch.compile(model)`` (CUDA only) for the
+    loop's training and evaluation passes; the meta engine must keep the plain ``model``, whose parameters
+    it substitutes through ``torch.func.functional_call`` (``exact``) or copies (``higher``).
+    """
+    cuda = device.type == "cuda"
+    if cfg.get("amp") and cuda:
+        task.autocast_dtype = torch.bfloat16
+    if cfg.get("channels_last"):
+        model.to(memory_format=torch.channels_last)
+    return torch.compile(model) if cfg.get("compile") and cuda else model
+
+
 def build_net(cfg: dict, task: Task, l0: float, device: torch.device) -> MLRSNet:
     ncfg = cfg["net"]
     gamma = ncfg.get("gamma")
@@ -113,6 +132,7 @@ def meta_train(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) ->
     task = build_task(cfg["task"], seed, device)
     torch.manual_seed(seed)
     model = task.build_model()
+    train_model = apply_speed_options(cfg, task, model, device)
     optimizer = build_optimizer(model.parameters(), cfg["optimizer"])
     l0 = initial_loss(task, model, seed)
 
@@ -138,7 +158,7 @@ def meta_train(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) ->
         desc=f"{task.info.name} [{cfg['schedule']}]",
     )
     t0 = time.perf_counter()
-    history = train_loop(task, model, optimizer, driver, loop_cfg, logger=logger, engine=engine)
+    history = train_loop(task, train_model, optimizer, driver, loop_cfg, logger=logger, engine=engine)
     wall = time.perf_counter() - t0
 
     metric = task.info.metric
