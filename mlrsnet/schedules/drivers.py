@@ -1,0 +1,280 @@
+r"""Every schedule as an LR driver of the one training loop (:func:`mlrsnet.loop.train_loop`).
+
+A config selects a schedule by name (``schedule=<name>``); :func:`build_driver` turns the name into
+the optimiser to train with and the :class:`~mlrsnet.loop.LRDriver` that sets its LR. Names:
+
+- ``fixed``: the base optimiser's LR, unchanged;
+- ``mlrsnet``: MLR-SNet meta-trained in place (it needs the meta engine, so
+  :func:`mlrsnet.train.build_schedule` builds it and hands every other name to :func:`build_driver`);
+- ``mlrsnet_frozen``: a meta-trained MLR-SNet checkpoint, frozen (:class:`~mlrsnet.scheduler.MLRSNetScheduler`;
+  params ``checkpoint`` (default: the shipped one) and ``scale`` (default: the base optimiser's LR is the
+  largest LR the net can emit));
+- every name of :data:`mlrsnet.schedules.registry.SCHEDULES`, driven according to its kind::
+
+    scheduler              TorchSchedulerDriver: scheduler.step() after every optimizer.step()
+    metric_scheduler       MetricDriver: scheduler.step(loss of the batch) after every optimizer.step()
+    eval_metric_scheduler  TorchSchedulerDriver: scheduler.step(record[metric_key]) after every evaluation;
+                           metric_key defaults to meta_loss, the meta-validation loss (never a test metric)
+    tuner                  TunerDriver: tuner.maybe_tune(step, batches) between backward and the step, the
+                           probes training on extra batches from task.random_train_batch()
+    optimizer              the replacement optimiser under a plain LRDriver (it sets its own LR)
+    train_eval_optimizer   TrainEvalDriver: optimizer.eval() before evaluation, optimizer.train() after
+    closure_optimizer      ClosureDriver: optimizer.step(closure), the closure recomputing the batch loss
+
+``params`` are the schedule's keyword arguments. Where a schedule needs parameters that depend on the
+length of the run, :func:`default_params` supplies them relative to the run (``T`` = total steps, ``E`` =
+epochs, ``lr0`` = the base LR), so that ``schedule=<name>`` works alone; anything given in ``params``
+wins (an ``*_epochs`` or ``gamma_per_epoch`` form replaces the default it stands for)::
+
+    step         step_size = T // 3, gamma = 0.1
+    multistep    milestones = [T // 2, 3T // 4], gamma = 0.1
+    exponential  gamma = 0.01 ** (1 / T)                        (the LR falls 100x over the run)
+    sgdr         T_0 = T // 7, T_mult = 2                         (restarts at T/7, 3T/7)
+    plateau      factor = 0.1, patience = max(1, E // 10)
+    lrbench      policy = TRI2, k0 = lr0 / 10, k1 = lr0, l = T // 4   (only when no policy is given)
+    autolr       interval = steps per epoch, horizon = min(20, steps per epoch // 5)
+    sls          n_batches_per_epoch = steps per epoch
+
+Optimisers that replace the base one take its ``weight_decay`` and, where they have them, its
+``momentum``, ``nesterov``, ``betas`` and ``eps``. Their LR (``params["lr"]`` wins) is the base LR for the
+SGD family (``sgd_hd``, ``sls``, ``sgd_schedulefree``); for the Adam family (``adam_hd``,
+``adamw_schedulefree``) the base LR when the base optimiser is Adam/AdamW, else 1e-3; and 1.0 for the
+learning-rate-free ones (``prodigy``, ``dadapt_*``: ``lr`` multiplies their estimated step size).
+
+``lr_multiplier`` scales the schedule's base LR (what a benchmark tunes): the base optimiser's LR for
+the schedules that wrap it (``lrbench``: through each group's ``lr_scale``), the replacement's LR, or
+the frozen MLR-SNet's ``scale``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim import Optimizer
+
+from mlrsnet.errors import ConfigError
+from mlrsnet.loop import LRDriver, TorchSchedulerDriver
+from mlrsnet.scheduler import FrozenMLRSNetDriver, MLRSNetScheduler
+from mlrsnet.schedules.autolr import AutoLRTuner
+from mlrsnet.schedules.greedy import GreedyLR
+from mlrsnet.schedules.peers import optimizer_eval, optimizer_train
+from mlrsnet.schedules.registry import SCHEDULES, available_schedules, build_optimizer, build_scheduler
+from mlrsnet.tasks.base import Task
+
+__all__ = [
+    "FIXED", "FROZEN", "META_TRAINED", "ClosureDriver", "MetricDriver", "TrainEvalDriver", "TunerDriver",
+    "build_driver", "check_schedule", "default_params", "schedule_names",
+]
+
+FIXED, META_TRAINED, FROZEN = "fixed", "mlrsnet", "mlrsnet_frozen"
+_REPLACING = frozenset({"optimizer", "train_eval_optimizer", "closure_optimizer"})
+# Keyword arguments a replacement optimiser takes over from the base optimiser's first param group.
+_INHERITED: dict[str, tuple[str, ...]] = {
+    "sgd_hd": ("momentum", "weight_decay", "nesterov"),
+    "adam_hd": ("betas", "eps", "weight_decay"),
+    "sls": (),
+    "sgd_schedulefree": ("momentum", "weight_decay"),
+    "adamw_schedulefree": ("betas", "eps", "weight_decay"),
+    "prodigy": ("betas", "eps", "weight_decay"),
+    "dadapt_sgd": ("momentum", "weight_decay"),
+    "dadapt_adam": ("betas", "eps", "weight_decay"),
+}
+_ADAM_FAMILY = frozenset({"adam_hd", "adamw_schedulefree"})
+_LR_FREE = frozenset({"prodigy", "dadapt_sgd", "dadapt_adam"})
+# A default in default_params is dropped when params give the alternative form that stands for it.
+_ALTERNATIVES = {"step_size": "step_size_epochs", "milestones": "milestones_epochs", "T_0": "T_0_epochs",
+                 "gamma": "gamma_per_epoch"}
+
+
+def schedule_names() -> list[str]:
+    """Every name ``schedule=`` accepts."""
+    return [FIXED, META_TRAINED, FROZEN, *available_schedules()]
+
+
+def check_schedule(name: str) -> None:
+    """Raise a one-line :class:`~mlrsnet.errors.ConfigError` listing the names if ``name`` is unknown."""
+    if name not in schedule_names():
+        raise ConfigError(f"unknown schedule {name!r}; use one of: {', '.join(schedule_names())}")
+
+
+def default_params(name: str, total_steps: int, steps_per_epoch: int, lr0: float) -> dict[str, Any]:
+    """The run-relative defaults of schedule ``name`` (the module docstring's table)."""
+    t, epochs = total_steps, max(1, total_steps // steps_per_epoch)
+    return {
+        "step": {"step_size": max(1, t // 3), "gamma": 0.1},
+        "multistep": {"milestones": sorted({max(1, t // 2), max(1, 3 * t // 4)}), "gamma": 0.1},
+        "exponential": {"gamma": 0.01 ** (1.0 / t)},
+        "sgdr": {"T_0": max(1, t // 7), "T_mult": 2},
+        "plateau": {"factor": 0.1, "patience": max(1, epochs // 10)},
+        "lrbench": {"policy": "TRI2", "k0": lr0 / 10, "k1": lr0, "l": max(1, t // 4)},
+        "autolr": {"interval": steps_per_epoch, "horizon": max(1, min(20, steps_per_epoch // 5))},
+        "sls": {"n_batches_per_epoch": steps_per_epoch},
+    }.get(name, {})
+
+
+def _with_defaults(name: str, params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    if name == "lrbench" and "policy" in params:
+        return dict(params)
+    kept = {k: v for k, v in defaults.items() if k not in params and _ALTERNATIVES.get(k) not in params}
+    return {**kept, **params}
+
+
+class MetricDriver(LRDriver):
+    """Steps a metric-driven scheduler (GreedyLR) with the training loss of every batch, after the step
+    (one host read of the loss per step)."""
+
+    def __init__(self, scheduler: GreedyLR, name: str) -> None:
+        self.scheduler = scheduler
+        self.name = name
+
+    def after_step(self, loss: torch.Tensor) -> None:
+        self.scheduler.step(float(loss.detach()))
+
+    def state_dict(self) -> dict:
+        return {"scheduler": copy.deepcopy({k: v for k, v in vars(self.scheduler).items() if k != "optimizer"})}
+
+    def load_state_dict(self, state: dict) -> None:
+        vars(self.scheduler).update(copy.deepcopy(state["scheduler"]))
+
+
+class TunerDriver(LRDriver):
+    """Calls :meth:`AutoLRTuner.maybe_tune` at every step, after the backward pass and before the step
+    (the tuner restores the gradients it finds). Probe batches come from ``task.random_train_batch()``,
+    which draws from the task's meta generator, so the run's own data order is unchanged; they are drawn
+    only when the tuner tunes."""
+
+    name = "autolr"
+
+    def __init__(self, tuner: AutoLRTuner, task: Task) -> None:
+        self.tuner = tuner
+        self.task = task
+        self.step = 0
+
+    def before_step(self, loss: torch.Tensor) -> None:
+        batches = (self.task.random_train_batch() for _ in range(self.tuner.horizon))
+        self.tuner.maybe_tune(self.step, batches)
+        self.step += 1
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "tuner": self.tuner.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+        self.tuner.load_state_dict(state["tuner"])
+
+
+class TrainEvalDriver(LRDriver):
+    """A schedule-free optimiser: the model holds the training point ``y`` while training and the
+    averaged point ``x`` while it is evaluated."""
+
+    def __init__(self, optimizer: Optimizer, name: str) -> None:
+        self.optimizer = optimizer
+        self.name = name
+        optimizer_train(optimizer)
+
+    def before_eval(self) -> None:
+        optimizer_eval(self.optimizer)
+
+    def after_eval(self) -> None:
+        optimizer_train(self.optimizer)
+
+
+class ClosureDriver(LRDriver):
+    """A line search: ``optimizer.step(closure)``. The loop records a step's LR before the step, so the
+    LR logged for step t is the step size accepted at step t - 1."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def step_optimizer(self, optimizer: Optimizer, closure: Callable[[], torch.Tensor]) -> None:
+        optimizer.step(closure)
+
+
+def _replacement(name: str, base: Optimizer, model: nn.Module, params: dict[str, Any],
+                 lr_multiplier: float) -> Optimizer:
+    group = base.param_groups[0]
+    if "lr" in params:
+        lr = float(params.pop("lr"))
+    elif name in _LR_FREE:
+        lr = 1.0
+    elif name in _ADAM_FAMILY and "betas" not in group:
+        lr = 1e-3
+    else:
+        lr = float(group["lr"])
+    inherited = {k: group[k] for k in _INHERITED[name] if k in group and k not in params}
+    return build_optimizer(name, model.parameters(), lr * lr_multiplier, **inherited, **params)
+
+
+def build_driver(name: str, optimizer: Optimizer, model: nn.Module, task: Task, *, total_steps: int,
+                 steps_per_epoch: int, params: dict[str, Any] | None = None,
+                 lr_multiplier: float = 1.0) -> tuple[Optimizer, LRDriver]:
+    """The optimiser to train ``model`` with and the LR driver of schedule ``name`` (see the module
+    docstring), for a run of ``total_steps`` steps. ``optimizer`` is the base optimiser over
+    ``model``'s parameters; schedules that wrap it change its LR in place, the others replace it."""
+    check_schedule(name)
+    if name == META_TRAINED:
+        raise ConfigError("schedule mlrsnet is meta-trained in place; build it with mlrsnet.train.build_schedule")
+    if not lr_multiplier > 0:
+        raise ConfigError(f"the LR multiplier must be positive, got {lr_multiplier}")
+    lr0 = float(optimizer.param_groups[0]["lr"])
+    kw = _with_defaults(name, dict(params or {}), default_params(name, total_steps, steps_per_epoch, lr0))
+    kind = SCHEDULES[name].kind if name in SCHEDULES else None
+    if kind in _REPLACING:
+        optimizer = _replacement(name, optimizer, model, kw, lr_multiplier)
+        if kind == "train_eval_optimizer":
+            return optimizer, TrainEvalDriver(optimizer, name)
+        if kind == "closure_optimizer":
+            return optimizer, ClosureDriver(name)
+        driver = LRDriver()
+        driver.name = name
+        return optimizer, driver
+    for group in optimizer.param_groups:
+        if name == "lrbench":
+            group["lr_scale"] = group.get("lr_scale", 1.0) * lr_multiplier
+        else:
+            group["lr"] = float(group["lr"]) * lr_multiplier
+    if name == FIXED:
+        if kw:
+            raise ConfigError(f"schedule fixed takes no parameters, got {', '.join(sorted(kw))}")
+        return optimizer, LRDriver()
+    if name == FROZEN:
+        return optimizer, _frozen(optimizer, task, total_steps, kw, lr_multiplier)
+    if kind == "eval_metric_scheduler":
+        metric_key = str(kw.pop("metric_key", "meta_loss"))
+        if metric_key.startswith("test_"):
+            raise ConfigError(f"schedule {name}: metric_key={metric_key} would tune on the test split; use a "
+                              "meta_* (meta-validation) or train_loss key")
+        scheduler = build_scheduler(name, optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch, **kw)
+        return optimizer, TorchSchedulerDriver(scheduler, name, metric_key)
+    if kind == "metric_scheduler":
+        scheduler = build_scheduler(name, optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch, **kw)
+        return optimizer, MetricDriver(scheduler, name)
+    if kind == "tuner":
+        tuner = build_scheduler(name, optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
+                                model=model, loss_fn=task.loss, **kw)
+        return optimizer, TunerDriver(tuner, task)
+    scheduler = build_scheduler(name, optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch, **kw)
+    return optimizer, TorchSchedulerDriver(scheduler, name)
+
+
+def _frozen(optimizer: Optimizer, task: Task, total_steps: int, kw: dict[str, Any],
+            lr_multiplier: float) -> FrozenMLRSNetDriver:
+    checkpoint, scale = kw.pop("checkpoint", None), kw.pop("scale", None)
+    if kw:
+        raise ConfigError(f"schedule {FROZEN}: unexpected parameter(s) {', '.join(sorted(kw))}; it takes "
+                          "checkpoint and scale")
+    if isinstance(scale, int | float) and not isinstance(scale, bool):
+        scale = float(scale) * lr_multiplier
+    elif scale == "checkpoint" and lr_multiplier != 1.0:
+        raise ConfigError(f"schedule {FROZEN}: scale=checkpoint cannot be multiplied by {lr_multiplier:g}; "
+                          "give a numeric scale, or turn LR tuning off")
+    try:
+        scheduler = MLRSNetScheduler(optimizer, checkpoint, scale=scale, loss_scale=task.info.loss_scale,
+                                     total_steps=total_steps)
+    except ValueError as err:
+        raise ConfigError(f"schedule {FROZEN}: {err}") from None
+    return FrozenMLRSNetDriver(scheduler)
