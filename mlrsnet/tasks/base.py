@@ -204,6 +204,7 @@ class ClassificationTask(Task):
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         conf_sum = torch.zeros((), device=self.device)
+        conf_sq_sum = torch.zeros((), device=self.device)
         for s in range(0, y.numel(), self.eval_batch_size):
             xb = x[s:s + self.eval_batch_size]
             xb = self.transform_eval(xb) if self.transform_eval else xb
@@ -214,14 +215,19 @@ class ClassificationTask(Task):
             pred = logits.argmax(1)
             hit = pred == yb
             correct += hit.sum()
-            conf_sum += (logits.softmax(1).max(1).values * hit).sum()
+            conf = logits.softmax(1).max(1).values * hit
+            conf_sum += conf.sum()
+            conf_sq_sum += (conf * conf).sum()
         model.train(was_training)
         n = y.numel()
         n_correct = int(correct)
+        conf_mean = float(conf_sum) / max(1, n_correct)
+        conf_var = float(conf_sq_sum) / max(1, n_correct) - conf_mean**2
         return {
             "loss": float(loss_sum) / n,
             "accuracy": n_correct / n,
-            "confidence_correct": float(conf_sum) / max(1, n_correct),
+            "confidence_correct": conf_mean,  # mean and std of the softmax confidence on correct predictions
+            "confidence_correct_std": math.sqrt(max(0.0, conf_var)),
         }
 
 
