@@ -8,7 +8,8 @@ initialisation and data order for the three schedules), written to ``<out>/<quer
 ``summary.json`` already holds the comparison is reused, so an interrupted table resumes. Hydra
 overrides for every run go after ``--`` (e.g. ``-- device=cuda``). The table
 (mean and standard deviation of the final test metric over seeds, and the seeds on which MLR-SNet
-beats both baselines) is printed and written to ``<out>/table.md``.
+beats both baselines) is printed and written to ``<out>/table.md``; ``<out>/lr_schedules.png`` plots the
+LR of every schedule against iteration on the first seed of each query.
 """
 
 from __future__ import annotations
@@ -65,6 +66,29 @@ def table(results: dict[str, list[dict]], compare: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot_lrs(results: dict[str, list[dict]], compare: list[str], path: Path) -> None:
+    """One panel per query: the LR of every schedule against iteration, first seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 3.2), squeeze=False)
+    for ax, (query, summaries) in zip(axes[0], results.items(), strict=True):
+        run_dir = Path(summaries[0]["run_dir"])
+        for name in ["mlrsnet", *compare]:
+            csv = run_dir / ("lr_schedule.csv" if name == "mlrsnet" else f"compare/{name}/lr_schedule.csv")
+            rows = [line.split(",") for line in csv.read_text().splitlines()[1:]]
+            ax.plot([int(r[0]) for r in rows], [float(r[1]) for r in rows], lw=1.2, label=name)
+        ax.set_title(f"{query} (seed {summaries[0]['seed']})", fontsize=9)
+        ax.set_xlabel("iteration")
+    axes[0][0].set_ylabel("learning rate")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/transfer_table"))
@@ -85,6 +109,7 @@ def main() -> None:
     text = table(results, args.compare)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(text)
+    plot_lrs(results, args.compare, args.out / "lr_schedules.png")
     print(text)
 
 
