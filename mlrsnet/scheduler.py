@@ -78,12 +78,13 @@ def load_frozen(checkpoint: CheckpointLike | None, device: torch.device | str = 
     """A frozen copy of an MLR-SNet (from a checkpoint path, ``None`` for the shipped one, or a net):
     no gradients, eval mode, on ``device``. A net passed in is copied, never modified."""
     if isinstance(checkpoint, MLRSNet):
-        net = copy.deepcopy(checkpoint)
+        net, label = copy.deepcopy(checkpoint), "the MLRSNet passed in"
     else:
-        net, _ = load_mlrsnet(resolve_checkpoint(checkpoint), map_location="cpu")
+        path = resolve_checkpoint(checkpoint)
+        net, label = load_mlrsnet(path, map_location="cpu")[0], f"checkpoint {path}"
     net.reset_state()
     if not float(net.gamma) > 0:
-        raise CheckpointError(f"MLR-SNet {checkpoint} has gamma {float(net.gamma)}; it must be positive")
+        raise CheckpointError(f"{label} has gamma {float(net.gamma)}; gamma must be positive")
     return net.to(device).requires_grad_(False).eval()
 
 

@@ -182,6 +182,8 @@ def test_argument_errors():
         MLRSNetScheduler(opt, make_net(), scale="paper")
     with pytest.raises(ValueError, match="loss_scale"):
         MLRSNetScheduler(opt, make_net(), loss_scale=0)
+    with pytest.raises(CheckpointError, match="gamma must be positive"):
+        MLRSNetScheduler(opt, make_net(gamma=0.0))
 
 
 def test_default_is_the_shipped_checkpoint_found_from_any_directory(tmp_path, monkeypatch):
