@@ -41,6 +41,8 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     p.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds (median reported)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--clock", default="wall", choices=("wall", "cpu"),
+                   help="clock of the headline ratios (cpu: process CPU time, for --threads 1 on a shared CPU)")
     return p
 
 
@@ -142,24 +144,38 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+@dataclass
+class Timings:
+    """Seconds per call of each variant, per round, on two clocks: wall time, and the CPU time of this
+    process (``time.process_time``), which other work on a shared machine does not inflate. CPU time
+    stands for wall time only with ``--threads 1`` on the CPU (it sums the time of all threads, spin
+    waits included, and misses asynchronous GPU work)."""
+
+    wall: dict[str, list[float]]
+    cpu: dict[str, list[float]]
+
+    def on(self, clock: str) -> dict[str, list[float]]:
+        return self.cpu if clock == "cpu" else self.wall
+
+
 def interleaved(variants: dict[str, Callable[[], Any]], rounds: int, device: torch.device,
-                warmup: int = 1) -> dict[str, list[float]]:
-    """Seconds per call of each variant, per round; every round calls each variant once, in a shuffled
-    order, after ``warmup`` untimed calls of each."""
+                warmup: int = 1) -> Timings:
+    """Time every variant once per round, in a shuffled order, after ``warmup`` untimed calls of each."""
     for fn in variants.values():
         for _ in range(warmup):
             fn()
-    times: dict[str, list[float]] = {name: [] for name in variants}
+    out = Timings({name: [] for name in variants}, {name: [] for name in variants})
     names = list(variants)
     for _ in range(rounds):
         random.shuffle(names)
         for name in names:
             sync(device)
-            t0 = time.perf_counter()
+            w0, c0 = time.perf_counter(), time.process_time()
             variants[name]()
             sync(device)
-            times[name].append(time.perf_counter() - t0)
-    return times
+            out.wall[name].append(time.perf_counter() - w0)
+            out.cpu[name].append(time.process_time() - c0)
+    return out
 
 
 def ratios(times: dict[str, list[float]], baseline: str) -> dict[str, float]:
@@ -173,6 +189,10 @@ def total_ratios(times: dict[str, list[float]], baseline: str) -> dict[str, floa
     differs from round to round, such as a meta step every k iterations)."""
     base = sum(times[baseline])
     return {name: sum(ts) / base for name, ts in times.items()}
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
 
 
 def repeat(fn: Callable[[], Any], n: int) -> Callable[[], None]:

@@ -82,7 +82,8 @@ def main() -> None:
         print(f"\nCUDA not available: sync-check epochs ran on the CPU ({len(passed)} runs); GPU figures skipped")
         print("gpu_check: skipped (no CUDA)")
         return
-    bench = argparse.Namespace(device="cuda", threads=0, rounds=3 if args.quick else 5, seed=0, block=0.2)
+    bench = argparse.Namespace(device="cuda", threads=0, rounds=3 if args.quick else 5, seed=0, block=0.2,
+                               clock="wall")
     meta = {m: bench_meta_step.bench_model(m, bench, device) for m in ("cnn", "mlp", "lstm")}
     bench.rounds = 3 if args.quick else 6
     epoch = {t: bench_epoch.bench_task(t, [10, 30, 100], bench, device)[1] for t in ("digits_cnn", "text_lstm_cpython")}
