@@ -10,7 +10,9 @@
   worker processes, then copied to the device (pinned and non-blocking on CUDA).
 
 Each pipeline is timed alone ("data": batches delivered on the device) and feeding the same model's
-training step ("train": forward, backward, SGD step), in interleaved rounds (``_common.interleaved``).
+training step ("train": forward, backward, SGD step), in interleaved rounds (``_common.interleaved``),
+on the wall clock. On a shared CPU the process-CPU-time figures (``--threads 1``) are steadier, but only
+for the pipelines that run in this process: DataLoader workers do their work in other processes.
 
     python benchmarks/bench_pipeline.py [--device cuda] [--model resnet18] [--n 20000] [--batches 20]
 
@@ -122,11 +124,15 @@ def main() -> None:
     print(C.machine())
     print(f"{args.model} on {device}, batch {task.batch_size}, {task.data.train_y.numel()} synthetic training "
           f"images, {args.batches} batches per call, {args.rounds} rounds (median)")
-    print(f"{'pipeline':<24}{'data img/s':>14}{'train img/s':>14}")
-    data = C.interleaved({k: run(s, None) for k, s in sources.items()}, args.rounds, device)
-    train = C.interleaved({k: run(s, train_step) for k, s in sources.items()}, args.rounds, device)
+    print(f"{'pipeline':<24}{'data img/s':>14}{'train img/s':>14}{'data img/s (CPU time)':>24}")
+    timings = C.interleaved({k: run(s, None) for k, s in sources.items()}, args.rounds, device)
+    data = timings.wall
+    train = C.interleaved({k: run(s, train_step) for k, s in sources.items()}, args.rounds, device).wall
     for name in sources:
-        print(f"{name:<24}{images / np.median(data[name]):>14,.0f}{images / np.median(train[name]):>14,.0f}")
+        in_process = name == "device-resident" or name.endswith("workers=0")
+        cpu = f"{images / C.median(timings.cpu[name]):,.0f}" if in_process else "n/a"
+        print(f"{name:<24}{images / C.median(data[name]):>14,.0f}{images / C.median(train[name]):>14,.0f}"
+              f"{cpu:>24}")
     data_best, data_speedup = fastest_loader(data)
     print(f"data only: device-resident delivers batches {data_speedup:.1f}x as fast as the fastest DataLoader "
           f"({data_best})")
