@@ -5,11 +5,12 @@
 
 Each (query, seed) is one ``mlrsnet.transfer`` run with ``compare=[step,cosine]`` (the same seed, model
 initialisation and data order for the three schedules), written to ``<out>/<query>/seed<k>/``; a run whose
-``summary.json`` already holds the comparison is reused, so an interrupted table resumes. Hydra
-overrides for every run go after ``--`` (e.g. ``-- device=cuda``). The table
-(mean and standard deviation of the final test metric over seeds, and the seeds on which MLR-SNet
-beats both baselines) is printed and written to ``<out>/table.md``; ``<out>/lr_schedules.png`` plots the
-LR of every schedule against iteration on the first seed of each query.
+``summary.json`` already holds the comparison is reused, so an interrupted table resumes, and several
+invocations over different queries can run side by side. Hydra overrides for every run go after ``--``
+(e.g. ``-- device=cuda``). The table (mean and standard deviation of the final test metric over seeds, and
+for each baseline the number of seeds on which MLR-SNet ends strictly better) is printed and written to
+``<out>/table.md``; ``<out>/lr_schedules.png`` plots the LR of every schedule against iteration on the
+first seed of each query.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def run(query: str, seed: int, compare: list[str], out: Path, overrides: list[st
 def table(results: dict[str, list[dict]], compare: list[str]) -> str:
     schedules = ["mlrsnet", *compare]
     lines = [
-        "| query | axis | metric | " + " | ".join(schedules) + " | MLR-SNet best on |",
+        "| query | axis | metric | " + " | ".join(schedules) + " | seeds where MLR-SNet is better than |",
         "|---|---|---|" + "---|" * len(schedules) + "---|",
     ]
     for query, summaries in results.items():
@@ -57,12 +58,14 @@ def table(results: dict[str, list[dict]], compare: list[str]) -> str:
             cells.append(f"{means[name]:.4f} ± {sd:.4f}")
         best = max(schedules, key=lambda n: sign * means[n])
         cells = [f"**{c}**" if n == best else c for n, c in zip(schedules, cells, strict=True)]
-        wins = sum(
-            all(sign * s["comparison"]["mlrsnet"] > sign * s["comparison"][b] for b in compare) for s in summaries
+        wins = ", ".join(
+            f"{b} {sum(sign * s['comparison']['mlrsnet'] > sign * s['comparison'][b] for s in summaries)}"
+            f"/{len(summaries)}"
+            for b in compare
         )
         arrow = "higher" if sign > 0 else "lower"
         lines.append(f"| {query} | {s0['axis']} | test {s0['metric']} ({arrow} is better) | "
-                     + " | ".join(cells) + f" | {wins}/{len(summaries)} seeds |")
+                     + " | ".join(cells) + f" | {wins} |")
     return "\n".join(lines) + "\n"
 
 
