@@ -178,6 +178,8 @@ def test_language_model_meta_set_from_the_training_tail(data_root: Path) -> None
     assert torch.equal(task.streams["meta"], train[-50:]) and torch.equal(task.streams["train"], train[:-50])
     with pytest.raises(ConfigError, match="test split is never used"):
         build_task(_cfg("ptb_lstm", data_root, "task.meta_split=test")["task"], seed=0)
+    with pytest.raises(ConfigError, match="label noise"):
+        build_task(_cfg("ptb_lstm", data_root, "task.noise.kind=sym", "task.noise.rate=0.4")["task"], seed=0)
 
 
 @pytest.mark.parametrize("name", TASKS)

@@ -70,6 +70,8 @@ def _augment(
 def language_model_task(splits: TextSplits, cfg: dict, seed: int, device: torch.device) -> LanguageModelTask:
     """A :class:`LanguageModelTask` over a tokenised corpus, with the meta stream chosen by
     ``task.meta_split`` (see the module docstring)."""
+    if str((cfg.get("noise") or {}).get("kind", "none")) != "none":
+        raise ConfigError(f"label noise (task.noise) applies to classification tasks, not to {cfg['name']!r}")
     meta_split = str(cfg.get("meta_split", "valid"))
     if meta_split not in META_SPLITS:
         raise ConfigError(
