@@ -10,6 +10,7 @@ where per-image PIL transforms would starve it. The result matches torchvision's
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -18,9 +19,21 @@ import torch.nn.functional as F
 def normalize_batch(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """``(x / 255 - mean) / std`` per channel, as float32: the evaluation-time transform."""
     _check_images(x)
-    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    m, s = _channel_stats(tuple(mean), tuple(std), x.device)
     return (x.float() / 255.0 - m) / s
+
+
+@lru_cache(maxsize=32)
+def _channel_stats(
+    mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1, C, 1, 1) mean and std on ``device``, made once: building them from Python floats at every
+    batch is a blocking host-to-device copy, which makes the host wait for the GPU at every step."""
+
+    def column(values: tuple[float, ...]) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+
+    return column(mean), column(std)
 
 
 def augment_batch(
@@ -56,7 +69,10 @@ def augment_batch(
 
 
 def _randint(high: int, n: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    return torch.randint(high, (n,), generator=generator, device=generator.device).to(device, non_blocking=True)
+    r = torch.randint(high, (n,), generator=generator, device=generator.device)
+    if r.device.type == "cpu" and device.type == "cuda":
+        r = r.pin_memory()  # only a copy from pinned memory is guaranteed not to wait for the GPU
+    return r.to(device, non_blocking=True)
 
 
 def _check_images(x: torch.Tensor) -> None:
