@@ -64,6 +64,7 @@ def _augment(
     x: torch.Tensor, generator: torch.Generator, mean: Sequence[float], std: Sequence[float], crop_pad: int,
     flip: bool,
 ) -> torch.Tensor:
+    """:func:`augment_batch` with the argument order of ``ClassificationTask.transform_train``."""
     return augment_batch(x, mean, std, generator, crop_pad=crop_pad, flip=flip)
 
 
@@ -104,6 +105,7 @@ def language_model_task(splits: TextSplits, cfg: dict, seed: int, device: torch.
 
 
 def _data_args(cfg: dict) -> tuple[str, bool]:
+    """The loader arguments ``(root, download)`` from a task config."""
     root = cfg.get("data_root")
     if not root:
         raise ConfigError(f"task {cfg.get('name')!r} needs task.data_root: set data.root=PATH")
@@ -121,6 +123,8 @@ TEXT_DATASETS: dict[str, TextLoader] = {"ptb": load_ptb, "wikitext2": load_wikit
 
 
 def _image_builder(loader: ImageLoader) -> Callable[[dict, int, torch.device], ClassificationTask]:
+    """The registry builder of an image dataset: its loader, then :func:`image_task`."""
+
     def build(cfg: dict, seed: int, device: torch.device) -> ClassificationTask:
         return image_task(loader(*_data_args(cfg)), cfg, seed, device)
 
@@ -128,6 +132,8 @@ def _image_builder(loader: ImageLoader) -> Callable[[dict, int, torch.device], C
 
 
 def _text_builder(loader: TextLoader) -> Callable[[dict, int, torch.device], LanguageModelTask]:
+    """The registry builder of a text corpus: its loader, then :func:`language_model_task`."""
+
     def build(cfg: dict, seed: int, device: torch.device) -> LanguageModelTask:
         return language_model_task(loader(*_data_args(cfg)), cfg, seed, device)
 
