@@ -3,6 +3,7 @@
 Command line (Hydra)::
 
     python -m mlrsnet.train +task=digits_cnn [epochs=30 seed=1 meta.backend=higher meta.K=2 ...]
+    python -m mlrsnet.train +task=digits_cnn schedule=cosine [+schedule_params.cosine.warmup_epochs=1]
 
 Python::
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -30,6 +31,7 @@ from mlrsnet.log import RunLogger, environment
 from mlrsnet.loop import LoopConfig, LRDriver, MLRSNetDriver, train_loop
 from mlrsnet.meta.engine import MetaEngine
 from mlrsnet.net import MLRSNet, MLRSNetConfig, compute_gamma
+from mlrsnet.schedules.drivers import META_TRAINED, build_driver, check_schedule
 from mlrsnet.tasks import Task, build_task
 from mlrsnet.utils import build_optimizer, resolve_device, seed_everything, to_plain
 
@@ -53,8 +55,10 @@ def validate(cfg: dict) -> None:
     rate = float(noise.get("rate", 0.0))
     if not 0.0 <= rate < 1.0:
         raise ConfigError(f"task.noise.rate must be in [0, 1), got {rate}")
-    if cfg["schedule"] not in ("mlrsnet", "fixed"):
-        raise ConfigError(f"unknown schedule {cfg['schedule']!r} for mlrsnet.train; use schedule=mlrsnet or fixed")
+    check_schedule(cfg["schedule"])
+    if not isinstance(cfg.get("schedule_params") or {}, dict):
+        raise ConfigError("schedule_params must map schedule names to their parameters, e.g. "
+                          "+schedule_params.step.gamma=0.5")
 
 
 @torch.no_grad()
@@ -100,6 +104,42 @@ def build_net(cfg: dict, task: Task, l0: float, device: torch.device) -> MLRSNet
     return MLRSNet(MLRSNetConfig(hidden_size=int(ncfg.get("hidden_size", 50))), gamma=float(gamma)).to(device)
 
 
+class Schedule(NamedTuple):
+    """The optimiser a run trains with, its LR driver and, for ``schedule=mlrsnet``, the MLR-SNet being
+    meta-trained and its meta engine."""
+
+    optimizer: torch.optim.Optimizer
+    driver: LRDriver
+    net: MLRSNet | None
+    engine: MetaEngine | None
+
+
+def build_schedule(
+    cfg: dict, task: Task, model: torch.nn.Module, optimizer: torch.optim.Optimizer, l0: float,
+    device: torch.device, lr_multiplier: float = 1.0,
+) -> Schedule:
+    """The schedule ``cfg["schedule"]`` over ``optimizer``: ``mlrsnet`` is a fresh MLR-SNet (gamma times
+    ``lr_multiplier``) meta-trained in place by a :class:`MetaEngine`; every other name goes to
+    :func:`~mlrsnet.schedules.drivers.build_driver` with ``cfg["schedule_params"][name]``."""
+    name = cfg["schedule"]
+    if name == META_TRAINED:
+        torch.manual_seed(int(cfg["seed"]) + 1)
+        net = build_net(cfg, task, l0, device)
+        net.set_gamma(float(net.gamma) * lr_multiplier)
+        engine = MetaEngine(
+            net, task, model, optimizer, backend=cfg["meta"]["backend"], K=int(cfg["meta"]["K"]),
+            meta_lr=float(cfg["meta"]["lr"]), meta_weight_decay=float(cfg["meta"]["weight_decay"]),
+            grad_clip=cfg.get("grad_clip"), first_order=bool(cfg["meta"].get("first_order", False)),
+        )
+        return Schedule(optimizer, MLRSNetDriver(net, optimizer, task.info.loss_scale), net, engine)
+    steps = task.steps_per_epoch
+    optimizer, driver = build_driver(
+        name, optimizer, model, task, total_steps=int(cfg["epochs"]) * steps, steps_per_epoch=steps,
+        params=(cfg.get("schedule_params") or {}).get(name), lr_multiplier=lr_multiplier,
+    )
+    return Schedule(optimizer, driver, None, None)
+
+
 def save_lr_schedule(run_dir: Path, history_steps: list[tuple[int, float]], title: str) -> None:
     """Write the LR against iteration as CSV and PNG."""
     atomic_write_text(run_dir / "lr_schedule.csv", "step,lr\n" + "".join(f"{s},{lr:.8g}\n" for s, lr in history_steps))
@@ -121,8 +161,8 @@ def save_lr_schedule(run_dir: Path, history_steps: list[tuple[int, float]], titl
 
 
 def meta_train(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) -> dict:
-    """Meta-train MLR-SNet (``schedule=mlrsnet``) or train under a fixed LR (``schedule=fixed``) on
-    ``cfg.task``; write the run directory and return the summary."""
+    """Meta-train MLR-SNet (``schedule=mlrsnet``) or train under any other schedule (``schedule=<name>``,
+    see :mod:`mlrsnet.schedules.drivers`) on ``cfg.task``; write the run directory and return the summary."""
     cfg = to_plain(cfg)
     validate(cfg)
     run_dir = Path(run_dir)
@@ -136,20 +176,7 @@ def meta_train(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) ->
     optimizer = build_optimizer(model.parameters(), cfg["optimizer"])
     l0 = initial_loss(task, model, seed)
 
-    net: MLRSNet | None = None
-    engine: MetaEngine | None = None
-    driver: LRDriver
-    if cfg["schedule"] == "mlrsnet":
-        torch.manual_seed(seed + 1)
-        net = build_net(cfg, task, l0, device)
-        engine = MetaEngine(
-            net, task, model, optimizer, backend=cfg["meta"]["backend"], K=int(cfg["meta"]["K"]),
-            meta_lr=float(cfg["meta"]["lr"]), meta_weight_decay=float(cfg["meta"]["weight_decay"]),
-            grad_clip=cfg.get("grad_clip"), first_order=bool(cfg["meta"].get("first_order", False)),
-        )
-        driver = MLRSNetDriver(net, optimizer, task.info.loss_scale)
-    else:
-        driver = LRDriver()
+    optimizer, driver, net, engine = build_schedule(cfg, task, model, optimizer, l0, device)
 
     logger = RunLogger(run_dir, config_yaml=config_yaml)
     loop_cfg = LoopConfig(

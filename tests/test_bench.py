@@ -1,0 +1,145 @@
+"""The schedule benchmark: end to end on a tiny task, fair tuning, same seeds, tables and plots."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+import torch
+
+from mlrsnet import bench as bench_module
+from mlrsnet.bench import _fmt, _reached, bench, build_run, summarise, tune_lr
+from mlrsnet.cli import compose
+from mlrsnet.errors import ConfigError
+from mlrsnet.tasks.base import ClassificationTask
+from mlrsnet.utils import to_plain
+from tests.conftest import REPO, run_cli
+
+PNG = b"\x89PNG\r\n\x1a\n"
+TINY = ["+task=digits_mlp", "task.train_fraction=0.05", "batch_size=16", "epochs=2", "progress=false",
+        "schedules=[fixed,cosine,mlrsnet]", "seeds=[0,1]", "lr_grid=[0.5,1.0]", "target_metric=0.2"]
+
+
+@pytest.fixture(scope="module")
+def cfg() -> dict:
+    return to_plain(compose("bench", TINY))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread (and much faster on a shared, busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def results(cfg, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    return out, bench(cfg, out)
+
+
+def test_bench_writes_the_table_the_csv_and_the_plots(results):
+    out, res = results
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [(r["schedule"], r["seed"]) for r in rows] == [
+        (s, k) for s in ("fixed", "cosine", "mlrsnet") for k in ("0", "1")]
+    assert all(r["status"] == "complete" and 0 <= float(r["final_test"]) <= 1 for r in rows)
+    assert all(0 < float(r["confidence_mean"]) <= 1 and math.isfinite(float(r["loss_gap"])) for r in rows)
+    text = (out / "results.md").read_text()
+    assert res["table"] in text
+    main, tuning_part = text.split("Tuning:")
+    body = [line for line in main.splitlines() if line.startswith("| ") and "schedule" not in line]
+    assert [line.split(" | ")[0][2:] for line in body] == ["fixed", "cosine", "mlrsnet"]
+    assert "±" in body[0] and "final test accuracy" in main and "epochs to 0.2" in main
+    assert "×0.5 | ×1 |" in tuning_part and tuning_part.count("**") == 2 + 6
+    for name in ("lr_curves.png", "metric_curves.png"):
+        assert (out / name).read_bytes()[:8] == PNG
+    tuning = list(csv.DictReader((out / "tuning.csv").open()))
+    assert len(tuning) == 6 and sum(r["chosen"] == "True" for r in tuning) == 3
+    for name in ("fixed", "cosine", "mlrsnet"):
+        assert (out / "runs" / name / "seed0" / "metrics.jsonl").is_file()
+
+
+def test_chosen_multiplier_is_recorded_and_the_best_on_the_meta_split(results):
+    out, res = results
+    for name, candidates in res["tuning"].items():
+        best = max(candidates, key=lambda c: (c["meta_accuracy"], -abs(math.log(c["lr_multiplier"]))))
+        assert best["chosen"]
+        assert all(r["lr_multiplier"] == best["lr_multiplier"] for r in res["rows"] if r["schedule"] == name)
+
+
+def test_rerun_reuses_every_record(cfg, results, monkeypatch):
+    out, res = results
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(bench_module, "train_run", no_training)
+    again = bench(cfg, out)
+    assert again["table"] == res["table"]
+
+
+def test_jobs_sharing_an_out_dir_write_one_table(cfg, tmp_path):
+    small = {**cfg, "epochs": 1, "seeds": [0], "lr_grid": [1.0]}
+    bench({**small, "schedules": ["fixed"]}, tmp_path)
+    table = bench({**small, "schedules": ["cosine"]}, tmp_path)["table"]
+    assert "| cosine |" in table and "| fixed |" in table
+    other = bench({**small, "schedules": ["fixed"], "batch_size": 8}, tmp_path)["table"]  # another fingerprint
+    assert "| cosine |" not in other
+
+
+def test_tuning_never_evaluates_the_test_split(cfg, tmp_path, monkeypatch):
+    splits = []
+    evaluate = ClassificationTask.evaluate
+
+    def spy(self, model, split="test"):
+        splits.append(split)
+        return evaluate(self, model, split)
+
+    monkeypatch.setattr(ClassificationTask, "evaluate", spy)
+    choice = tune_lr({**cfg, "epochs": 1}, "cosine", tmp_path)
+    assert splits and set(splits) == {"meta"}
+    assert choice["chosen"] in (0.5, 1.0) and len(choice["candidates"]) == 2
+
+
+def test_one_seed_is_one_initialisation_and_data_order(cfg):
+    task_a, model_a, *_ = build_run(cfg, 0)
+    task_b, model_b, *_ = build_run(cfg, 0)
+    task_c, model_c, *_ = build_run(cfg, 1)
+    params = [list(m.parameters()) for m in (model_a, model_b, model_c)]
+    assert all(torch.equal(a, b) for a, b in zip(params[0], params[1], strict=True))
+    assert not all(torch.equal(a, c) for a, c in zip(params[0], params[2], strict=True))
+    first = [next(t.train_batches(0))[1] for t in (task_a, task_b, task_c)]
+    assert torch.equal(first[0], first[1]) and not torch.equal(first[0], first[2])
+
+
+def test_time_to_target_and_formatting():
+    history = [{"epoch": 1, "epoch_time": 1.5, "m": 0.5}, {"epoch": 2, "epoch_time": 2.0, "m": 0.8}]
+    assert _reached(history, "m", 0.7, higher=True) == (2.0, 3.5)
+    assert all(math.isnan(v) for v in _reached(history, "m", 0.9, higher=True))
+    assert _reached(history, "m", 0.6, higher=False) == (1.0, 1.5)
+    assert _fmt([1.0, 3.0], 1) == "2.0 ± 1.4"
+    assert _fmt([1.0, math.nan], 2) == "1.00 ± 0.00 (1/2)"
+    assert _fmt([math.nan], 2) == "—"
+    row = {"schedule": "x", "status": "diverged", "lr_multiplier": 1.0, "peak_lr": 1.0, "wall_time_s": 1.0,
+           **{k: math.nan for k in ("final_test", "best_test", "epochs_to_target", "seconds_to_target",
+                                    "loss_gap", "confidence_mean", "confidence_std")}}
+    assert "| x (1 diverged) |" in summarise([row], "accuracy", None, [0])
+
+
+def test_bad_bench_keys_are_one_line_errors(cfg, tmp_path):
+    for key, value, match in (("schedules", ["fixed", "nope"], "unknown schedule 'nope'"),
+                              ("lr_grid", [0.0], "lr_grid"), ("seeds", [], "seeds")):
+        with pytest.raises(ConfigError, match=match):
+            bench({**cfg, key: value}, tmp_path)
+
+
+def test_command_line_names_an_unknown_schedule_in_one_line(tmp_path):
+    proc = run_cli(["mlrsnet.bench", "+task=digits_mlp", "schedules=[fixed,cosin]", f"out_dir={tmp_path}",
+                    f"hydra.run.dir={tmp_path}/hydra"], cwd=REPO, timeout=120)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: unknown schedule 'cosin'") and "cosine" in last

@@ -1,0 +1,179 @@
+"""Every schedule name as an LR driver of the one training loop, and schedule=<name> in mlrsnet.train."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from mlrsnet.cli import compose
+from mlrsnet.errors import ConfigError
+from mlrsnet.loop import LoopConfig, train_loop
+from mlrsnet.schedules.drivers import (
+    FROZEN,
+    META_TRAINED,
+    MetricDriver,
+    build_driver,
+    check_schedule,
+    default_params,
+    schedule_names,
+)
+from mlrsnet.schedules.registry import SCHEDULES
+from mlrsnet.tasks import build_task
+from mlrsnet.train import build_schedule, initial_loss, meta_train, validate
+from mlrsnet.utils import build_optimizer, to_plain
+
+# 3 training steps per epoch: 5% of the digits training split in batches of 16.
+OVERRIDES = ["+task=digits_mlp", "task.train_fraction=0.05", "batch_size=16", "epochs=1", "progress=false"]
+
+
+@pytest.fixture(scope="module")
+def cfg() -> dict:
+    return to_plain(compose("train", OVERRIDES))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread (and much faster on a shared, busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def fresh(cfg: dict, schedule: str, lr_multiplier: float = 1.0, **params):
+    """A task, model and the schedule's optimiser and driver, all from seed 0."""
+    cfg = {**cfg, "schedule": schedule, "schedule_params": {schedule: params}}
+    task = build_task(cfg["task"], 0, "cpu")
+    torch.manual_seed(0)
+    model = task.build_model()
+    optimizer = build_optimizer(model.parameters(), cfg["optimizer"])
+    built = build_schedule(cfg, task, model, optimizer, initial_loss(task, model, 0), torch.device("cpu"),
+                           lr_multiplier)
+    return task, model, built
+
+
+def run(task, model, built, splits=("meta",)) -> list[dict]:
+    return train_loop(task, model, built.optimizer, built.driver, LoopConfig(epochs=1, progress=False,
+                      eval_splits=splits), engine=built.engine)
+
+
+@pytest.mark.parametrize("name", schedule_names())
+def test_every_schedule_trains_three_steps(cfg, name):
+    task, model, built = fresh(cfg, name)
+    assert task.steps_per_epoch == 3
+    before = [p.detach().clone() for p in model.parameters()]
+    history = run(task, model, built)
+    assert len(history) == 1 and math.isfinite(history[0]["train_loss"])
+    assert history[0]["lr_min"] > 0
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    replacing = name in SCHEDULES and SCHEDULES[name].kind.endswith("optimizer")
+    assert (type(built.optimizer) is not torch.optim.SGD) == replacing
+    assert (built.engine is not None) == (name == META_TRAINED)
+
+
+def test_unknown_schedule_is_a_one_line_error_listing_the_names(cfg):
+    with pytest.raises(ConfigError) as err:
+        check_schedule("cosin")
+    message = str(err.value)
+    assert "\n" not in message and "cosine" in message and FROZEN in message and "sgd_hd" in message
+    with pytest.raises(ConfigError, match="unknown schedule 'cosin'"):
+        validate({**cfg, "schedule": "cosin"})
+
+
+def test_defaults_are_relative_to_the_run_and_params_win(cfg):
+    assert default_params("step", 90, 10, 0.1) == {"step_size": 30, "gamma": 0.1}
+    assert default_params("multistep", 100, 10, 0.1)["milestones"] == [50, 75]
+    assert default_params("exponential", 50, 10, 0.1)["gamma"] ** 50 == pytest.approx(0.01)
+    # The epoch form given by the user replaces the default it stands for (no "not both" error).
+    task, model, built = fresh(cfg, "step", step_size_epochs=1, gamma=0.5)
+    assert built.driver.scheduler.step_size == 3 and built.driver.scheduler.gamma == 0.5
+    _, _, built = fresh(cfg, "lrbench", policy="FIX", k0=0.02)
+    assert built.optimizer.param_groups[0]["lr"] == pytest.approx(0.02)
+
+
+def test_lr_multiplier_scales_each_kind_of_base_lr(cfg):
+    base = cfg["optimizer"]["lr"]
+    assert fresh(cfg, "cosine", 2.0)[2].optimizer.param_groups[0]["lr"] == pytest.approx(2 * base)
+    assert fresh(cfg, "sgd_hd", 2.0)[2].optimizer.param_groups[0]["lr"] == pytest.approx(2 * base)
+    assert fresh(cfg, "prodigy", 0.5)[2].optimizer.param_groups[0]["lr"] == pytest.approx(0.5)
+    assert fresh(cfg, "adam_hd")[2].optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)  # SGD base
+    one = float(fresh(cfg, META_TRAINED)[2].net.gamma)
+    assert float(fresh(cfg, META_TRAINED, 3.0)[2].net.gamma) == pytest.approx(3 * one)
+    lrbench = fresh(cfg, "lrbench", 2.0)[2].optimizer.param_groups[0]
+    assert lrbench["lr_scale"] == 2.0 and lrbench["lr"] == pytest.approx(2.0 * base / 10)  # TRI2 starts at k0
+
+
+def test_replacement_inherits_the_base_optimizers_hyperparameters(cfg):
+    group = fresh(cfg, "sgd_hd")[2].optimizer.param_groups[0]
+    assert group["momentum"] == cfg["optimizer"]["momentum"]
+    assert group["weight_decay"] == cfg["optimizer"]["weight_decay"]
+
+
+def test_schedule_free_is_evaluated_at_its_averaged_point(cfg, monkeypatch):
+    task, model, built = fresh(cfg, "sgd_schedulefree")
+    modes = []
+    evaluate = type(task).evaluate
+
+    def spy(self, model, split="test"):
+        modes.append(built.optimizer.param_groups[0]["train_mode"])
+        return evaluate(self, model, split)
+
+    monkeypatch.setattr(type(task), "evaluate", spy)
+    run(task, model, built, splits=("test", "meta"))
+    assert modes == [False, False]
+    assert built.optimizer.param_groups[0]["train_mode"]
+
+
+def test_line_search_steps_through_the_closure(cfg):
+    task, model, built = fresh(cfg, "sls")
+    run(task, model, built)
+    assert math.isfinite(built.optimizer.last_loss) and math.isfinite(built.optimizer.last_loss_next)
+
+
+def test_autolr_probes_do_not_change_the_data_order(cfg):
+    task, model, built = fresh(cfg, "autolr", interval=1, horizon=2)
+    run(task, model, built)
+    assert len(built.driver.tuner.history) == 3
+    plain_task, plain_model, plain = fresh(cfg, "fixed")
+    run(plain_task, plain_model, plain)
+    assert torch.equal(task.generator.get_state(), plain_task.generator.get_state())
+
+
+def test_plateau_steps_on_the_meta_split_and_refuses_the_test_split(cfg):
+    task, model, built = fresh(cfg, "plateau", patience=0, factor=0.5)
+    assert built.driver.metric_key == "meta_loss"
+    with pytest.raises(ConfigError, match="test split"):
+        fresh(cfg, "plateau", metric_key="test_loss")
+
+
+def test_greedy_driver_state_round_trips(cfg):
+    task, model, built = fresh(cfg, "greedy", patience=0)
+    run(task, model, built)
+    state = built.driver.state_dict()
+    _, _, other = fresh(cfg, "greedy", patience=0)
+    assert isinstance(other.driver, MetricDriver)
+    other.driver.load_state_dict(state)
+    assert other.driver.scheduler.best == built.driver.scheduler.best
+    assert other.driver.scheduler.optimizer is other.optimizer
+
+
+def test_fixed_rejects_parameters_and_mlrsnet_needs_the_train_builder(cfg):
+    task, model, _ = fresh(cfg, "fixed")
+    optimizer = build_optimizer(model.parameters(), cfg["optimizer"])
+    with pytest.raises(ConfigError, match="takes no parameters"):
+        build_driver("fixed", optimizer, model, task, total_steps=3, steps_per_epoch=3, params={"lr": 1})
+    with pytest.raises(ConfigError, match="build_schedule"):
+        build_driver(META_TRAINED, optimizer, model, task, total_steps=3, steps_per_epoch=3)
+
+
+def test_train_accepts_any_schedule_name(cfg, tmp_path):
+    run_cfg = {**cfg, "schedule": "cosine", "schedule_params": {"cosine": {"warmup_steps": 1}}}
+    summary = meta_train(run_cfg, tmp_path)
+    assert summary["schedule"] == "cosine"
+    steps = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in steps if r["type"] == "step"]
+    assert lrs[0] < lrs[1]  # the warmup ramp
+    assert (tmp_path / "lr_schedule.png").is_file()
