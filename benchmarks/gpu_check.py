@@ -99,7 +99,7 @@ def main() -> None:
         + "; target 2 interval=1/10/30/100 "
         + " ".join(f"{t}=" + "/".join(f"{r[f'meta interval={k}']:.3f}" for k in (1, 10, 30, 100))
                    for t, r in epoch.items())
-        + "; target 3 " + " ".join(f"{t}={r:.3f}x" for t, r in transfer.items())
+        + "; target 3 " + " ".join(f"{t}={r:.3f}x ({e:.3f}x)" for t, (r, e) in transfer.items())
     )
 
 
