@@ -150,6 +150,11 @@ def test_every_query_composes_and_names_a_known_dataset():
         assert cfg["epochs"] >= 1 and cfg["task"]["batch_size"] == cfg["batch_size"]
 
 
+def test_task_keys_compose_without_a_query_for_multirun_sweeps():
+    cfg = compose("transfer", ["task.train_fraction=0.5", "task.noise.rate=0.2"])
+    assert cfg.task.train_fraction == 0.5 and cfg.task.noise.rate == 0.2
+
+
 def test_a_single_compare_name_is_a_list():
     cfg = to_plain(transfer_cfg("digits_mlp", "compare=step"))
     validate(cfg)
