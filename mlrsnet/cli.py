@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 from collections.abc import Callable
 from importlib import resources
@@ -50,20 +52,87 @@ def check_group_arg(argv: list[str], group: str, command: str) -> list[str]:
 
 
 def run_hydra(task_function: Callable[[Any], Any], config_name: str, group: str, command: str) -> None:
-    """Run ``task_function`` under ``hydra.main``; user errors print one line and exit with code 2."""
+    """Run ``task_function`` under ``hydra.main``. User errors print one line (``error: ...``) and exit
+    with the error's code (2 unless the error says otherwise): an :class:`MLRSNetError` from the task
+    (in a multirun, per failed job, after Hydra's line naming the job) and Hydra's own errors about the
+    command line: an unknown key or config-group option, an unparsable override, an output directory
+    that cannot be created. Bugs keep their traceback."""
     import hydra
 
     sys.argv = [sys.argv[0], *check_group_arg(sys.argv[1:], group, command)]
+    # Hydra prints its own errors over several lines unless HYDRA_FULL_ERROR is set, in which case it
+    # raises them; they are raised here and turned into one line. A user's HYDRA_FULL_ERROR=1 wins.
+    keep_hydra_errors = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    os.environ["HYDRA_FULL_ERROR"] = "1"
 
     def guarded(cfg: Any) -> Any:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
         try:
             return task_function(cfg)
         except MLRSNetError as e:
+            if HydraConfig.get().mode == RunMode.MULTIRUN:
+                raise  # the launcher records the job as failed; reported below
             fail(str(e), e.exit_code)
+        except Exception as e:
+            e._mlrsnet_from_task = True  # type: ignore[attr-defined]
+            raise
 
     guarded.__name__ = command
     guarded.__module__ = task_function.__module__
-    hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(guarded)()
+    try:
+        hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name=config_name)(guarded)()
+    except MLRSNetError as e:
+        fail(str(e), e.exit_code)
+    except Exception as e:
+        message = None if keep_hydra_errors or hasattr(e, "_mlrsnet_from_task") else hydra_error(e, group, command)
+        if message is None:
+            raise
+        fail(message)
+
+
+def hydra_error(e: Exception, group: str, command: str) -> str | None:
+    """A one-line message, naming the problem and the fix, for an error Hydra raises about the command
+    line; None for anything else."""
+    from hydra.errors import (
+        ConfigCompositionException,
+        HydraException,
+        MissingConfigException,
+        OverrideParseException,
+    )
+
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    cause = str(e.__cause__).strip().splitlines()[0] if e.__cause__ is not None and str(e.__cause__).strip() else ""
+    listing = f"python -m mlrsnet.{command} +{group}=NAME --cfg job"
+    if isinstance(e, MissingConfigException):
+        where = e.missing_cfg_file or ""
+        found = re.search(r"Could not find '([^']+)'", str(e))
+        where = found.group(1) if found else where
+        option_group, _, name = where.rpartition("/")
+        if option_group and e.options:
+            return f"unknown {option_group} {name!r}; use one of: {', '.join(e.options)}"
+        return f"{first}; check the config name"
+    if isinstance(e, OverrideParseException):
+        return (f"cannot parse the override {e.override!r} ({first}); write key=value, and quote values with "
+                "spaces or special characters")
+    if isinstance(e, ConfigCompositionException):
+        taken = re.search(r"An item is already at '([^']+)'", first)
+        if taken:
+            return f"{taken.group(1)!r} is already in the config; set it with {taken.group(1)}=VALUE (no +)"
+        key = re.search(r"Could not (?:override|append to config) '?([^'.\s]+(?:\.[^'.\s]+)*)'?", first)
+        if key and "not in struct" in cause:
+            return (f"unknown config key {key.group(1)!r}; check its spelling against `{listing}`, or add a "
+                    f"new key with +{key.group(1)}=VALUE")
+        if key:
+            return f"bad override for {key.group(1)!r}: {cause or first}; see the keys and values with `{listing}`"
+        return f"{first}{'; ' + cause if cause else ''}"
+    if isinstance(e, HydraException):
+        return f"{first}{'; ' + cause if cause else ''}"
+    if isinstance(e, OSError) and e.filename:
+        return (f"cannot create the output directory {e.filename} ({e.strerror}); choose a writable one with "
+                "hydra.run.dir=PATH (hydra.sweep.dir=PATH with -m)")
+    return None
 
 
 def compose(config_name: str = "train", overrides: list[str] | None = None) -> Any:

@@ -297,6 +297,15 @@ class LanguageModelTask(Task):
     def random_train_batch(self) -> tuple:
         return self._windows(self.streams["train"], self.batch_size, self.meta_generator)
 
+    def rng_state(self) -> dict:
+        # The LSTM state carried across BPTT slices is part of where an interrupted epoch stands.
+        return {**super().rng_state(), "carry": self._carry}
+
+    def set_rng_state(self, state: dict) -> None:
+        super().set_rng_state(state)
+        carry = state.get("carry")
+        self._carry = None if carry is None else type(carry)(h.to(self.device) for h in carry)
+
     def meta_batch(self) -> tuple:
         return self._windows(self.streams["meta"], self.meta_batch_size, self.meta_generator)
 

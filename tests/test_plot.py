@@ -1,0 +1,67 @@
+"""`python -m mlrsnet.plot RUN_DIR` writes valid PNGs: LR against iteration, loss and test metric against
+epoch and, for meta-training runs, MLR-SNet's output against its input loss at the snapshots."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from mlrsnet.plot import main, plot_run
+from mlrsnet.train import meta_train, snapshot_epochs
+from tests.conftest import compose, run_cli
+
+TINY = ["+task=digits_mlp", "task.train_fraction=0.3", "batch_size=32", "epochs=2", "progress=false"]
+
+
+def assert_png(path) -> None:
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert image.size[0] > 200 and image.size[1] > 200
+
+
+def test_snapshot_epochs_are_evenly_spaced():
+    assert snapshot_epochs(200, 5) == {0, 50, 100, 150, 200}
+    assert snapshot_epochs(2, 5) == {0, 1, 2}
+    assert snapshot_epochs(7, 1) == {7}
+    assert snapshot_epochs(7, 0) == set()
+
+
+@pytest.fixture(scope="module")
+def meta_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("meta") / "run"
+    meta_train(compose(overrides=[*TINY, "snapshots=3"]), run)
+    return run
+
+
+def test_meta_training_run_gets_all_three_figures(meta_run, tmp_path):
+    assert sorted(p.name for p in (meta_run / "snapshots").iterdir()) == [
+        "mlrsnet_epoch0000.pt", "mlrsnet_epoch0001.pt", "mlrsnet_epoch0002.pt"]
+    written = plot_run(meta_run, tmp_path / "plots")
+    assert sorted(p.name for p in written) == ["curves.png", "lr.png", "mlrsnet_response.png"]
+    for path in written:
+        assert_png(path)
+
+
+def test_cli_writes_into_the_run_directory(meta_run):
+    r = run_cli(["mlrsnet.plot", str(meta_run)], cwd=meta_run)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for name in ("lr.png", "curves.png", "mlrsnet_response.png"):
+        assert_png(meta_run / "plots" / name)
+        assert str(meta_run / "plots" / name) in r.stdout
+
+
+def test_fixed_lr_run_without_step_records(tmp_path, capsys):
+    run = tmp_path / "sweep" / "0_seed=0"
+    meta_train(compose(overrides=[*TINY, "schedule=fixed", "log_steps=false"]), run)
+    assert main([str(tmp_path / "sweep")]) == 0  # a sweep directory: every run below it
+    assert sorted(p.name for p in (run / "plots").iterdir()) == ["curves.png", "lr.png"]
+    for path in (run / "plots").iterdir():
+        assert_png(path)
+
+
+def test_not_a_run_directory_is_one_line(tmp_path, capsys):
+    assert main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no runs (metrics.jsonl) under")
