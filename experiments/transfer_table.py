@@ -3,7 +3,7 @@
     nice python experiments/transfer_table.py --out runs/transfer_table \
         --queries text_lstm digits_mlp digits_cnn_epochs10 digits_cnn_epochs90 --seeds 0 1 2
 
-Each (query, seed) is one ``mlrsnet.transfer`` run with ``compare=[step,cosine]`` (the same seed, model
+Each (query, seed) is one ``mlrsnet.transfer`` run with ``compare=[multistep,cosine]`` (the same seed, model
 initialisation and data order for the three schedules), written to ``<out>/<query>/seed<k>/``; a run whose
 ``summary.json`` already holds the comparison is reused, so an interrupted table resumes, and several
 invocations over different queries can run side by side. Hydra overrides for every run go after ``--``
@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--queries", nargs="+",
                         default=["text_lstm", "digits_mlp", "digits_cnn_epochs10", "digits_cnn_epochs90"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--compare", nargs="+", default=["step", "cosine"])
+    parser.add_argument("--compare", nargs="+", default=["multistep", "cosine"])
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run, e.g. device=cuda")
     args = parser.parse_args()
     results = {}

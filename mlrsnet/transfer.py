@@ -20,10 +20,11 @@ that the frozen net emits at every step from that step's loss
 ``checkpoint`` is a path (``null``: the shipped ``checkpoints/digits_cnn_seed0.pt``) or a list of paths
 swapped at equal fractions of training (the paper's multi-checkpoint protocol).
 
-``compare=[step,cosine,...]`` also trains the query under hand-designed schedules: each name is an entry
-of ``baselines`` (a torch built-in schedule and its parameters, stepped every iteration) and starts from
-the query's ``optimizer.lr``. Every schedule of a run uses the same seed, so the same model
-initialisation and the same data order.
+``compare=[multistep,cosine,...]`` also trains the query under other schedules: any name ``schedule=``
+accepts in :mod:`mlrsnet.train` except the meta-trained ``mlrsnet`` (:mod:`mlrsnet.schedules.drivers`: the
+torch built-ins, stepped every iteration, and the rest of the zoo), with its run-relative defaults and
+``schedule_params.NAME.KEY=VALUE`` overrides, starting from the query's ``optimizer.lr``. Every schedule
+of a run uses the same seed, so the same model initialisation and the same data order.
 
 Outputs in the run directory, as :mod:`mlrsnet.train` writes them: ``metrics.jsonl``, ``summary.json``,
 ``config.yaml`` (resolved), ``environment.json``, ``lr_schedule.csv`` / ``lr_schedule.png`` (the MLR-SNet
@@ -43,10 +44,10 @@ import torch
 from mlrsnet.checkpoint import atomic_write_json, atomic_write_text
 from mlrsnet.errors import ConfigError
 from mlrsnet.log import RunLogger, read_metrics
-from mlrsnet.loop import LoopConfig, LRDriver, TorchSchedulerDriver, train_loop
+from mlrsnet.loop import LoopConfig, LRDriver, train_loop
 from mlrsnet.net import MLRSNet, compute_gamma
 from mlrsnet.scheduler import FrozenMLRSNetDriver, MLRSNetScheduler, load_frozen, resolve_checkpoint
-from mlrsnet.schedules.builtin import TORCH_SCHEDULES, build_torch_scheduler
+from mlrsnet.schedules.drivers import META_TRAINED, build_driver, check_schedule
 from mlrsnet.tasks import Task, build_task
 from mlrsnet.train import initial_loss, save_lr_schedule
 from mlrsnet.utils import build_optimizer, resolve_device, seed_everything, to_plain
@@ -85,43 +86,25 @@ def validate(cfg: dict) -> None:
     if isinstance(cfg["compare"], str):
         cfg["compare"] = [cfg["compare"]]
     cfg["compare"] = list(cfg["compare"] or [])
-    known = sorted(set(cfg["baselines"]) | set(TORCH_SCHEDULES))
     for name in cfg["compare"]:
-        if name not in known:
-            raise ConfigError(f"compare: unknown schedule {name!r}; use names from: {', '.join(known)}")
+        if name == META_TRAINED:
+            raise ConfigError("compare: mlrsnet is meta-trained in place (python -m mlrsnet.train); the transfer "
+                              "run itself is the frozen MLR-SNet, so leave it out of compare")
+        check_schedule(name)
     checkpoint_list(cfg["checkpoint"])
-
-
-def baseline_kwargs(spec: dict, total_steps: int) -> tuple[str, dict]:
-    """``(torch schedule name, parameters)`` of a ``baselines`` entry; ``*_frac`` keys (fractions of
-    the run) become iteration counts."""
-    kwargs: dict[str, Any] = {}
-    for key, value in spec.items():
-        if key == "schedule":
-            continue
-        if key.endswith("_frac"):
-            key = key[: -len("_frac")]
-            if isinstance(value, list | tuple):
-                value = [max(1, round(float(v) * total_steps)) for v in value]
-            else:
-                value = max(1, round(float(value) * total_steps))
-        kwargs[key] = value
-    return spec["schedule"], kwargs
 
 
 def _make_driver(
     cfg: dict, name: str, nets: list[MLRSNet], sources: list[str], task: Task, model: torch.nn.Module,
     optimizer: torch.optim.Optimizer, total_steps: int,
-) -> tuple[LRDriver, dict]:
-    """The LR driver of schedule ``name`` (``mlrsnet`` or a ``baselines`` entry) and what the summary
-    records about it."""
+) -> tuple[torch.optim.Optimizer, LRDriver, dict]:
+    """The optimizer and LR driver of schedule ``name`` (``mlrsnet``: the frozen net; else a schedule of
+    :mod:`mlrsnet.schedules.drivers`, which may replace the optimizer) and what the summary records."""
     if name != "mlrsnet":
-        spec = {"schedule": name, **(cfg["baselines"].get(name) or {})}
-        kind, kwargs = baseline_kwargs(spec, total_steps)
-        sched = build_torch_scheduler(kind, optimizer, total_steps, task.steps_per_epoch, **kwargs)
-        extra = {"torch_schedule": kind, "schedule_kwargs": kwargs,
-                 "initial_lr": float(cfg["optimizer"]["lr"])}
-        return TorchSchedulerDriver(sched, name=name), extra
+        params = (cfg.get("schedule_params") or {}).get(name)
+        optimizer, driver = build_driver(name, optimizer, model, task, total_steps=total_steps,
+                                         steps_per_epoch=task.steps_per_epoch, params=params)
+        return optimizer, driver, {"schedule_params": params, "initial_lr": float(cfg["optimizer"]["lr"])}
     l0 = initial_loss(task, model, int(cfg["seed"]))
     mode = cfg["gamma"]
     if mode == "recompute":
@@ -141,7 +124,7 @@ def _make_driver(
         "gamma": scale if isinstance(scale, float) else gammas[0], "checkpoint_gammas": gammas,
         "initial_loss": l0, "loss_scale": task.info.loss_scale,
     }
-    return FrozenMLRSNetDriver(sched), extra
+    return optimizer, FrozenMLRSNetDriver(sched), extra
 
 
 def _train_one(
@@ -158,12 +141,12 @@ def _train_one(
     optimizer = build_optimizer(model.parameters(), cfg["optimizer"])
     epochs = int(cfg["epochs"])
     total_steps = epochs * task.steps_per_epoch
-    driver, extra = _make_driver(cfg, name, nets, sources, task, model, optimizer, total_steps)
+    optimizer, driver, extra = _make_driver(cfg, name, nets, sources, task, model, optimizer, total_steps)
 
     logger = RunLogger(run_dir, config_yaml=config_yaml)
     loop_cfg = LoopConfig(
         epochs=epochs, grad_clip=cfg.get("grad_clip"), progress=bool(cfg.get("progress", True)),
-        log_steps=bool(cfg.get("log_steps", True)), eval_splits=("test",),
+        log_steps=bool(cfg.get("log_steps", True)),
         desc=f"{cfg['query']['name']} [{name}]",
     )
     t0 = time.perf_counter()

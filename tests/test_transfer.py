@@ -15,7 +15,7 @@ from mlrsnet.meta.engine import MetaEngine
 from mlrsnet.net import MLRSNet, MLRSNetConfig
 from mlrsnet.tasks import available_datasets, build_task
 from mlrsnet.train import build_net, initial_loss
-from mlrsnet.transfer import baseline_kwargs, transfer, validate
+from mlrsnet.transfer import transfer, validate
 from mlrsnet.utils import build_optimizer, seed_everything, to_plain
 from tests.conftest import compose, run_cli
 
@@ -113,28 +113,23 @@ def test_multi_checkpoint_protocol_swaps_at_equal_fractions(meta_trained, tmp_pa
 
 
 def test_baselines_share_seed_init_and_data_order(tmp_path):
-    summary = transfer(transfer_cfg("digits_mlp", "compare=[step,cosine,constant]", "optimizer.lr=0.05"), tmp_path)
+    summary = transfer(transfer_cfg("digits_mlp", "compare=[multistep,cosine,fixed]", "optimizer.lr=0.05"),
+                       tmp_path)
     first_losses = {}
-    for name in ["step", "cosine", "constant"]:
+    for name in ["multistep", "cosine", "fixed"]:
         losses, lrs = steps_of(tmp_path / "compare" / name)
         first_losses[name] = losses[0]
         assert lrs[0] == pytest.approx(0.05)
     losses, _ = steps_of(tmp_path)
     assert set(first_losses.values()) == {losses[0]}
     _, cos = steps_of(tmp_path / "compare" / "cosine")
-    _, const = steps_of(tmp_path / "compare" / "constant")
+    _, const = steps_of(tmp_path / "compare" / "fixed")
     assert cos[-1] < cos[0] and set(const) == {0.05}
-    assert set(summary["comparison"]) == {"mlrsnet", "step", "cosine", "constant"}
+    assert set(summary["comparison"]) == {"mlrsnet", "multistep", "cosine", "fixed"}
     md = (tmp_path / "comparison.md").read_text()
     assert "| mlrsnet |" in md and "| cosine |" in md and "**" in md
     rows = (tmp_path / "comparison.csv").read_text().strip().splitlines()
     assert rows[0].startswith("schedule,final_test_accuracy") and len(rows) == 5
-
-
-def test_baseline_fractions_become_iterations():
-    kind, kwargs = baseline_kwargs({"schedule": "multistep", "milestones_frac": [0.5, 0.75], "gamma": 0.1}, 40)
-    assert kind == "multistep" and kwargs == {"milestones": [20, 30], "gamma": 0.1}
-    assert baseline_kwargs({"schedule": "step", "step_size_frac": 0.001}, 40)[1] == {"step_size": 1}
 
 
 def test_every_query_composes_and_names_a_known_dataset():
@@ -166,16 +161,18 @@ def test_config_errors_name_the_key():
         transfer(transfer_cfg("digits_mlp", "gamma=paper"), "unused")
     with pytest.raises(ConfigError, match="unknown schedule 'warp'"):
         transfer(transfer_cfg("digits_mlp", "compare=[warp]"), "unused")
+    with pytest.raises(ConfigError, match="mlrsnet is meta-trained in place"):
+        transfer(transfer_cfg("digits_mlp", "compare=[mlrsnet]"), "unused")
 
 
 def test_cli_end_to_end_with_the_shipped_checkpoint(tmp_path):
-    r = run_cli(["mlrsnet.transfer", "+query=digits_cnn_data25", "epochs=1", "compare=[step]", "progress=false",
+    r = run_cli(["mlrsnet.transfer", "+query=digits_cnn_data25", "epochs=1", "compare=[multistep]", "progress=false",
                  "hydra.run.dir=run"], cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     run = tmp_path / "run"
     for name in ["metrics.jsonl", "summary.json", "config.yaml", "environment.json", "lr_schedule.csv",
-                 "lr_schedule.png", "comparison.md", "comparison.csv", "compare/step/metrics.jsonl",
-                 "compare/step/summary.json"]:
+                 "lr_schedule.png", "comparison.md", "comparison.csv", "compare/multistep/metrics.jsonl",
+                 "compare/multistep/summary.json"]:
         assert (run / name).is_file(), name
     summary = json.loads((run / "summary.json").read_text())
     assert summary["query"] == "digits_cnn_data25" and summary["checkpoints"][0].endswith("digits_cnn_seed0.pt")
