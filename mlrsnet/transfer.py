@@ -2,7 +2,7 @@
 
 Command line (Hydra)::
 
-    python -m mlrsnet.transfer +query=text_lstm [checkpoint=PATH gamma=checkpoint compare=[step,cosine]]
+    python -m mlrsnet.transfer +query=text_lstm [checkpoint=PATH gamma=checkpoint compare=[multistep,cosine]]
 
 Python::
 
