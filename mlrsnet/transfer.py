@@ -49,7 +49,7 @@ from mlrsnet.net import MLRSNet, compute_gamma
 from mlrsnet.scheduler import FrozenMLRSNetDriver, MLRSNetScheduler, load_frozen, resolve_checkpoint
 from mlrsnet.schedules.drivers import META_TRAINED, build_driver, check_schedule
 from mlrsnet.tasks import Task, build_task
-from mlrsnet.train import initial_loss, save_lr_schedule
+from mlrsnet.train import apply_speed_options, initial_loss, save_lr_schedule
 from mlrsnet.utils import build_optimizer, resolve_device, seed_everything, to_plain
 
 GAMMA_MODES = ("recompute", "checkpoint")
@@ -138,6 +138,7 @@ def _train_one(
     task = build_task(cfg["task"], seed, device)
     torch.manual_seed(seed)
     model = task.build_model()
+    train_model = apply_speed_options(cfg, task, model, device)
     optimizer = build_optimizer(model.parameters(), cfg["optimizer"])
     epochs = int(cfg["epochs"])
     total_steps = epochs * task.steps_per_epoch
@@ -150,7 +151,7 @@ def _train_one(
         desc=f"{cfg['query']['name']} [{name}]",
     )
     t0 = time.perf_counter()
-    history = train_loop(task, model, optimizer, driver, loop_cfg, logger=logger)
+    history = train_loop(task, train_model, optimizer, driver, loop_cfg, logger=logger)
     wall = time.perf_counter() - t0
 
     metric = task.info.metric
