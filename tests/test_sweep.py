@@ -4,9 +4,17 @@ hydra-submitit-launcher's ``submitit_local`` (the same code path as ``hydra/laun
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
+from mlrsnet.log import read_metrics
+from mlrsnet.train import meta_train
 from tests.conftest import compose, run_cli
 
 
@@ -52,3 +60,50 @@ def test_two_job_multirun_through_submitit_local_then_report(tmp_path):
     row = next(line for line in table.stdout.splitlines() if line.startswith("| digits_mlp"))
     mean = sum(s["final_test_accuracy"] for s in loaded) / 2
     assert "| 2 | " in row and f"{mean:.4g} ± " in row
+
+
+def children(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the job's process")
+def test_preempted_job_is_requeued_by_submitit_and_resumes_exactly(tmp_path):
+    """SIGUSR2 is what SLURM sends a submitit job before a time-out or on pre-emption: the run saves after
+    its step, submitit requeues it, and the requeued job resumes in the same run directory."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    overrides = ["+task=digits_mlp", "task.train_fraction=0.3", "batch_size=8", "epochs=3", "progress=false"]
+    reference = meta_train(compose(overrides=overrides), tmp_path / "ref")
+    sweep = subprocess.Popen(
+        [sys.executable, "-m", "mlrsnet.train", "-m", *overrides, "seed=0", "hydra/launcher=local",
+         "hydra.sweep.dir=sweep"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 300
+    metrics = []
+    while sweep.poll() is None and time.monotonic() < deadline:
+        metrics = list((tmp_path / "sweep").glob("0_*/metrics.jsonl"))
+        if metrics and any(r["type"] == "epoch" for r in read_metrics(metrics[0])):
+            break
+        time.sleep(0.02)
+    controller = next(int(p.name) for p in (tmp_path / "sweep" / ".submitit").iterdir() if p.name.isdigit())
+    for pid in children(controller):
+        os.kill(pid, signal.SIGUSR2)
+    _, err = sweep.communicate(timeout=600)
+    assert sweep.returncode == 0, err[-3000:]
+    logs = "".join(p.read_text() for p in (tmp_path / "sweep" / ".submitit").rglob("*_log.*"))
+    assert "Requeued job" in logs and "resuming" in logs
+    run = metrics[0].parent
+
+    def records(directory: Path) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "epoch_time"} for r in read_metrics(directory / "metrics.jsonl")]
+
+    assert records(run) == records(tmp_path / "ref")
+    assert json.loads((run / "summary.json").read_text())["final_test_accuracy"] == reference["final_test_accuracy"]
