@@ -11,7 +11,7 @@ from mlrsnet.errors import ConfigError
 from mlrsnet.loop import set_lr
 from mlrsnet.meta.engine import MetaEngine
 from mlrsnet.net import MLRSNet
-from mlrsnet.tasks.base import ClassificationData, ClassificationTask, TaskInfo
+from mlrsnet.tasks.base import ClassificationData, ClassificationTask, LanguageModelTask, TaskInfo
 
 
 class Float64Task(ClassificationTask):
@@ -184,3 +184,25 @@ def test_tensor_lr_stays_a_tensor_for_fused_optimisers():
     p.grad = torch.ones(3)
     fused.step()
     assert torch.allclose(p.detach(), torch.full((3,), 0.75))
+
+
+def test_native_unroll_matches_higher_package_on_an_lstm_language_model():
+    """Second order through an LSTM (run without cuDNN on a GPU, which has no RNN double backward)."""
+    g = torch.Generator().manual_seed(0)
+    vocab = 12
+    streams = [torch.randint(0, vocab, (n,), generator=g) for n in (600, 200, 200)]
+    task = LanguageModelTask(TaskInfo("tiny_lm", vocab, loss_scale=2.5, metric="perplexity", higher_is_better=False),
+                             *streams, "lstm_lm", {"emb_size": 8, "hidden_size": 8, "num_layers": 1, "dropout": 0.0,
+                                                   "tie_weights": True}, 4, 8, 4, 0)
+    torch.manual_seed(0)
+    model = task.build_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    batch = next(task.train_batches(0))
+    loss = task.train_loss(model, batch)
+    loss.backward()
+    net = MLRSNet(gamma=0.5)
+    setup = (task, model, opt, net, batch, loss)
+    native = hypergrad(setup, backend="higher", K=2)
+    library = hypergrad(setup, backend="higher", K=2, use_higher_library=True)
+    assert MetaEngine(net, task, model, opt, backend="higher", K=2)._has_rnn
+    assert rel(native, library) < 1e-4

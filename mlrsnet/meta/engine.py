@@ -104,6 +104,7 @@ class MetaEngine:
             net.parameters(), lr=meta_lr, weight_decay=meta_weight_decay, fused=True
         )
         self._names = {id(p): n for n, p in model.named_parameters()}
+        self._has_rnn = any(isinstance(m, nn.RNNBase) for m in model.modules())
 
     def state_dict(self) -> dict:
         return {"meta_optimizer": self.meta_optimizer.state_dict()}
@@ -183,9 +184,10 @@ class MetaEngine:
         points = thetas
         if self.first_order:
             points = [[t.detach().requires_grad_(True) for t in ts] for ts in thetas]
-        loss = self.task.loss(at(points), self.task.random_train_batch())
         flat = [t for ts in points for t in ts]
-        grads = torch.autograd.grad(loss, flat, create_graph=not self.first_order, allow_unused=True)
+        with contextlib.nullcontext() if self.first_order else self._double_backward_ready():
+            loss = self.task.loss(at(points), self.task.random_train_batch())
+            grads = torch.autograd.grad(loss, flat, create_graph=not self.first_order, allow_unused=True)
         grads = [torch.zeros_like(t) if g is None else g for t, g in zip(flat, grads, strict=True)]
         grads = self._clip(grads)
         lr, new_state = self.net(self._net_input(loss), state)
@@ -207,7 +209,7 @@ class MetaEngine:
         n_groups = len(self.optimizer.param_groups)
         state = self.net.state
         try:
-            with higher.innerloop_ctx(
+            with self._double_backward_ready(), higher.innerloop_ctx(
                 self.model, self.optimizer, copy_initial_weights=True, track_higher_grads=True
             ) as (fmodel, diffopt):
                 for k in range(self.K):
@@ -223,6 +225,11 @@ class MetaEngine:
                 for b, saved in zip(self.model.buffers(), saved_buffers, strict=True):
                     b.copy_(saved)
         return meta_loss.detach()
+
+    def _double_backward_ready(self) -> contextlib.AbstractContextManager:
+        """Forward passes whose gradients are differentiated again: cuDNN's RNN kernels have no double
+        backward, so an RNN model runs them without cuDNN (no effect on the CPU)."""
+        return torch.backends.cudnn.flags(enabled=False) if self._has_rnn else contextlib.nullcontext()
 
     def _clip(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
         """Differentiable counterpart of ``clip_grad_norm_`` for the unrolled steps."""
