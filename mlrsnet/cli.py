@@ -44,7 +44,7 @@ def check_group_arg(argv: list[str], group: str, command: str) -> list[str]:
             if "(" not in value:
                 unknown = [v for v in value.split(",") if v not in available]
                 if unknown:
-                    fail(f"unknown {group} {unknown[0]!r}; available {group}s: {listing}")
+                    fail(f"unknown {group} {unknown[0]!r}; use +{group}=NAME with NAME one of: {listing}")
         out.append(arg)
     if not found and not any(a in ("-h", "--help", "--cfg", "-c", "--info", "-i") for a in argv):
         fail(f"no {group} given; run `python -m mlrsnet.{command} +{group}=NAME` with NAME one of: {listing}")
