@@ -9,7 +9,7 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
-from mlrsnet.errors import MLRSNetError
+from mlrsnet.errors import MLRSNetError, RunInterrupted
 
 CONFIG_PATH = "pkg://mlrsnet.conf"
 
@@ -72,8 +72,10 @@ def run_hydra(task_function: Callable[[Any], Any], config_name: str, group: str,
         try:
             return task_function(cfg)
         except MLRSNetError as e:
-            if HydraConfig.get().mode == RunMode.MULTIRUN:
-                raise  # the launcher records the job as failed; reported below
+            # In a multirun the launcher records a failed job and goes on; a stop signal must end the
+            # process instead (and leave no result, so that a cluster requeue runs the job again).
+            if HydraConfig.get().mode == RunMode.MULTIRUN and not isinstance(e, RunInterrupted):
+                raise
             fail(str(e), e.exit_code)
         except Exception as e:
             e._mlrsnet_from_task = True  # type: ignore[attr-defined]

@@ -107,3 +107,22 @@ def test_preempted_job_is_requeued_by_submitit_and_resumes_exactly(tmp_path):
 
     assert records(run) == records(tmp_path / "ref")
     assert json.loads((run / "summary.json").read_text())["final_test_accuracy"] == reference["final_test_accuracy"]
+
+
+def test_sigterm_ends_a_sequential_multirun_instead_of_starting_the_next_job(tmp_path):
+    overrides = ["+task=digits_mlp", "task.train_fraction=0.3", "batch_size=8", "epochs=3", "progress=false"]
+    sweep = subprocess.Popen([sys.executable, "-m", "mlrsnet.train", "-m", *overrides, "seed=0,1",
+                              "hydra.sweep.dir=sweep"], cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 300
+    while sweep.poll() is None and time.monotonic() < deadline:
+        metrics = list((tmp_path / "sweep").glob("0_*/metrics.jsonl"))
+        if metrics and any(r["type"] == "epoch" for r in read_metrics(metrics[0])):
+            break
+        time.sleep(0.02)
+    sweep.send_signal(signal.SIGTERM)
+    _, err = sweep.communicate(timeout=300)
+    assert sweep.returncode == 75, err[-3000:]
+    assert err.strip().splitlines()[-1].startswith("error: stopped by SIGTERM")
+    assert not list((tmp_path / "sweep").glob("1_*/metrics.jsonl"))  # the second job never started
+    assert list((tmp_path / "sweep").glob("0_*/run_state.pt"))
