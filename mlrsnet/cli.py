@@ -131,6 +131,9 @@ def hydra_error(e: Exception, group: str, command: str) -> str | None:
         return f"{first}{'; ' + cause if cause else ''}"
     if isinstance(e, HydraException):
         return f"{first}{'; ' + cause if cause else ''}"
+    if type(e).__module__.startswith("submitit"):
+        return (f"a sweep job did not finish ({first}); its run directory keeps the saved state: rerun the same "
+                "command with hydra.sweep.dir=<the sweep directory> to resume the unfinished jobs")
     if isinstance(e, OSError) and e.filename:
         return (f"cannot create the output directory {e.filename} ({e.strerror}); choose a writable one with "
                 "hydra.run.dir=PATH (hydra.sweep.dir=PATH with -m)")

@@ -80,3 +80,13 @@ def test_errors_come_before_any_training(results):
     for name in ("negative_lr", "meta_interval", "unknown_key", "corrupt_run_state"):
         proc, cwd = results[name]
         assert not list(cwd.rglob("metrics.jsonl")), name
+
+
+def test_a_sweep_job_that_left_no_result_is_one_line():
+    utils = pytest.importorskip("submitit.core.utils")
+    from mlrsnet.cli import hydra_error
+
+    error = utils.UncompletedJobError("Job 7 (task: 0) with path /x/7_0_result.pkl\nhas not produced any output")
+    message = hydra_error(error, "task", "train")
+    assert message is not None and "\n" not in message
+    assert "Job 7" in message and "hydra.sweep.dir=" in message
