@@ -30,9 +30,9 @@ from mlrsnet.errors import CheckpointError, ConfigError
 RUN_STATE = "run_state.pt"
 
 # Keys that may differ between a run and its resumption: they change how a run is shown, logged,
-# guarded or how long it goes on, not the numbers it produces up to the point where it stopped.
-RESUMABLE_KEYS = ("progress", "resume", "logger", "save_every", "guard", "device", "epochs",
-                  "copy_to_checkpoints", "checkpoints_dir")
+# guarded, where it reads its data or how long it goes on, not the numbers it produced so far.
+RESUMABLE_KEYS = ("progress", "resume", "logger", "save_every", "snapshots", "guard", "device", "epochs",
+                  "data", "copy_to_checkpoints", "checkpoints_dir")
 
 
 class StopSignals:
