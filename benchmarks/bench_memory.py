@@ -83,10 +83,10 @@ def main() -> None:
     Ks = [int(k) for k in args.Ks.split(",")]
     mb = 2.0**20
     plain = peak_bytes(C.make_trainee(cfg, device, args.seed), device) / mb
-    second = {k: peak_bytes(C.make_trainee(cfg, device, args.seed, meta={"backend": "higher", "K": k}), device) / mb
+    second = {k: peak_bytes(C.make_trainee(cfg, device, args.seed, meta={"backend": "unroll", "K": k}), device) / mb
               for k in Ks}
     first = {k: peak_bytes(C.make_trainee(cfg, device, args.seed,
-                                          meta={"backend": "higher", "K": k, "first_order": True}), device) / mb
+                                          meta={"backend": "unroll", "K": k, "first_order": True}), device) / mb
              for k in Ks}
     print(f"\n{args.model} ({task}, {' '.join(overrides)}): peak MiB of tensors allocated during one iteration")
     print("| K | higher (second order) | higher first_order |")

@@ -3,8 +3,8 @@
 A plain iteration is zero_grad, forward, backward, (clip), ``optimizer.step()`` at a fixed LR; a
 meta-training iteration adds ``MetaEngine.meta_step`` and MLR-SNet's LR, exactly as in
 :func:`mlrsnet.loop.train_loop` with ``meta_interval=1``. The meta batch has the training batch's size.
-Variants: ``exact``; ``higher`` at K = 1, 2, 5 (native unroll) and K = 5 with ``first_order``;
-``higher-pkg`` at K = 1, 2, 5 (the unroll through the ``higher`` package, as before the rewrite).
+Variants: ``exact``; ``unroll`` at K = 1, 2, 5 (native unroll) and K = 5 with ``first_order``;
+``higher`` at K = 1, 2, 5 (the unroll through the ``higher`` package).
 
     python benchmarks/bench_meta_step.py [--models cnn,mlp,lstm] [--threads 1 --clock cpu] [--rounds 7]
 
@@ -20,13 +20,13 @@ import _common as C
 VARIANTS: dict[str, dict | None] = {
     "plain": None,
     "exact": {"backend": "exact"},
+    "unroll K=1": {"backend": "unroll", "K": 1},
+    "unroll K=2": {"backend": "unroll", "K": 2},
+    "unroll K=5": {"backend": "unroll", "K": 5},
+    "unroll K=5 first_order": {"backend": "unroll", "K": 5, "first_order": True},
     "higher K=1": {"backend": "higher", "K": 1},
     "higher K=2": {"backend": "higher", "K": 2},
     "higher K=5": {"backend": "higher", "K": 5},
-    "higher K=5 first_order": {"backend": "higher", "K": 5, "first_order": True},
-    "higher-pkg K=1": {"backend": "higher", "K": 1, "use_higher_library": True},
-    "higher-pkg K=2": {"backend": "higher", "K": 2, "use_higher_library": True},
-    "higher-pkg K=5": {"backend": "higher", "K": 5, "use_higher_library": True},
 }
 
 
@@ -62,8 +62,8 @@ def main() -> None:
     print(C.machine())
     results = {m: bench_model(m, args, device) for m in args.models.split(",")}
     print("\n" + "; ".join(f"{m} higher K=1/2/5 {r['higher K=1']:.2f}/{r['higher K=2']:.2f}/{r['higher K=5']:.2f}x "
-                           f"(higher-pkg {r['higher-pkg K=1']:.2f}/{r['higher-pkg K=2']:.2f}/"
-                           f"{r['higher-pkg K=5']:.2f}x)" for m, r in results.items()))
+                           f"(higher-pkg {r['higher K=1']:.2f}/{r['higher K=2']:.2f}/"
+                           f"{r['higher K=5']:.2f}x)" for m, r in results.items()))
     print(f"target 1, meta step exact/plain ({args.clock}): "
           + " ".join(f"{m}={r['exact']:.2f}x" for m, r in results.items()))
 

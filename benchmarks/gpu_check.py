@@ -53,7 +53,7 @@ def sync_check(device: torch.device) -> list[str]:
     frozen = bench_transfer_overhead.frozen_mlrsnet
     runs = {
         "meta-training epoch, exact": C.make_trainee(cfg, device, 0, meta={"backend": "exact"}),
-        "meta-training epoch, higher K=2": C.make_trainee(cfg, device, 0, meta={"backend": "higher", "K": 2}),
+        "meta-training epoch, higher K=2": C.make_trainee(cfg, device, 0, meta={"backend": "unroll", "K": 2}),
         "transfer epoch, frozen MLR-SNet": C.make_trainee(cfg, device, 0, driver=frozen),
     }
     passed = []
@@ -94,7 +94,7 @@ def main() -> None:
     bench.rounds = 4 if args.quick else 8
     transfer = {t: bench_transfer_overhead.bench_task(t, bench, device) for t in ("digits_cnn", "text_lstm_cpython")}
     mem = {k: bench_memory.peak_bytes(C.make_trainee(C.compose("digits_cnn", C.MODELS["cnn"][1]), device, 0,
-                                                       meta={"backend": "higher", "K": k}), device) / 2**20
+                                                       meta={"backend": "unroll", "K": k}), device) / 2**20
            for k in (1, 2, 5, 10)}
     print("\nGPU peak MiB, higher K=1/2/5/10: " + "/".join(f"{v:.1f}" for v in mem.values()))
     print(

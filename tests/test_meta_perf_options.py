@@ -76,28 +76,28 @@ OPTIMISERS = ["sgd_momentum_wd", "sgd_nesterov", "sgd_dampening", "sgd_plain", "
 @pytest.mark.parametrize("opt_name", OPTIMISERS)
 def test_native_unroll_matches_higher_package(opt_name, K):
     setup = make_setup(opt_name, warm_steps=0 if opt_name == "sgd_plain" else 2)
-    native = hypergrad(setup, backend="higher", K=K)
-    library = hypergrad(setup, backend="higher", K=K, use_higher_library=True)
+    native = hypergrad(setup, backend="unroll", K=K)
+    library = hypergrad(setup, backend="higher", K=K)
     assert library.abs().max() > 0
     assert rel(native, library) < 1e-9
 
 
 def test_native_unroll_matches_higher_package_with_grad_clip():
     setup = make_setup("sgd_momentum_wd", clip=0.05)
-    native = hypergrad(setup, backend="higher", K=3, grad_clip=0.05)
-    library = hypergrad(setup, backend="higher", K=3, grad_clip=0.05, use_higher_library=True)
+    native = hypergrad(setup, backend="unroll", K=3, grad_clip=0.05)
+    library = hypergrad(setup, backend="higher", K=3, grad_clip=0.05)
     assert rel(native, library) < 1e-9
 
 
 def test_exact_is_the_one_step_unroll():
     setup = make_setup("adam")
-    library = hypergrad(setup, backend="higher", K=1, use_higher_library=True)
+    library = hypergrad(setup, backend="higher", K=1)
     assert rel(hypergrad(setup, backend="exact"), library) < 1e-9
 
 
 def test_first_order_changes_nothing_at_k1():
     setup = make_setup("sgd_momentum_wd")
-    first_order = hypergrad(setup, backend="higher", K=1, first_order=True)
+    first_order = hypergrad(setup, backend="unroll", K=1, first_order=True)
     assert rel(first_order, hypergrad(setup, backend="exact")) < 1e-12
 
 
@@ -108,8 +108,8 @@ def test_first_order_is_the_sum_of_one_step_terms_along_the_real_trajectory(opt_
     K = 3
     setup = make_setup(opt_name)
     task, model, opt, net, batch, loss = setup
-    got = hypergrad(setup, backend="higher", K=K, first_order=True)
-    assert rel(got, hypergrad(setup, backend="higher", K=K)) > 1e-6  # second-order terms are really dropped
+    got = hypergrad(setup, backend="unroll", K=K, first_order=True)
+    assert rel(got, hypergrad(setup, backend="unroll", K=K)) > 1e-6  # second-order terms are really dropped
 
     rng = task.meta_generator.get_state()
     m = copy.deepcopy(model)
@@ -144,7 +144,7 @@ def test_first_order_lookahead_touches_nothing():
     before_model = copy.deepcopy(model.state_dict())
     before_state = copy.deepcopy(opt.state_dict())
     before_grads = [p.grad.clone() for p in model.parameters()]
-    MetaEngine(net, task, model, opt, backend="higher", K=3, first_order=True).meta_step(batch, loss)
+    MetaEngine(net, task, model, opt, backend="unroll", K=3, first_order=True).meta_step(batch, loss)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before_model.items())
     for pid, st in before_state["state"].items():
         assert torch.equal(st["momentum_buffer"], opt.state_dict()["state"][pid]["momentum_buffer"])
@@ -154,10 +154,10 @@ def test_first_order_lookahead_touches_nothing():
 def test_first_order_rejects_the_higher_package():
     task, model, opt, net, *_ = make_setup("sgd_plain", 0)
     with pytest.raises(ConfigError, match="first_order"):
-        MetaEngine(net, task, model, opt, backend="higher", K=2, first_order=True, use_higher_library=True)
+        MetaEngine(net, task, model, opt, backend="higher", K=2, first_order=True)
     rms = torch.optim.RMSprop(model.parameters())
     with pytest.raises(ConfigError, match="RMSprop"):
-        MetaEngine(net, task, model, rms, backend="higher", K=2, first_order=True)
+        MetaEngine(net, task, model, rms, backend="unroll", K=2, first_order=True)
 
 
 def test_other_optimisers_still_unroll_through_higher():
@@ -166,7 +166,7 @@ def test_other_optimisers_still_unroll_through_higher():
     rms.zero_grad()
     loss = task.train_loss(model, batch)
     loss.backward()
-    engine = MetaEngine(net, task, model, rms, backend="higher", K=2)
+    engine = MetaEngine(net, task, model, rms, backend="unroll", K=2)
     assert engine.use_higher_library
     engine.hypergradient(batch, loss)
     assert all(p.grad is not None for p in net.parameters())
@@ -202,7 +202,7 @@ def test_native_unroll_matches_higher_package_on_an_lstm_language_model():
     loss.backward()
     net = MLRSNet(gamma=0.5)
     setup = (task, model, opt, net, batch, loss)
-    native = hypergrad(setup, backend="higher", K=2)
-    library = hypergrad(setup, backend="higher", K=2, use_higher_library=True)
-    assert MetaEngine(net, task, model, opt, backend="higher", K=2)._has_rnn
+    native = hypergrad(setup, backend="unroll", K=2)
+    library = hypergrad(setup, backend="higher", K=2)
+    assert MetaEngine(net, task, model, opt, backend="unroll", K=2)._has_rnn
     assert rel(native, library) < 1e-4

@@ -190,7 +190,7 @@ class ClassificationTask(Task):
         x, y = batch
         with self.autocast():
             logits = forward(x)
-        return F.cross_entropy(logits.float(), y)
+        return F.cross_entropy(_full_precision(logits), y)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
@@ -209,7 +209,7 @@ class ClassificationTask(Task):
             xb = x[s:s + self.eval_batch_size]
             xb = self.transform_eval(xb) if self.transform_eval else xb
             with self.autocast():
-                logits = model(xb).float()
+                logits = _full_precision(model(xb))
             yb = y[s:s + self.eval_batch_size]
             loss_sum += F.cross_entropy(logits, yb, reduction="sum")
             pred = logits.argmax(1)
@@ -313,7 +313,7 @@ class LanguageModelTask(Task):
         x, y, hidden = batch
         with self.autocast():
             logits, new_hidden = forward(x, hidden)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1)), new_hidden
+        return F.cross_entropy(_full_precision(logits.reshape(-1, logits.shape[-1])), y.reshape(-1)), new_hidden
 
     def loss(self, forward: Forward, batch: tuple) -> torch.Tensor:
         return self._logits_loss(forward, batch)[0]
@@ -337,7 +337,8 @@ class LanguageModelTask(Task):
             x = x[:, : y.shape[1]]
             with self.autocast():
                 logits, hidden = model(x, hidden)
-            total += F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1), reduction="sum")
+            flat = _full_precision(logits.reshape(-1, logits.shape[-1]))
+            total += F.cross_entropy(flat, y.reshape(-1), reduction="sum")
             count += y.numel()
         model.train(was_training)
         loss = float(total) / max(1, count)
@@ -350,3 +351,8 @@ def _detach(hidden: Any) -> Any:
     if isinstance(hidden, torch.Tensor):
         return hidden.detach()
     return type(hidden)(_detach(h) for h in hidden)
+
+
+def _full_precision(logits: torch.Tensor) -> torch.Tensor:
+    """Losses are computed in float32 under bf16/fp16 autocast; float64 stays float64."""
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
