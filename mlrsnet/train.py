@@ -12,8 +12,11 @@ Python::
 
 Outputs in the run directory: ``metrics.jsonl`` (per step the LR and loss, per epoch train / meta /
 test metrics and LR statistics), ``summary.json``, ``config.yaml`` (resolved), ``environment.json``
-(package versions, git commit), ``mlrsnet.pt`` (the learned MLR-SNet), and ``lr_schedule.csv`` /
-``lr_schedule.png`` (the learned LR against iteration).
+(package versions, git commit), ``mlrsnet.pt`` (the learned MLR-SNet), ``lr_schedule.csv`` /
+``lr_schedule.png`` (the learned LR against iteration), ``run_state.pt`` (everything a resumed run
+needs, see :mod:`mlrsnet.resume`) and ``snapshots/`` (MLR-SNet at a few epochs, for :mod:`mlrsnet.plot`).
+Exit codes: 0 done, 2 bad input, 3 diverged (:class:`DivergenceError`), 75 stopped by a signal with the
+state saved (:class:`RunInterrupted`; run the same command again to continue).
 """
 
 from __future__ import annotations
