@@ -57,7 +57,7 @@ from mlrsnet.resume import (
 )
 from mlrsnet.schedules.drivers import META_TRAINED, build_driver, check_schedule
 from mlrsnet.tasks import Task, build_task
-from mlrsnet.utils import build_optimizer, resolve_device, seed_everything, to_plain
+from mlrsnet.utils import build_optimizer, dump_config, resolve_device, seed_everything, to_plain
 
 
 def _value(cfg: dict, key: str, kind: type) -> Any:
@@ -380,7 +380,7 @@ def meta_train(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) ->
     trainee = Trainee(task, model, optimizer, driver, net, engine)
 
     resume_at = None if saved is None else saved["metrics_bytes"]
-    logger = RunLogger(run_dir, config_yaml=config_yaml, resume_at=resume_at)
+    logger = RunLogger(run_dir, config_yaml=config_yaml or dump_config(cfg), resume_at=resume_at)
     if cfg["logger"]["name"] == "wandb":
         wandb_id = None if saved is None else saved["wandb_id"]
         logger.sinks.append(WandbSink(run_dir, cfg, cfg["logger"], run_id=wandb_id))

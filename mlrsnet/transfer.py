@@ -50,7 +50,7 @@ from mlrsnet.scheduler import FrozenMLRSNetDriver, MLRSNetScheduler, load_frozen
 from mlrsnet.schedules.drivers import META_TRAINED, build_driver, check_schedule
 from mlrsnet.tasks import Task, build_task
 from mlrsnet.train import apply_speed_options, initial_loss, save_lr_schedule
-from mlrsnet.utils import build_optimizer, resolve_device, seed_everything, to_plain
+from mlrsnet.utils import build_optimizer, dump_config, resolve_device, seed_everything, to_plain
 
 GAMMA_MODES = ("recompute", "checkpoint")
 
@@ -144,7 +144,7 @@ def _train_one(
     total_steps = epochs * task.steps_per_epoch
     optimizer, driver, extra = _make_driver(cfg, name, nets, sources, task, model, optimizer, total_steps)
 
-    logger = RunLogger(run_dir, config_yaml=config_yaml)
+    logger = RunLogger(run_dir, config_yaml=config_yaml or dump_config(cfg))
     loop_cfg = LoopConfig(
         epochs=epochs, grad_clip=cfg.get("grad_clip"), progress=bool(cfg.get("progress", True)),
         log_steps=bool(cfg.get("log_steps", True)),

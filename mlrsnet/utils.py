@@ -57,3 +57,10 @@ def to_plain(cfg: Any) -> dict:
     if isinstance(cfg, DictConfig):
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
     return dict(cfg)
+
+
+def dump_config(cfg: dict) -> str:
+    """The resolved config as YAML, as written to ``config.yaml`` beside a run's results."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.create(cfg))

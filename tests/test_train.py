@@ -99,3 +99,4 @@ def test_fixed_schedule_keeps_the_lr(tmp_path):
     lrs = {r["lr"] for r in read_metrics(tmp_path / "metrics.jsonl") if r["type"] == "step"}
     assert lrs == {0.05}
     assert not (tmp_path / "mlrsnet.pt").exists()
+    assert "lr: 0.05" in (tmp_path / "config.yaml").read_text()  # the Python API records its config too

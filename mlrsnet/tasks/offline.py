@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
+import warnings
 
 import torch
 
@@ -105,10 +106,12 @@ def cpython_documents() -> list[str]:
         for attr in sorted(vars(mod)):
             if attr.startswith("_"):
                 continue
-            obj = getattr(mod, attr)
-            if inspect.isclass(obj) or inspect.isfunction(obj):
-                if getattr(obj, "__module__", None) == name and obj.__doc__:
-                    docs.append(inspect.cleandoc(obj.__doc__))
+            with warnings.catch_warnings():  # e.g. typing.re warns on attribute access
+                warnings.simplefilter("ignore", DeprecationWarning)
+                obj = getattr(mod, attr)
+                if inspect.isclass(obj) or inspect.isfunction(obj):
+                    if getattr(obj, "__module__", None) == name and obj.__doc__:
+                        docs.append(inspect.cleandoc(obj.__doc__))
     return docs
 
 
