@@ -64,9 +64,10 @@ from mlrsnet.log import RunLogger, read_metrics
 from mlrsnet.loop import Diverged, Guard, LoopConfig, train_loop
 from mlrsnet.plot import save_figure
 from mlrsnet.schedules.drivers import check_schedule
-from mlrsnet.tasks import Task, build_task
-from mlrsnet.train import apply_speed_options, build_schedule, initial_loss, validate
-from mlrsnet.utils import build_optimizer, resolve_device, seed_everything, to_plain
+from mlrsnet.tasks import Task
+from mlrsnet.train import build_run as build_seeded_run
+from mlrsnet.train import build_schedule, initial_loss, validate
+from mlrsnet.utils import to_plain
 
 __all__ = ["BENCH_KEYS", "bench", "summarise", "train_run", "tune_lr"]
 
@@ -109,15 +110,9 @@ def validate_bench(cfg: dict) -> None:
 
 def build_run(cfg: dict, seed: int) -> tuple[Task, torch.nn.Module, torch.nn.Module, torch.optim.Optimizer, float]:
     """The task, model (plain and as the loop calls it), base optimiser and L0 of seed ``seed``, built
-    in the order :func:`mlrsnet.train.meta_train` builds them, so one seed means one split, data order
+    by :func:`mlrsnet.train.build_run` as every entry point builds them, so one seed means one split, data order
     and initialisation whatever the schedule."""
-    device = resolve_device(str(cfg["device"]))
-    seed_everything(seed)
-    task = build_task(cfg["task"], seed, device)
-    torch.manual_seed(seed)
-    model = task.build_model()
-    train_model = apply_speed_options(cfg, task, model, device)
-    optimizer = build_optimizer(model.parameters(), cfg["optimizer"])
+    task, model, train_model, optimizer = build_seeded_run(cfg, seed)
     return task, model, train_model, optimizer, initial_loss(task, model, seed)
 
 

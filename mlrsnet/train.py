@@ -350,6 +350,20 @@ def loop_position(state: dict) -> dict:
     }
 
 
+def build_run(cfg: dict, seed: int) -> tuple[Task, torch.nn.Module, torch.nn.Module, torch.optim.Optimizer]:
+    """The seeded task, model (plain, and as the loop calls it with the speed options applied) and base
+    optimiser. Every entry point builds them here, in this order, so one seed means one split, label
+    noise, data order and initialisation whatever the schedule."""
+    device = resolve_device(str(cfg["device"]))
+    seed_everything(seed)
+    task = build_task(cfg["task"], seed, device)
+    torch.manual_seed(seed)
+    model = task.build_model()
+    train_model = apply_speed_options(cfg, task, model, device)
+    optimizer = build_optimizer(model.parameters(), cfg["optimizer"])
+    return task, model, train_model, optimizer
+
+
 def meta_train(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) -> dict:
     """Meta-train MLR-SNet (``schedule=mlrsnet``) or train under any other schedule (``schedule=<name>``,
     see :mod:`mlrsnet.schedules.drivers`) on ``cfg.task``; write the run directory and return the summary.
@@ -368,12 +382,7 @@ def meta_train(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) ->
     saved = previous_state(cfg, run_dir / RUN_STATE)
     device = resolve_device(str(cfg["device"]))
     seed = int(cfg["seed"])
-    seed_everything(seed)
-    task = build_task(cfg["task"], seed, device)
-    torch.manual_seed(seed)
-    model = task.build_model()
-    train_model = apply_speed_options(cfg, task, model, device)
-    optimizer = build_optimizer(model.parameters(), cfg["optimizer"])
+    task, model, train_model, optimizer = build_run(cfg, seed)
     l0 = initial_loss(task, model, seed) if saved is None else float(saved["initial_loss"])
 
     optimizer, driver, net, engine = build_schedule(cfg, task, model, optimizer, l0, device)

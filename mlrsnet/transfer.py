@@ -48,9 +48,9 @@ from mlrsnet.loop import LoopConfig, LRDriver, train_loop
 from mlrsnet.net import MLRSNet, compute_gamma
 from mlrsnet.scheduler import FrozenMLRSNetDriver, MLRSNetScheduler, load_frozen, resolve_checkpoint
 from mlrsnet.schedules.drivers import META_TRAINED, build_driver, check_schedule
-from mlrsnet.tasks import Task, build_task
-from mlrsnet.train import apply_speed_options, initial_loss, save_lr_schedule
-from mlrsnet.utils import build_optimizer, dump_config, resolve_device, seed_everything, to_plain
+from mlrsnet.tasks import Task
+from mlrsnet.train import build_run, initial_loss, save_lr_schedule
+from mlrsnet.utils import dump_config, resolve_device, to_plain
 
 GAMMA_MODES = ("recompute", "checkpoint")
 
@@ -132,14 +132,8 @@ def _train_one(
 ) -> dict:
     """Train the query task once under schedule ``name``; write ``run_dir`` and return its summary.
     Every call re-seeds, so every schedule gets the same initialisation and data order."""
-    device = resolve_device(str(cfg["device"]))
     seed = int(cfg["seed"])
-    seed_everything(seed)
-    task = build_task(cfg["task"], seed, device)
-    torch.manual_seed(seed)
-    model = task.build_model()
-    train_model = apply_speed_options(cfg, task, model, device)
-    optimizer = build_optimizer(model.parameters(), cfg["optimizer"])
+    task, model, train_model, optimizer = build_run(cfg, seed)
     epochs = int(cfg["epochs"])
     total_steps = epochs * task.steps_per_epoch
     optimizer, driver, extra = _make_driver(cfg, name, nets, sources, task, model, optimizer, total_steps)
