@@ -25,3 +25,23 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None =
 @pytest.fixture
 def compose_cfg():
     return compose
+
+
+def warm_up(task, model, opt, warm_steps: int, clip: float | None = None):
+    """Take ``warm_steps`` real steps so the optimiser state is non-trivial, then leave the next
+    batch's gradient in ``.grad`` (clipped if asked), as right before ``optimizer.step()``.
+    Returns ``(batch, loss)``."""
+    import torch
+
+    batches = task.train_batches(0)
+    for _ in range(warm_steps):
+        opt.zero_grad()
+        task.train_loss(model, next(batches)).backward()
+        opt.step()
+    batch = next(batches)
+    opt.zero_grad()
+    loss = task.train_loss(model, batch)
+    loss.backward()
+    if clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    return batch, loss

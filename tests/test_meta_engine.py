@@ -8,6 +8,7 @@ import torch
 from mlrsnet.meta.engine import MetaEngine
 from mlrsnet.net import MLRSNet
 from mlrsnet.tasks.base import ClassificationData, ClassificationTask, TaskInfo
+from tests.conftest import warm_up
 
 
 def make_task(dtype=torch.float64, n=48, meta=24, classes=3, seed=0) -> ClassificationTask:
@@ -42,15 +43,7 @@ def warmed_up(opt_name: str, warm_steps: int = 2):
     task = make_task()
     model = task.build_model().double()
     opt = make_optimizer(opt_name, model)
-    batches = task.train_batches(0)
-    for _ in range(warm_steps):
-        opt.zero_grad()
-        task.train_loss(model, next(batches)).backward()
-        opt.step()
-    batch = next(batches)
-    opt.zero_grad()
-    loss = task.train_loss(model, batch)
-    loss.backward()
+    batch, loss = warm_up(task, model, opt, warm_steps)
     torch.manual_seed(1)
     net = MLRSNet(gamma=0.3).double()
     for v in (2.0, 1.5):

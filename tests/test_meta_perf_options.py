@@ -12,6 +12,7 @@ from mlrsnet.loop import set_lr
 from mlrsnet.meta.engine import MetaEngine
 from mlrsnet.net import MLRSNet
 from mlrsnet.tasks.base import ClassificationData, ClassificationTask, LanguageModelTask, TaskInfo
+from tests.conftest import warm_up
 
 
 class Float64Task(ClassificationTask):
@@ -39,17 +40,7 @@ def make_setup(opt_name: str, warm_steps: int = 2, clip: float | None = None):
         "adam": lambda ps: torch.optim.Adam(ps, lr=1e-2, weight_decay=1e-4),
         "adamw": lambda ps: torch.optim.AdamW(ps, lr=1e-2, weight_decay=1e-2),
     }[opt_name](model.parameters())
-    batches = task.train_batches(0)
-    for _ in range(warm_steps):
-        opt.zero_grad()
-        task.train_loss(model, next(batches)).backward()
-        opt.step()
-    batch = next(batches)
-    opt.zero_grad()
-    loss = task.train_loss(model, batch)
-    loss.backward()
-    if clip:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    batch, loss = warm_up(task, model, opt, warm_steps, clip)
     torch.manual_seed(1)
     net = MLRSNet(gamma=0.3).double()
     for v in (2.0, 1.5):

@@ -53,12 +53,7 @@ class LSTMLM(nn.Module):
         self.rnn = nn.LSTM(emb_size, hidden_size, num_layers, dropout=dropout if num_layers > 1 else 0.0,
                            batch_first=True)
         self.decoder = nn.Linear(hidden_size, vocab_size)
-        nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
-        nn.init.zeros_(self.decoder.bias)
-        if tie_weights:
-            self.decoder.weight = self.encoder.weight
-        else:
-            nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
+        _init_embeddings(self.encoder, self.decoder, tie_weights)
 
     def init_hidden(self, batch_size: int) -> LSTMHidden:
         """Zero ``(h, c)``, each of shape ``(num_layers, batch_size, hidden_size)``."""
@@ -108,12 +103,7 @@ class TransformerLM(nn.Module):
         self.transformer = nn.TransformerEncoder(layer, num_layers, norm=nn.LayerNorm(d_model),
                                                  enable_nested_tensor=False)
         self.decoder = nn.Linear(d_model, vocab_size)
-        nn.init.uniform_(self.encoder.weight, -0.1, 0.1)
-        nn.init.zeros_(self.decoder.bias)
-        if tie_weights:
-            self.decoder.weight = self.encoder.weight
-        else:
-            nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
+        _init_embeddings(self.encoder, self.decoder, tie_weights)
 
     def init_hidden(self, batch_size: int) -> None:
         """No recurrent state."""
@@ -162,3 +152,14 @@ def transformer_lm(vocab_size: int | None = None, d_model: int = 256, nhead: int
     """Small causal :class:`TransformerLM`; ``num_classes`` is an alias of ``vocab_size``."""
     return TransformerLM(_resolve_vocab(vocab_size, num_classes), d_model, nhead, num_layers, dim_feedforward,
                          dropout, positions, max_len, tie_weights)
+
+
+def _init_embeddings(encoder: nn.Embedding, decoder: nn.Linear, tie_weights: bool) -> None:
+    """Uniform(-0.1, 0.1) embedding and decoder weights, zero decoder bias, as in PyTorch's
+    word_language_model; with ``tie_weights`` the decoder shares the embedding matrix."""
+    nn.init.uniform_(encoder.weight, -0.1, 0.1)
+    nn.init.zeros_(decoder.bias)
+    if tie_weights:
+        decoder.weight = encoder.weight
+    else:
+        nn.init.uniform_(decoder.weight, -0.1, 0.1)
