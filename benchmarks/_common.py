@@ -21,11 +21,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from mlrsnet.loop import LRDriver, MLRSNetDriver
 from mlrsnet.meta.engine import MetaEngine
 from mlrsnet.net import MLRSNet
+from mlrsnet.run import build_base_optimizer, to_plain
+from mlrsnet.schedules.base import LRDriver
+from mlrsnet.schedules.drivers import MLRSNetDriver
 from mlrsnet.tasks import Task, build_task
-from mlrsnet.utils import build_optimizer, to_plain
 
 # The models of target 1 (and the wide MLP, whose step is not dwarfed by fixed per-op costs): task config
 # and the overrides that set the batch (meta batch = batch; digits' meta set holds 100 images).
@@ -131,7 +132,7 @@ def make_trainee(cfg: dict, device: torch.device, seed: int = 0, meta: dict[str,
     task = build_task(cfg["task"], seed, device)
     torch.manual_seed(seed)
     model = task.build_model()
-    optimizer = build_optimizer(model.parameters(), cfg["optimizer"])
+    optimizer = build_base_optimizer(model.parameters(), cfg["optimizer"])
     torch.manual_seed(seed + 1)
     net = MLRSNet(gamma=0.1).to(device)
     if meta is not None:

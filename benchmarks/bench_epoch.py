@@ -19,7 +19,8 @@ from __future__ import annotations
 import _common as C
 import torch
 
-from mlrsnet.loop import LoopConfig, TorchSchedulerDriver, train_loop
+from mlrsnet.loop import LoopConfig, train_loop
+from mlrsnet.schedules.base import TorchSchedulerDriver
 
 TARGET = 1.05
 EPOCHS_PER_ROUND = {"digits_cnn": 5, "digits_mlp": 5, "digits_resnet": 2, "text_lstm_cpython": 1}

@@ -30,11 +30,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from mlrsnet.run import build_base_optimizer
 from mlrsnet.tasks.base import ClassificationTask
 from mlrsnet.tasks.data.cifar import CIFAR10_MEAN, CIFAR10_STD
 from mlrsnet.tasks.data.types import ImageSplits
 from mlrsnet.tasks.paper import image_task
-from mlrsnet.utils import build_optimizer
 
 
 def synthetic_cifar(n: int, n_test: int = 100, seed: int = 0) -> ImageSplits:
@@ -100,7 +100,7 @@ def main() -> None:
     task = image_task(synthetic_cifar(args.n, seed=args.seed), cfg["task"], args.seed, device)
     torch.manual_seed(args.seed)
     model = task.build_model()
-    optimizer = build_optimizer(model.parameters(), cfg["optimizer"])
+    optimizer = build_base_optimizer(model.parameters(), cfg["optimizer"])
 
     def train_step(batch: tuple) -> None:
         optimizer.zero_grad(set_to_none=True)

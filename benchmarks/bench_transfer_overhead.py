@@ -21,7 +21,7 @@ import _common as C
 import torch
 from bench_epoch import EPOCHS_PER_ROUND, OVERRIDES, Run, step_lr
 
-from mlrsnet.loop import MLRSNetDriver
+from mlrsnet.schedules.drivers import MLRSNetDriver
 
 TARGET = 1.03
 

@@ -18,12 +18,13 @@ import _common as C
 import torch
 from bench_pipeline import synthetic_cifar
 
-from mlrsnet.loop import LoopConfig, LRDriver, MLRSNetDriver, train_loop
+from mlrsnet.loop import LoopConfig, train_loop
 from mlrsnet.meta.engine import MetaEngine
+from mlrsnet.run import apply_speed_options, build_base_optimizer, build_net, initial_loss
+from mlrsnet.schedules.base import LRDriver
+from mlrsnet.schedules.drivers import MLRSNetDriver
 from mlrsnet.tasks.data.types import ImageSplits
 from mlrsnet.tasks.paper import image_task
-from mlrsnet.train import apply_speed_options, build_net, initial_loss
-from mlrsnet.utils import build_optimizer
 
 
 def timed_epoch(cfg: dict, splits: ImageSplits, device: torch.device, seed: int, meta: bool,
@@ -33,7 +34,7 @@ def timed_epoch(cfg: dict, splits: ImageSplits, device: torch.device, seed: int,
     torch.manual_seed(seed)
     model = task.build_model()
     train_model = apply_speed_options(cfg, task, model, device)
-    optimizer = build_optimizer(model.parameters(), cfg["optimizer"])
+    optimizer = build_base_optimizer(model.parameters(), cfg["optimizer"])
     engine = None
     driver = LRDriver()
     if meta:

@@ -18,7 +18,7 @@ MLR-SNet takes part as ``mlrsnet``, meta-trained in place, and ``mlrsnet_frozen`
    scored by the meta-validation metric at its end; the test split is never evaluated. The best ``m``
    wins (ties: the one closest to 1; a diverged run scores worst). ``tune=false``: ``m = 1``.
 2. For every seed of ``seeds``: the task (split, label noise, data order) and the model (initialisation)
-   are built from the seed exactly as :func:`mlrsnet.train.meta_train` builds them, and trained for
+   are built from the seed by :func:`mlrsnet.run.build_run`, as every entry point builds them, and trained for
    ``epochs`` epochs with the chosen ``m`` through :func:`mlrsnet.loop.train_loop`, the test and meta
    splits evaluated after every epoch. The divergence guard of ``guard`` applies; a diverged run is
    reported as such.
@@ -56,18 +56,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from mlrsnet.checkpoint import atomic_write_json, atomic_write_text
 from mlrsnet.errors import ConfigError
+from mlrsnet.figures import plot_lr_curves, plot_metric_curves
 from mlrsnet.log import RunLogger, read_metrics
-from mlrsnet.loop import Diverged, Guard, LoopConfig, train_loop
-from mlrsnet.plot import save_figure
+from mlrsnet.loop import Diverged, train_loop
+from mlrsnet.run import build_run, to_plain, validate
 from mlrsnet.schedules.drivers import check_schedule
-from mlrsnet.tasks import Task
-from mlrsnet.train import build_run as build_seeded_run
-from mlrsnet.train import build_schedule, initial_loss, validate
-from mlrsnet.utils import to_plain
 
 __all__ = ["BENCH_KEYS", "bench", "summarise", "train_run", "tune_lr"]
 
@@ -86,7 +81,7 @@ def fingerprint(cfg: dict) -> str:
 
 
 def validate_bench(cfg: dict) -> None:
-    """The checks of :func:`mlrsnet.train.validate`, plus the bench's own keys."""
+    """The checks of :func:`mlrsnet.run.validate`, plus the bench's own keys."""
     validate(cfg)
     schedules, seeds, grid = cfg["schedules"], cfg["seeds"], cfg["lr_grid"]
     if not isinstance(schedules, list) or not schedules:
@@ -108,30 +103,15 @@ def validate_bench(cfg: dict) -> None:
         raise ConfigError(f"target_metric must be a number or null, got {target!r}")
 
 
-def build_run(cfg: dict, seed: int) -> tuple[Task, torch.nn.Module, torch.nn.Module, torch.optim.Optimizer, float]:
-    """The task, model (plain and as the loop calls it), base optimiser and L0 of seed ``seed``, built
-    by :func:`mlrsnet.train.build_run` as every entry point builds them, so one seed means one split, data order
-    and initialisation whatever the schedule."""
-    task, model, train_model, optimizer = build_seeded_run(cfg, seed)
-    return task, model, train_model, optimizer, initial_loss(task, model, seed)
-
-
 def train_run(cfg: dict, schedule: str, seed: int, lr_multiplier: float, *, epochs: int,
               eval_splits: tuple[str, ...], run_dir: Path | None = None, progress: bool = False) -> dict:
     """Train one (schedule, seed, LR multiplier) for ``epochs`` epochs, evaluating ``eval_splits`` after
     every epoch; return its record (``status`` complete or diverged, per-epoch ``history``, wall time and,
     when ``"test"`` is evaluated, the end-of-run ``final`` metrics). ``run_dir`` receives metrics.jsonl."""
-    run_cfg = {**cfg, "schedule": schedule, "seed": seed, "epochs": epochs}
-    task, model, train_model, optimizer, l0 = build_run(run_cfg, seed)
-    device = next(model.parameters()).device
-    optimizer, driver, _, engine = build_schedule(run_cfg, task, model, optimizer, l0, device, lr_multiplier)
-    guard = cfg["guard"]
-    loop_cfg = LoopConfig(
-        epochs=epochs, meta_interval=int(cfg["meta"]["interval"]), grad_clip=cfg.get("grad_clip"),
-        progress=progress, log_steps=run_dir is not None, eval_splits=eval_splits,
-        desc=f"{task.info.name} [{schedule} x{lr_multiplier:g} seed {seed}]",
-        guard=Guard(float(guard["lr_min"]), None if guard["lr_max"] is None else float(guard["lr_max"])),
-    )
+    run = build_run({**cfg, "schedule": schedule, "seed": seed, "epochs": epochs}, lr_multiplier=lr_multiplier)
+    task, train_model, optimizer, driver = run.task, run.train_model, run.optimizer, run.driver
+    loop_cfg = run.loop_config(f"{task.info.name} [{schedule} x{lr_multiplier:g} seed {seed}]",
+                               progress=progress, log_steps=run_dir is not None, eval_splits=eval_splits)
     logger = None if run_dir is None else RunLogger(run_dir)
     history: list[dict] = []
 
@@ -143,7 +123,7 @@ def train_run(cfg: dict, schedule: str, seed: int, lr_multiplier: float, *, epoc
                               "higher_is_better": task.info.higher_is_better}
     t0 = time.perf_counter()
     try:
-        train_loop(task, train_model, optimizer, driver, loop_cfg, logger=logger, engine=engine,
+        train_loop(task, train_model, optimizer, driver, loop_cfg, logger=logger, engine=run.engine,
                    on_epoch_end=keep)
         record["status"] = "complete"
     except Diverged as d:
@@ -298,51 +278,6 @@ def _csv(rows: list[dict], columns: Sequence[str]) -> str:
     writer.writeheader()
     writer.writerows({k: r.get(k) for k in columns} for r in rows)
     return buf.getvalue()
-
-
-def plot_lr_curves(curves: dict[str, list[tuple[int, float]]], path: Path, title: str) -> Path:
-    """LR against iteration, one line per schedule (log scale when every LR is positive)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4))
-    ax = fig.subplots()
-    for name, steps in curves.items():
-        ax.plot([s for s, _ in steps], [lr for _, lr in steps], lw=1, label=name)
-    if all(lr > 0 for steps in curves.values() for _, lr in steps):
-        ax.set_yscale("log")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("learning rate")
-    ax.set_title(title)
-    ax.legend(fontsize="small", ncol=2)
-    fig.tight_layout()
-    return save_figure(fig, path)
-
-
-def plot_metric_curves(runs: dict[str, list[list[dict]]], metric: str, path: Path, title: str) -> Path:
-    """Test metric and training loss against epoch: the mean over seeds, with a ±1 std band."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 4))
-    left, right = fig.subplots(1, 2)
-    for i, (name, histories) in enumerate(runs.items()):
-        if not histories:
-            continue
-        n = min(len(h) for h in histories)
-        for ax, key in ((left, f"test_{metric}"), (right, "train_loss")):
-            values = torch.tensor([[h[e][key] for e in range(n)] for h in histories], dtype=torch.float64)
-            mean = values.mean(0)
-            std = values.std(0) if len(histories) > 1 else torch.zeros_like(mean)
-            epochs = list(range(1, n + 1))
-            ax.plot(epochs, mean, color=f"C{i % 10}", label=name)
-            ax.fill_between(epochs, mean - std, mean + std, color=f"C{i % 10}", alpha=0.2)
-    left.set_ylabel(f"test {metric}")
-    right.set_ylabel("training loss")
-    for ax in (left, right):
-        ax.set_xlabel("epoch")
-    left.legend(fontsize="small")
-    fig.suptitle(title)
-    fig.tight_layout()
-    return save_figure(fig, path)
 
 
 def _collect(out_dir: Path, fp: str, seeds: list[int], order: list[str]) -> list[dict]:

@@ -22,6 +22,7 @@ from mlrsnet.net import MLRSNet, MLRSNetConfig
 FORMAT = "mlrsnet"
 SCHEMA_VERSION = 1
 KINDS = ("mlrsnet", "run_state")
+SNAPSHOT_DIR = "snapshots"  # a meta-training run's MLR-SNet at a few epochs: snapshots/mlrsnet_epochNNNN.pt
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

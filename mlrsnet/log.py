@@ -194,3 +194,10 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 break
     return out
+
+
+def dump_config(cfg: dict) -> str:
+    """The resolved config as YAML, as written to ``config.yaml`` beside a run's results."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.create(cfg))

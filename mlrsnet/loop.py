@@ -1,16 +1,8 @@
 """The one inner training loop: task x optimiser x LR driver -> metrics.
 
 Meta-training, transfer and benchmarking all run through :func:`train_loop`, so their numbers are
-comparable. An *LR driver* decides the learning rate:
-
-- ``before_step(loss)`` runs after ``loss.backward()`` and before ``optimizer.step()``; MLR-SNet sets
-  the LR of *this* step from *this* step's loss here, as in the paper;
-- ``after_step(loss)`` runs after ``optimizer.step()``; torch-style schedulers advance here;
-- ``after_epoch(metrics)`` runs after evaluation (e.g. ReduceLROnPlateau);
-- ``step_optimizer(optimizer, closure)`` takes the step (``optimizer.step()``; a line search calls
-  ``closure()``, the loss of the current batch, for its trial steps);
-- ``before_eval()`` / ``after_eval()`` bracket the evaluation (schedule-free optimisers move the model to
-  their averaged point and back).
+comparable. An *LR driver* (:class:`mlrsnet.schedules.base.LRDriver`: when the LR is set, how the step is
+taken, what happens around evaluation) decides the learning rate.
 
 When a :class:`~mlrsnet.meta.engine.MetaEngine` is given, a meta step runs every ``meta_interval``
 iterations between the backward pass and the real step.
@@ -39,119 +31,8 @@ from tqdm.auto import tqdm
 
 from mlrsnet.errors import DivergenceError
 from mlrsnet.log import RunLogger
-from mlrsnet.net import MLRSNet
+from mlrsnet.schedules.base import LRDriver
 from mlrsnet.tasks.base import Task
-
-
-class LRDriver:
-    """Base LR driver: leaves the optimiser's LR alone (a fixed LR)."""
-
-    name = "fixed"
-
-    def before_step(self, loss: torch.Tensor) -> None:
-        """Set the LR for the step about to be taken."""
-
-    def after_step(self, loss: torch.Tensor) -> None:
-        """Advance after ``optimizer.step()``."""
-
-    def after_epoch(self, metrics: dict[str, Any]) -> None:
-        """React to end-of-epoch metrics."""
-
-    def step_optimizer(self, optimizer: torch.optim.Optimizer, closure: Callable[[], torch.Tensor]) -> None:
-        """Take the optimiser step. ``closure()`` returns the loss of the current batch (no backward)."""
-        optimizer.step()
-
-    def before_eval(self) -> None:
-        """Prepare the model for evaluation."""
-
-    def after_eval(self) -> None:
-        """Return the model to training after evaluation."""
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore from :meth:`state_dict`."""
-
-    def scale_lr(self, optimizer: torch.optim.Optimizer, factor: float) -> None:
-        """Multiply the learning rate from here on by ``factor`` (divergence rollback): every param
-        group's LR and the LR anchors torch schedulers keep in the group."""
-        for group in optimizer.param_groups:
-            for key in ("lr", "initial_lr", "max_lr", "min_lr"):
-                if key in group:
-                    group[key] = group[key] * factor
-
-
-def set_lr(
-    optimizer: torch.optim.Optimizer, lr: torch.Tensor | float, scales: list[float] | None = None
-) -> None:
-    """Set every param group's LR to ``lr`` (times the group's scale).
-
-    A tensor LR stays a tensor for groups whose step reads it on the device (``fused`` or
-    ``capturable`` optimisers; :func:`mlrsnet.utils.build_optimizer` picks ``fused`` on CUDA), so the
-    step needs no host sync. Every other torch step turns a tensor LR into a Python number itself
-    (``.item()``), so it is converted once here instead."""
-    for i, group in enumerate(optimizer.param_groups):
-        value = lr if scales is None else lr * scales[i]
-        if isinstance(value, torch.Tensor) and not (group.get("fused") or group.get("capturable")):
-            value = float(value)
-        group["lr"] = value
-
-
-class MLRSNetDriver(LRDriver):
-    """LR from an MLR-SNet: lr_t = MLR-SNet(loss_t / loss_scale), state carried and detached."""
-
-    name = "mlrsnet"
-
-    def __init__(self, net: MLRSNet, optimizer: torch.optim.Optimizer, loss_scale: float = 1.0) -> None:
-        self.net = net
-        self.optimizer = optimizer
-        self.loss_scale = loss_scale
-
-    def before_step(self, loss: torch.Tensor) -> None:
-        set_lr(self.optimizer, self.net.step(loss.detach() / self.loss_scale))
-
-    def state_dict(self) -> dict:
-        return {"state": self.net.state}
-
-    def load_state_dict(self, state: dict) -> None:
-        carried = state["state"]
-        device = self.net.head.weight.device
-        self.net.state = None if carried is None else (carried[0].to(device), carried[1].to(device))
-
-    def scale_lr(self, optimizer: torch.optim.Optimizer, factor: float) -> None:
-        """Scale MLR-SNet's output scale gamma, the upper bound of the LRs it emits."""
-        self.net.set_gamma(float(self.net.gamma) * factor)
-
-
-class TorchSchedulerDriver(LRDriver):
-    """Adapter for ``torch.optim.lr_scheduler`` schedulers, stepped once per iteration.
-    ``ReduceLROnPlateau`` is stepped once per epoch on ``metric_key`` instead."""
-
-    def __init__(self, scheduler: Any, name: str = "torch", metric_key: str = "train_loss") -> None:
-        self.scheduler = scheduler
-        self.name = name
-        self.metric_key = metric_key
-        self.per_epoch = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
-
-    def after_step(self, loss: torch.Tensor) -> None:
-        if not self.per_epoch:
-            self.scheduler.step()
-
-    def after_epoch(self, metrics: dict[str, Any]) -> None:
-        if self.per_epoch:
-            self.scheduler.step(metrics[self.metric_key])
-
-    def state_dict(self) -> dict:
-        return {"scheduler": self.scheduler.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.scheduler.load_state_dict(state["scheduler"])
-
-    def scale_lr(self, optimizer: torch.optim.Optimizer, factor: float) -> None:
-        super().scale_lr(optimizer, factor)
-        if hasattr(self.scheduler, "base_lrs"):
-            self.scheduler.base_lrs = [lr * factor for lr in self.scheduler.base_lrs]
 
 
 class Diverged(DivergenceError):

@@ -10,6 +10,9 @@ length of ``metrics.jsonl`` at the time of the save (so a resumed run can drop l
 requeue a job) into a flag that the training loop polls after every step; the run then saves and
 either hands the signal to the handler that was installed before (submitit's checkpoint-and-requeue)
 or stops with :class:`~mlrsnet.errors.RunInterrupted` (exit code 75).
+
+:class:`Checkpointer` keeps a run directory's ``run_state.pt`` and MLR-SNet snapshots as a run goes, and
+recovers from a divergence; :func:`previous_state` finds the state a new start continues from.
 """
 
 from __future__ import annotations
@@ -17,15 +20,21 @@ from __future__ import annotations
 import random
 import signal
 import threading
+import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from mlrsnet.checkpoint import load, save
-from mlrsnet.errors import CheckpointError, ConfigError
+from mlrsnet.checkpoint import SNAPSHOT_DIR, load, save, save_mlrsnet
+from mlrsnet.errors import CheckpointError, ConfigError, DivergenceError
+from mlrsnet.log import RunLogger, WandbSink
+from mlrsnet.loop import Diverged, EpochProgress
+
+if TYPE_CHECKING:
+    from mlrsnet.run import Run
 
 RUN_STATE = "run_state.pt"
 
@@ -128,3 +137,110 @@ def _first_difference(a: Any, b: Any, prefix: str = "") -> tuple[str, Any, Any] 
 
 def save_run_state(path: Path, payload: dict) -> None:
     save(path, "run_state", payload)
+
+
+def snapshot_epochs(epochs: int, count: int) -> set[int]:
+    """``count`` evenly spaced epochs from 0 (before training) to ``epochs``, at which MLR-SNet's weights
+    are kept for :mod:`mlrsnet.plot`."""
+    if count <= 0:
+        return set()
+    if count == 1:
+        return {epochs}
+    return {round(i * epochs / (count - 1)) for i in range(count)}
+
+
+def previous_state(cfg: dict, path: Path) -> dict | None:
+    """The run state to continue from, per ``resume`` (auto / true / false), or None to start afresh."""
+    if cfg["resume"] is False:
+        return None
+    if not path.is_file():
+        if cfg["resume"] is True:
+            raise ConfigError(
+                f"resume=true but {path.parent} has no {RUN_STATE}; point hydra.run.dir at the directory of "
+                "the run to continue, or drop resume=true to start a new run"
+            )
+        return None
+    saved = load_run_state(path)
+    check_same_config(saved["config"], cfg, path)
+    return saved
+
+
+class Checkpointer:
+    """Keeps a run directory's ``run_state.pt`` and MLR-SNet snapshots, and recovers from divergence."""
+
+    def __init__(self, run_dir: Path, cfg: dict, run: Run, logger: RunLogger, l0: float,
+                 saved: dict | None) -> None:
+        self.run_dir, self.cfg, self.run, self.logger, self.l0 = run_dir, cfg, run, logger, l0
+        self.path = run_dir / RUN_STATE
+        self.epochs = int(cfg["epochs"])
+        self.snapshots = snapshot_epochs(self.epochs, int(cfg["snapshots"]))
+        self.t0 = time.perf_counter()
+        self.wall_before = 0.0 if saved is None else float(saved["wall_time_s"])
+        self.rollbacks = 0 if saved is None else int(saved["rollbacks"])
+
+    def wall_time(self) -> float:
+        return self.wall_before + time.perf_counter() - self.t0
+
+    def save(
+        self, epoch: int, global_step: int, history: list[dict], progress: EpochProgress | None = None
+    ) -> None:
+        sink = next((s for s in self.logger.sinks if isinstance(s, WandbSink)), None)
+        save_run_state(self.path, {
+            "config": self.cfg, "epoch": epoch, "global_step": global_step, "history": history,
+            "progress": None if progress is None else progress.state_dict(),
+            "metrics_bytes": self.logger.position(), "training": self.run.state_dict(),
+            "initial_loss": self.l0, "wall_time_s": self.wall_time(), "rollbacks": self.rollbacks,
+            "wandb_id": None if sink is None else sink.id,
+        })
+
+    def snapshot(self, epoch: int) -> None:
+        net, task = self.run.net, self.run.task
+        if net is not None and epoch in self.snapshots:
+            save_mlrsnet(
+                self.run_dir / SNAPSHOT_DIR / f"mlrsnet_epoch{epoch:04d}.pt", net, task=task.info.name,
+                num_classes=task.info.num_classes, loss_scale=task.info.loss_scale, initial_loss=self.l0,
+                epoch=epoch, state=net.state,
+            )
+
+    def on_epoch_end(self, epoch: int, global_step: int, history: list[dict]) -> None:
+        self.snapshot(epoch)
+        if epoch % int(self.cfg["save_every"]) == 0 or epoch == self.epochs:
+            self.save(epoch, global_step, history)
+
+    def recover(self, d: Diverged) -> dict:
+        """After a divergence: roll back to the last good state with a lower LR and return the loop
+        position to continue from, or (``on_divergence=stop``, or too many rollbacks) log it, write a
+        ``diverged`` summary and raise a one-line :class:`DivergenceError`."""
+        guard = self.cfg["guard"]
+        last = load_run_state(self.path)
+        record = {"type": "divergence", "step": d.step, "epoch": d.epoch, "loss": d.loss, "lr": d.lr,
+                  "reason": d.reason, "last_good_epoch": last["epoch"]}
+        if guard["on_divergence"] == "rollback" and self.rollbacks < int(guard["max_rollbacks"]):
+            self.rollbacks += 1
+            self.run.load_state_dict(last["training"])
+            self.run.driver.scale_lr(self.run.optimizer, float(guard["lr_factor"]))
+            self.logger.rewind(last["metrics_bytes"])
+            self.logger.log({**record, "action": "rollback", "lr_factor": float(guard["lr_factor"])})
+            self.save(last["epoch"], last["global_step"], last["history"])
+            return loop_position(last)
+        task = self.run.task
+        self.logger.log({**record, "action": "stop"})
+        self.logger.summary({"status": "diverged", "task": task.info.name, "schedule": self.cfg["schedule"],
+                             "seed": int(self.cfg["seed"]), "divergence": record, "rollbacks": self.rollbacks,
+                             "run_dir": str(self.run_dir)})
+        self.logger.close()
+        knob = "net.gamma" if self.run.net is not None else "optimizer.lr"
+        raise DivergenceError(
+            f"training diverged at step {d.step} (epoch {d.epoch}): {d.reason}, loss {d.loss:.4g}, lr "
+            f"{d.lr:.4g}; the last good state (epoch {last['epoch']}) is kept in {self.path}; lower "
+            f"{knob}, or add guard.on_divergence=rollback to restore that state with a lower LR"
+        )
+
+
+def loop_position(state: dict) -> dict:
+    """:func:`train_loop`'s keyword arguments that continue from a saved run state."""
+    progress = state["progress"]
+    return {
+        "start_epoch": state["epoch"], "global_step": state["global_step"], "history": state["history"],
+        "progress": None if progress is None else EpochProgress.from_state_dict(progress),
+    }

@@ -30,10 +30,12 @@ classification, ``ln(vocabulary size)`` for language models, as in the paper.
 
 The LR stays a device tensor where the optimizer reads it on the device (``fused=True``, or Adam /
 AdamW with ``capturable=True``), so on CUDA a step never waits for the host; other optimizers get a
-Python float (:func:`mlrsnet.loop.set_lr`: one sync per step, which their own step would do anyway).
+Python float (:func:`mlrsnet.schedules.base.set_lr`: one sync per step, which their own step would do
+anyway).
 
-:class:`FrozenMLRSNetDriver` runs the same scheduler inside :func:`mlrsnet.loop.train_loop` with the
-paper's timing (the LR of step t from the loss of step t); :mod:`mlrsnet.transfer` uses it.
+:class:`mlrsnet.schedules.drivers.FrozenMLRSNetDriver` runs the same scheduler inside
+:func:`mlrsnet.loop.train_loop` with the paper's timing (the LR of step t from the loss of step t);
+:mod:`mlrsnet.transfer` uses it.
 """
 
 from __future__ import annotations
@@ -50,12 +52,10 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from mlrsnet.checkpoint import load_mlrsnet
 from mlrsnet.errors import CheckpointError
-from mlrsnet.loop import LRDriver, set_lr
 from mlrsnet.net import MLRSNet, State
+from mlrsnet.schedules.base import set_lr
 
-__all__ = [
-    "DEFAULT_CHECKPOINT", "FrozenMLRSNetDriver", "MLRSNetScheduler", "load_frozen", "resolve_checkpoint",
-]
+__all__ = ["DEFAULT_CHECKPOINT", "MLRSNetScheduler", "load_frozen", "resolve_checkpoint"]
 
 DEFAULT_CHECKPOINT = "checkpoints/digits_cnn_seed0.pt"
 _SOURCE_ROOT = Path(__file__).resolve().parents[1]
@@ -225,26 +225,3 @@ class MLRSNetScheduler(LRScheduler):
         for group, value in zip(self.optimizer.param_groups, state_dict["_last_lr"], strict=True):
             group["lr"] = value.to(self.device) if isinstance(value, torch.Tensor) else value
         self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
-
-
-class FrozenMLRSNetDriver(LRDriver):
-    """A frozen MLR-SNet in :func:`~mlrsnet.loop.train_loop`, with the paper's timing: the LR of step t
-    comes from the loss of step t (set after ``backward()``, before ``optimizer.step()``).
-
-    The net being meta-trained is driven by :class:`~mlrsnet.loop.MLRSNetDriver` instead, because its
-    LSTM state is shared with the meta engine.
-    """
-
-    name = "mlrsnet"
-
-    def __init__(self, scheduler: MLRSNetScheduler) -> None:
-        self.scheduler = scheduler
-
-    def before_step(self, loss: torch.Tensor) -> None:
-        self.scheduler.step(loss)
-
-    def state_dict(self) -> dict:
-        return self.scheduler.state_dict()
-
-    def load_state_dict(self, state: dict) -> None:
-        self.scheduler.load_state_dict(state)

@@ -11,7 +11,8 @@ Python::
 
 The query's task is trained by :func:`mlrsnet.loop.train_loop` (the loop meta-training uses) with the LR
 that the frozen net emits at every step from that step's loss
-(:class:`~mlrsnet.scheduler.FrozenMLRSNetDriver`). The output scale on the query task (``gamma``):
+(:class:`~mlrsnet.schedules.drivers.FrozenMLRSNetDriver`, built by :func:`mlrsnet.run.build_run`). The
+output scale on the query task (``gamma``):
 
 - ``recompute`` (default, the paper's protocol): gamma = sqrt(L0) ln(L0 C) / (4 C^0.25), with L0 the
   query model's initial loss and C its class count (vocabulary size for a language model);
@@ -39,18 +40,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from mlrsnet.checkpoint import atomic_write_json, atomic_write_text
 from mlrsnet.errors import ConfigError
-from mlrsnet.log import RunLogger, read_metrics
-from mlrsnet.loop import LoopConfig, LRDriver, train_loop
-from mlrsnet.net import MLRSNet, compute_gamma
-from mlrsnet.scheduler import FrozenMLRSNetDriver, MLRSNetScheduler, load_frozen, resolve_checkpoint
-from mlrsnet.schedules.drivers import META_TRAINED, build_driver, check_schedule
-from mlrsnet.tasks import Task
-from mlrsnet.train import build_run, initial_loss, save_lr_schedule
-from mlrsnet.utils import dump_config, resolve_device, to_plain
+from mlrsnet.figures import save_lr_schedule
+from mlrsnet.log import RunLogger, dump_config, read_metrics
+from mlrsnet.loop import train_loop
+from mlrsnet.net import MLRSNet
+from mlrsnet.run import build_run, resolve_device, to_plain
+from mlrsnet.scheduler import load_frozen, resolve_checkpoint
+from mlrsnet.schedules.drivers import META_TRAINED, check_schedule
 
 GAMMA_MODES = ("recompute", "checkpoint")
 
@@ -65,7 +63,7 @@ def checkpoint_list(value: Any) -> list[str | None]:
     return [str(v) for v in items]
 
 
-def validate(cfg: dict) -> None:
+def validate_transfer(cfg: dict) -> None:
     """Range checks with messages that name the key and the fix; ``compare`` becomes a list."""
     if "query" not in cfg or "task" not in cfg:
         raise ConfigError("no query composed; run `python -m mlrsnet.transfer +query=NAME`")
@@ -94,58 +92,23 @@ def validate(cfg: dict) -> None:
     checkpoint_list(cfg["checkpoint"])
 
 
-def _make_driver(
-    cfg: dict, name: str, nets: list[MLRSNet], sources: list[str], task: Task, model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer, total_steps: int,
-) -> tuple[torch.optim.Optimizer, LRDriver, dict]:
-    """The optimizer and LR driver of schedule ``name`` (``mlrsnet``: the frozen net; else a schedule of
-    :mod:`mlrsnet.schedules.drivers`, which may replace the optimizer) and what the summary records."""
-    if name != "mlrsnet":
-        params = (cfg.get("schedule_params") or {}).get(name)
-        optimizer, driver = build_driver(name, optimizer, model, task, total_steps=total_steps,
-                                         steps_per_epoch=task.steps_per_epoch, params=params)
-        return optimizer, driver, {"schedule_params": params, "initial_lr": float(cfg["optimizer"]["lr"])}
-    l0 = initial_loss(task, model, int(cfg["seed"]))
-    mode = cfg["gamma"]
-    if mode == "recompute":
-        scale: float | str = compute_gamma(l0, task.info.num_classes, float(cfg.get("gamma_min", 1e-2)))
-    elif mode == "checkpoint":
-        scale = "checkpoint"
-    else:
-        scale = float(mode)
-    if len(nets) > total_steps:
-        raise ConfigError(f"{len(nets)} checkpoints need at least as many steps and the run has "
-                          f"{total_steps}; raise epochs or pass fewer checkpoints")
-    sched = MLRSNetScheduler(optimizer, nets, scale=scale, loss_scale=task.info.loss_scale,
-                             total_steps=total_steps)
-    gammas = [float(net.gamma) for net in nets]
-    extra = {
-        "checkpoints": sources, "gamma_mode": mode if mode in GAMMA_MODES else "fixed",
-        "gamma": scale if isinstance(scale, float) else gammas[0], "checkpoint_gammas": gammas,
-        "initial_loss": l0, "loss_scale": task.info.loss_scale,
-    }
-    return optimizer, FrozenMLRSNetDriver(sched), extra
-
-
 def _train_one(
     cfg: dict, name: str, run_dir: Path, config_yaml: str | None, nets: list[MLRSNet], sources: list[str]
 ) -> dict:
     """Train the query task once under schedule ``name``; write ``run_dir`` and return its summary.
     Every call re-seeds, so every schedule gets the same initialisation and data order."""
-    seed = int(cfg["seed"])
-    task, model, train_model, optimizer = build_run(cfg, seed)
-    epochs = int(cfg["epochs"])
-    total_steps = epochs * task.steps_per_epoch
-    optimizer, driver, extra = _make_driver(cfg, name, nets, sources, task, model, optimizer, total_steps)
+    if name == META_TRAINED:
+        run = build_run(cfg, schedule=name, frozen=nets)
+        extra = {"checkpoints": sources, **run.info}
+    else:
+        run = build_run(cfg, schedule=name)
+        extra = run.info
+    task, seed, epochs = run.task, run.seed, int(cfg["epochs"])
 
     logger = RunLogger(run_dir, config_yaml=config_yaml or dump_config(cfg))
-    loop_cfg = LoopConfig(
-        epochs=epochs, grad_clip=cfg.get("grad_clip"), progress=bool(cfg.get("progress", True)),
-        log_steps=bool(cfg.get("log_steps", True)),
-        desc=f"{cfg['query']['name']} [{name}]",
-    )
+    loop_cfg = run.loop_config(f"{cfg['query']['name']} [{name}]")
     t0 = time.perf_counter()
-    history = train_loop(task, train_model, optimizer, driver, loop_cfg, logger=logger)
+    history = train_loop(task, run.train_model, run.optimizer, run.driver, loop_cfg, logger=logger)
     wall = time.perf_counter() - t0
 
     metric = task.info.metric
@@ -207,7 +170,7 @@ def transfer(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) -> d
     """Train ``cfg.query``'s task with a frozen MLR-SNet (and the ``compare`` baselines); write the run
     directory and return the MLR-SNet run's summary (with a ``comparison`` entry when comparing)."""
     cfg = to_plain(cfg)
-    validate(cfg)
+    validate_transfer(cfg)
     run_dir = Path(run_dir)
     device = resolve_device(str(cfg["device"]))
     sources = checkpoint_list(cfg["checkpoint"])

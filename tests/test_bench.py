@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from mlrsnet import bench as bench_module
-from mlrsnet.bench import _fmt, _reached, bench, build_run, summarise, tune_lr
+from mlrsnet.bench import _fmt, _reached, bench, summarise, tune_lr
 from mlrsnet.cli import compose
 from mlrsnet.errors import ConfigError
+from mlrsnet.run import build_run, to_plain
 from mlrsnet.tasks.base import ClassificationTask
-from mlrsnet.utils import to_plain
 from tests.conftest import REPO, run_cli
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -106,9 +106,8 @@ def test_tuning_never_evaluates_the_test_split(cfg, tmp_path, monkeypatch):
 
 
 def test_one_seed_is_one_initialisation_and_data_order(cfg):
-    task_a, model_a, *_ = build_run(cfg, 0)
-    task_b, model_b, *_ = build_run(cfg, 0)
-    task_c, model_c, *_ = build_run(cfg, 1)
+    (task_a, model_a), (task_b, model_b), (task_c, model_c) = (
+        (run.task, run.model) for run in (build_run(cfg, seed=s) for s in (0, 0, 1)))
     params = [list(m.parameters()) for m in (model_a, model_b, model_c)]
     assert all(torch.equal(a, b) for a, b in zip(params[0], params[1], strict=True))
     assert not all(torch.equal(a, c) for a, c in zip(params[0], params[2], strict=True))

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from mlrsnet.errors import ConfigError
-from mlrsnet.loop import set_lr
 from mlrsnet.meta.engine import MetaEngine
 from mlrsnet.net import MLRSNet
+from mlrsnet.schedules.base import set_lr
 from mlrsnet.tasks.base import ClassificationData, ClassificationTask, LanguageModelTask, TaskInfo
 from tests.conftest import warm_up
 

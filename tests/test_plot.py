@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from mlrsnet.plot import main, plot_run
-from mlrsnet.train import meta_train, snapshot_epochs
+from mlrsnet.resume import snapshot_epochs
+from mlrsnet.train import meta_train
 from tests.conftest import compose, run_cli
 
 TINY = ["+task=digits_mlp", "task.train_fraction=0.3", "batch_size=32", "epochs=2", "progress=false"]

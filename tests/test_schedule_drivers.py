@@ -11,6 +11,7 @@ import torch
 from mlrsnet.cli import compose
 from mlrsnet.errors import ConfigError
 from mlrsnet.loop import LoopConfig, train_loop
+from mlrsnet.run import build_base_optimizer, build_schedule, initial_loss, to_plain, validate
 from mlrsnet.schedules.drivers import (
     FROZEN,
     META_TRAINED,
@@ -22,8 +23,7 @@ from mlrsnet.schedules.drivers import (
 )
 from mlrsnet.schedules.registry import SCHEDULES
 from mlrsnet.tasks import build_task
-from mlrsnet.train import build_schedule, initial_loss, meta_train, validate
-from mlrsnet.utils import build_optimizer, to_plain
+from mlrsnet.train import meta_train
 
 # 3 training steps per epoch: 5% of the digits training split in batches of 16.
 OVERRIDES = ["+task=digits_mlp", "task.train_fraction=0.05", "batch_size=16", "epochs=1", "progress=false"]
@@ -49,7 +49,7 @@ def fresh(cfg: dict, schedule: str, lr_multiplier: float = 1.0, **params):
     task = build_task(cfg["task"], 0, "cpu")
     torch.manual_seed(0)
     model = task.build_model()
-    optimizer = build_optimizer(model.parameters(), cfg["optimizer"])
+    optimizer = build_base_optimizer(model.parameters(), cfg["optimizer"])
     built = build_schedule(cfg, task, model, optimizer, initial_loss(task, model, 0), torch.device("cpu"),
                            lr_multiplier)
     return task, model, built
@@ -162,7 +162,7 @@ def test_greedy_driver_state_round_trips(cfg):
 
 def test_fixed_rejects_parameters_and_mlrsnet_needs_the_train_builder(cfg):
     task, model, _ = fresh(cfg, "fixed")
-    optimizer = build_optimizer(model.parameters(), cfg["optimizer"])
+    optimizer = build_base_optimizer(model.parameters(), cfg["optimizer"])
     with pytest.raises(ConfigError, match="takes no parameters"):
         build_driver("fixed", optimizer, model, task, total_steps=3, steps_per_epoch=3, params={"lr": 1})
     with pytest.raises(ConfigError, match="build_schedule"):

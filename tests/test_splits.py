@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from mlrsnet.errors import ConfigError
+from mlrsnet.run import to_plain
 from mlrsnet.tasks import build_task
 from mlrsnet.tasks.data.splits import class_balanced_split, corrupt_labels
-from mlrsnet.utils import to_plain
 from tests.conftest import compose
 
 

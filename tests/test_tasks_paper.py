@@ -13,16 +13,16 @@ import torch
 
 from mlrsnet.cli import compose
 from mlrsnet.errors import ConfigError, DataMissingError
-from mlrsnet.loop import MLRSNetDriver
 from mlrsnet.meta.engine import MetaEngine
 from mlrsnet.net import MLRSNet
+from mlrsnet.run import apply_speed_options, build_base_optimizer, to_plain
+from mlrsnet.schedules.drivers import MLRSNetDriver
 from mlrsnet.tasks import ClassificationTask, LanguageModelTask, Task, build_task
 from mlrsnet.tasks.data import download as download_mod
 from mlrsnet.tasks.data.text_corpora import UNK, load_ptb, load_wikitext2
 from mlrsnet.tasks.models.mobilenetv2 import MobileNetV2
 from mlrsnet.tasks.models.resnet import ResNet
-from mlrsnet.train import apply_speed_options, meta_train
-from mlrsnet.utils import build_optimizer, to_plain
+from mlrsnet.train import meta_train
 from tests.conftest import run_cli
 from tests.fixtures_data import (
     write_cifar10,
@@ -194,7 +194,7 @@ def test_one_epoch_of_meta_training(data_root: Path, tmp_path: Path, name: str) 
 def _meta_training_step(task: Task, cfg: dict) -> float:
     """One iteration of the training loop with a meta step, on a freshly built model; returns the loss."""
     model = task.build_model()
-    optimizer = build_optimizer(model.parameters(), cfg["optimizer"])
+    optimizer = build_base_optimizer(model.parameters(), cfg["optimizer"])
     net = MLRSNet(gamma=0.1)
     engine = MetaEngine(net, task, model, optimizer, grad_clip=cfg["grad_clip"])
     before = [p.detach().clone() for p in (*model.parameters(), *net.parameters())]

@@ -10,13 +10,13 @@ from mlrsnet.checkpoint import save, save_mlrsnet
 from mlrsnet.cli import available_configs
 from mlrsnet.errors import CheckpointError, ConfigError
 from mlrsnet.log import read_metrics
-from mlrsnet.loop import LoopConfig, MLRSNetDriver, train_loop
+from mlrsnet.loop import LoopConfig, train_loop
 from mlrsnet.meta.engine import MetaEngine
 from mlrsnet.net import MLRSNet, MLRSNetConfig
+from mlrsnet.run import build_base_optimizer, build_net, initial_loss, seed_everything, to_plain
+from mlrsnet.schedules.drivers import MLRSNetDriver
 from mlrsnet.tasks import available_datasets, build_task
-from mlrsnet.train import build_net, initial_loss
-from mlrsnet.transfer import transfer, validate
-from mlrsnet.utils import build_optimizer, seed_everything, to_plain
+from mlrsnet.transfer import transfer, validate_transfer
 from tests.conftest import compose, run_cli
 
 TINY = ["epochs=1", "task.train_fraction=0.3", "progress=false"]
@@ -30,7 +30,7 @@ def meta_trained(tmp_path_factory):
     task = build_task(cfg["task"], 0, "cpu")
     torch.manual_seed(0)
     model = task.build_model()
-    optimizer = build_optimizer(model.parameters(), cfg["optimizer"])
+    optimizer = build_base_optimizer(model.parameters(), cfg["optimizer"])
     net = build_net(cfg, task, initial_loss(task, model, 0), torch.device("cpu"))
     engine = MetaEngine(net, task, model, optimizer, backend="exact", K=1, meta_lr=1e-2, meta_weight_decay=0.0)
     train_loop(task, model, optimizer, MLRSNetDriver(net, optimizer), LoopConfig(epochs=1, progress=False),
@@ -152,7 +152,7 @@ def test_task_keys_compose_without_a_query_for_multirun_sweeps():
 
 def test_a_single_compare_name_is_a_list():
     cfg = to_plain(transfer_cfg("digits_mlp", "compare=step"))
-    validate(cfg)
+    validate_transfer(cfg)
     assert cfg["compare"] == ["step"]
 
 

@@ -1,11 +1,12 @@
 r"""Every schedule as an LR driver of the one training loop (:func:`mlrsnet.loop.train_loop`).
 
 A config selects a schedule by name (``schedule=<name>``); :func:`build_driver` turns the name into
-the optimiser to train with and the :class:`~mlrsnet.loop.LRDriver` that sets its LR. Names:
+the optimiser to train with and the :class:`~mlrsnet.schedules.base.LRDriver` that sets its LR. Names:
 
 - ``fixed``: the base optimiser's LR, unchanged;
-- ``mlrsnet``: MLR-SNet meta-trained in place (it needs the meta engine, so
-  :func:`mlrsnet.train.build_schedule` builds it and hands every other name to :func:`build_driver`);
+- ``mlrsnet``: MLR-SNet meta-trained in place (it needs the meta engine, so the run builder
+  :func:`mlrsnet.run.build_run` builds it, driven by :class:`MLRSNetDriver`, and hands every other name to
+  :func:`build_driver`);
 - ``mlrsnet_frozen``: a meta-trained MLR-SNet checkpoint, frozen (:class:`~mlrsnet.scheduler.MLRSNetScheduler`;
   params ``checkpoint`` (default: the shipped one) and ``scale`` (default: the base optimiser's LR is the
   largest LR the net can emit));
@@ -57,17 +58,18 @@ from torch import nn
 from torch.optim import Optimizer
 
 from mlrsnet.errors import ConfigError
-from mlrsnet.loop import LRDriver, TorchSchedulerDriver
-from mlrsnet.scheduler import FrozenMLRSNetDriver, MLRSNetScheduler
+from mlrsnet.net import MLRSNet
+from mlrsnet.scheduler import MLRSNetScheduler
 from mlrsnet.schedules.autolr import AutoLRTuner
+from mlrsnet.schedules.base import LRDriver, TorchSchedulerDriver, set_lr
 from mlrsnet.schedules.greedy import GreedyLR
 from mlrsnet.schedules.peers import optimizer_eval, optimizer_train
 from mlrsnet.schedules.registry import SCHEDULES, available_schedules, build_optimizer, build_scheduler
 from mlrsnet.tasks.base import Task
 
 __all__ = [
-    "FIXED", "FROZEN", "META_TRAINED", "ClosureDriver", "MetricDriver", "TrainEvalDriver", "TunerDriver",
-    "build_driver", "check_schedule", "default_params", "schedule_names",
+    "FIXED", "FROZEN", "META_TRAINED", "ClosureDriver", "FrozenMLRSNetDriver", "MLRSNetDriver", "MetricDriver",
+    "TrainEvalDriver", "TunerDriver", "build_driver", "check_schedule", "default_params", "schedule_names",
 ]
 
 FIXED, META_TRAINED, FROZEN = "fixed", "mlrsnet", "mlrsnet_frozen"
@@ -121,6 +123,55 @@ def _with_defaults(name: str, params: dict[str, Any], defaults: dict[str, Any]) 
         return dict(params)
     kept = {k: v for k, v in defaults.items() if k not in params and _ALTERNATIVES.get(k) not in params}
     return {**kept, **params}
+
+
+class MLRSNetDriver(LRDriver):
+    """LR from an MLR-SNet: lr_t = MLR-SNet(loss_t / loss_scale), state carried and detached."""
+
+    name = "mlrsnet"
+
+    def __init__(self, net: MLRSNet, optimizer: torch.optim.Optimizer, loss_scale: float = 1.0) -> None:
+        self.net = net
+        self.optimizer = optimizer
+        self.loss_scale = loss_scale
+
+    def before_step(self, loss: torch.Tensor) -> None:
+        set_lr(self.optimizer, self.net.step(loss.detach() / self.loss_scale))
+
+    def state_dict(self) -> dict:
+        return {"state": self.net.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        carried = state["state"]
+        device = self.net.head.weight.device
+        self.net.state = None if carried is None else (carried[0].to(device), carried[1].to(device))
+
+    def scale_lr(self, optimizer: torch.optim.Optimizer, factor: float) -> None:
+        """Scale MLR-SNet's output scale gamma, the upper bound of the LRs it emits."""
+        self.net.set_gamma(float(self.net.gamma) * factor)
+
+
+class FrozenMLRSNetDriver(LRDriver):
+    """A frozen MLR-SNet in :func:`~mlrsnet.loop.train_loop`, with the paper's timing: the LR of step t
+    comes from the loss of step t (set after ``backward()``, before ``optimizer.step()``).
+
+    The net being meta-trained is driven by :class:`MLRSNetDriver` instead, because its
+    LSTM state is shared with the meta engine.
+    """
+
+    name = "mlrsnet"
+
+    def __init__(self, scheduler: MLRSNetScheduler) -> None:
+        self.scheduler = scheduler
+
+    def before_step(self, loss: torch.Tensor) -> None:
+        self.scheduler.step(loss)
+
+    def state_dict(self) -> dict:
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scheduler.load_state_dict(state)
 
 
 class MetricDriver(LRDriver):
@@ -217,7 +268,7 @@ def build_driver(name: str, optimizer: Optimizer, model: nn.Module, task: Task, 
     ``model``'s parameters; schedules that wrap it change its LR in place, the others replace it."""
     check_schedule(name)
     if name == META_TRAINED:
-        raise ConfigError("schedule mlrsnet is meta-trained in place; build it with mlrsnet.train.build_schedule")
+        raise ConfigError("schedule mlrsnet is meta-trained in place; build it with mlrsnet.run.build_schedule")
     if not lr_multiplier > 0:
         raise ConfigError(f"the LR multiplier must be positive, got {lr_multiplier}")
     lr0 = float(optimizer.param_groups[0]["lr"])

@@ -1,0 +1,205 @@
+"""Figures, each written atomically: a run's ``lr_schedule.csv`` / ``.png`` (:func:`save_lr_schedule`); the
+learning rate, training curves and MLR-SNet's response of a run directory (:func:`plot_run`, behind
+``python -m mlrsnet.plot``); the bench's comparison plots.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mlrsnet.checkpoint import SNAPSHOT_DIR, atomic_write_text, load_mlrsnet
+from mlrsnet.errors import MLRSNetError
+from mlrsnet.log import read_metrics
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: Path) -> Path:
+    """Save a figure atomically (temporary file, then rename) and close it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    _pyplot().close(fig)
+    tmp.replace(path)
+    return path
+
+
+def plot_lr(steps: list[tuple[int, float]], path: Path, title: str) -> Path:
+    """The learning rate against iteration."""
+    fig, ax = _pyplot().subplots(figsize=(6, 3.2))
+    ax.plot([s for s, _ in steps], [lr for _, lr in steps], lw=1)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("learning rate")
+    ax.set_title(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_lr_schedule(run_dir: Path, history_steps: list[tuple[int, float]], title: str) -> None:
+    """Write the LR against iteration as ``lr_schedule.csv`` and ``lr_schedule.png``."""
+    rows = "".join(f"{s},{lr:.8g}\n" for s, lr in history_steps)
+    atomic_write_text(run_dir / "lr_schedule.csv", "step,lr\n" + rows)
+    plot_lr(history_steps, run_dir / "lr_schedule.png", title)
+
+
+def plot_lr_epochs(epochs: list[dict], path: Path, title: str) -> Path:
+    """Per-epoch LR statistics against iteration, for runs without per-step records."""
+    fig, ax = _pyplot().subplots(figsize=(6, 3.2))
+    x = [e["step"] for e in epochs]
+    ax.plot(x, [e["lr_mean"] for e in epochs], marker="o", lw=1, label="mean")
+    lows, highs = [e["lr_min"] for e in epochs], [e["lr_max"] for e in epochs]
+    ax.fill_between(x, lows, highs, alpha=0.25, label="min-max")
+    ax.set_xlabel("iteration (end of epoch)")
+    ax.set_ylabel("learning rate")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_curves(epochs: list[dict], metric: str, path: Path, title: str) -> Path:
+    """Training loss (and meta loss, if any) and the test metric against epoch."""
+    fig, (left, right) = _pyplot().subplots(1, 2, figsize=(9, 3.4))
+    x = [e["epoch"] for e in epochs]
+    left.plot(x, [e["train_loss"] for e in epochs], marker="o", label="train loss")
+    if all("meta_loss" in e for e in epochs):
+        left.plot(x, [e["meta_loss"] for e in epochs], marker=".", label="meta loss")
+    left.set_xlabel("epoch")
+    left.set_ylabel("loss")
+    left.legend()
+    key = f"test_{metric}"
+    right.plot(x, [e.get(key, math.nan) for e in epochs], marker="o", color="C2")
+    right.set_xlabel("epoch")
+    right.set_ylabel(f"test {metric}")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+@torch.no_grad()
+def response_curve(net: Any, state: Any, losses: torch.Tensor, loss_scale: float) -> torch.Tensor:
+    """lr = MLR-SNet(loss / loss_scale | state) for each loss, every point from the same state."""
+    return torch.stack([net(loss / loss_scale, state)[0] for loss in losses])
+
+
+def plot_response(snapshots: list[Path], path: Path, title: str, epoch_losses: dict[int, float]) -> Path:
+    """MLR-SNet's output against its input loss, one curve per snapshot."""
+    loaded = [load_mlrsnet(p) for p in snapshots]
+    top = max(float(meta.get("initial_loss") or 1.0) for _, meta in loaded) * 1.25
+    top = max([top, *epoch_losses.values()])
+    grid = torch.linspace(0.0, top, 120)
+    fig, ax = _pyplot().subplots(figsize=(6, 3.6))
+    for i, (net, meta) in enumerate(loaded):
+        epoch = int(meta.get("epoch", 0))
+        scale = float(meta.get("loss_scale", 1.0))
+        lrs = response_curve(net, meta.get("state"), grid, scale)
+        ax.plot(grid, lrs, color=f"C{i}", label=f"epoch {epoch}")
+        if epoch in epoch_losses:
+            x = torch.tensor(epoch_losses[epoch])
+            ax.plot([float(x)], [float(response_curve(net, meta.get("state"), x[None], scale)[0])], "o",
+                    color=f"C{i}")
+    ax.set_xlabel("input: training loss")
+    ax.set_ylabel("output: learning rate")
+    ax.set_title(title)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_run(run_dir: str | Path, out: str | Path | None = None) -> list[Path]:
+    """Write every figure that the run directory has data for; returns the PNG paths."""
+    run_dir = Path(run_dir)
+    metrics = run_dir / "metrics.jsonl"
+    if not metrics.is_file():
+        raise MLRSNetError(
+            f"no metrics.jsonl in {run_dir}; pass a run directory written by python -m mlrsnet.train"
+        )
+    out_dir = Path(out) if out is not None else run_dir / "plots"
+    records = read_metrics(metrics)
+    steps = [(r["step"], r["lr"]) for r in records if r.get("type") == "step"]
+    epochs = [r for r in records if r.get("type") == "epoch"]
+    name = run_dir.name
+    written = []
+    if steps:
+        written.append(plot_lr(steps, out_dir / "lr.png", f"{name}: learning rate"))
+    elif epochs:
+        written.append(plot_lr_epochs(epochs, out_dir / "lr.png", f"{name}: learning rate"))
+    if epochs:
+        metric = _metric(run_dir, epochs[0])
+        written.append(plot_curves(epochs, metric, out_dir / "curves.png", name))
+    snapshots = sorted((run_dir / SNAPSHOT_DIR).glob("*.pt"))
+    if not snapshots and (run_dir / "mlrsnet.pt").is_file():
+        snapshots = [run_dir / "mlrsnet.pt"]
+    if snapshots:
+        losses = {e["epoch"]: e["train_loss"] for e in epochs}
+        path = out_dir / "mlrsnet_response.png"
+        written.append(plot_response(snapshots, path, f"{name}: MLR-SNet output against input loss", losses))
+    return written
+
+
+def _metric(run_dir: Path, epoch: dict) -> str:
+    import json
+
+    summary = run_dir / "summary.json"
+    if summary.is_file():
+        return json.loads(summary.read_text())["metric"]
+    for candidate in ("accuracy", "perplexity"):
+        if f"test_{candidate}" in epoch:
+            return candidate
+    return "loss"
+
+
+def plot_lr_curves(curves: dict[str, list[tuple[int, float]]], path: Path, title: str) -> Path:
+    """LR against iteration, one line per schedule (log scale when every LR is positive)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    for name, steps in curves.items():
+        ax.plot([s for s, _ in steps], [lr for _, lr in steps], lw=1, label=name)
+    if all(lr > 0 for steps in curves.values() for _, lr in steps):
+        ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("learning rate")
+    ax.set_title(title)
+    ax.legend(fontsize="small", ncol=2)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_metric_curves(runs: dict[str, list[list[dict]]], metric: str, path: Path, title: str) -> Path:
+    """Test metric and training loss against epoch: the mean over seeds, with a ±1 std band."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4))
+    left, right = fig.subplots(1, 2)
+    for i, (name, histories) in enumerate(runs.items()):
+        if not histories:
+            continue
+        n = min(len(h) for h in histories)
+        for ax, key in ((left, f"test_{metric}"), (right, "train_loss")):
+            values = torch.tensor([[h[e][key] for e in range(n)] for h in histories], dtype=torch.float64)
+            mean = values.mean(0)
+            std = values.std(0) if len(histories) > 1 else torch.zeros_like(mean)
+            epochs = list(range(1, n + 1))
+            ax.plot(epochs, mean, color=f"C{i % 10}", label=name)
+            ax.fill_between(epochs, mean - std, mean + std, color=f"C{i % 10}", alpha=0.2)
+    left.set_ylabel(f"test {metric}")
+    right.set_ylabel("training loss")
+    for ax in (left, right):
+        ax.set_xlabel("epoch")
+    left.legend(fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
