@@ -186,10 +186,10 @@ class MetricDriver(LRDriver):
         self.scheduler.step(float(loss.detach()))
 
     def state_dict(self) -> dict:
-        return {"scheduler": copy.deepcopy({k: v for k, v in vars(self.scheduler).items() if k != "optimizer"})}
+        return {"scheduler": copy.deepcopy(self.scheduler.state_dict())}
 
     def load_state_dict(self, state: dict) -> None:
-        vars(self.scheduler).update(copy.deepcopy(state["scheduler"]))
+        self.scheduler.load_state_dict(copy.deepcopy(state["scheduler"]))
 
 
 class TunerDriver(LRDriver):
