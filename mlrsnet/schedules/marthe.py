@@ -52,7 +52,8 @@ __all__ = ["MartheTuner"]
 
 
 def _flat(tensors: list[torch.Tensor | None], like: list[torch.Tensor]) -> torch.Tensor:
-    return torch.cat([(torch.zeros_like(p) if t is None else t).reshape(-1) for t, p in zip(tensors, like, strict=True)])
+    parts = [torch.zeros_like(p) if t is None else t for t, p in zip(tensors, like, strict=True)]
+    return torch.cat([t.reshape(-1) for t in parts])
 
 
 class MartheTuner:
@@ -122,8 +123,8 @@ class MartheTuner:
         if bool(self.z.any()):
             with torch.enable_grad():
                 grads = torch.autograd.grad(train_loss(), params, create_graph=True, allow_unused=True)
-                hvp = torch.autograd.grad(_flat(list(grads), params), params,
-                                          grad_outputs=self._unflatten(self.z), allow_unused=True)
+                hvp = torch.autograd.grad(_flat(list(grads), params), params, grad_outputs=self.z,
+                                          allow_unused=True)
             hz = self._clamp(_flat(list(hvp), params).detach()) + self.weight_decay * self.z
         else:
             hz = torch.zeros_like(theta)
@@ -152,13 +153,6 @@ class MartheTuner:
         q = min(max(self.eta / dot, 0.0), 1.0) if dot > 0 else 0.0
         self.c = self.c * math.copysign(1.0, self.mu) * (self.mu != 0) + self.mu
         self.mu = (1.0 if q >= 1.0 else 0.0) if self.c == -1.0 else q ** (1.0 / (1.0 + self.c))
-
-    def _unflatten(self, flat: torch.Tensor) -> list[torch.Tensor]:
-        out, offset = [], 0
-        for p in self.params:
-            out.append(flat[offset:offset + p.numel()].view_as(p))
-            offset += p.numel()
-        return out
 
     def state_dict(self) -> dict[str, Any]:
         """The tangents, the LR and the discount (tensors on the CPU)."""
