@@ -113,3 +113,14 @@ def test_bad_input():
         opt.step(loss=-1.0)
     with pytest.raises(ConfigError, match="needs the mini-batch loss"):
         opt.step()
+
+
+def test_prepare_sets_the_step_size_before_the_step():
+    p = torch.nn.Parameter(torch.tensor([3.0], dtype=torch.float64))
+    opt = L4([p], direction="momentum")
+    loss = f(p).sum()
+    loss.backward()
+    assert opt.prepare(loss) == pytest.approx(0.0131015625)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0131015625) and float(p.detach()) == 3.0
+    opt.step()
+    assert float(p.detach()) == pytest.approx(2.94759375)

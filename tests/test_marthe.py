@@ -6,11 +6,11 @@ import torch
 from mlrsnet.errors import ConfigError
 from mlrsnet.schedules.marthe import MartheTuner
 
-torch.set_default_dtype(torch.float64)
+F64 = torch.float64
 DIM = 4
-A = torch.tensor([[3.0, 0.5, 0.0, 0.0], [0.5, 2.0, 0.3, 0.0], [0.0, 0.3, 1.0, 0.2], [0.0, 0.0, 0.2, 0.5]])
-B = torch.tensor([1.0, -1.0, 0.5, 2.0])
-THETA0 = torch.tensor([0.5, 1.0, -1.0, 0.3])
+A = torch.tensor([[3.0, 0.5, 0.0, 0.0], [0.5, 2.0, 0.3, 0.0], [0.0, 0.3, 1.0, 0.2], [0.0, 0.0, 0.2, 0.5]], dtype=F64)
+B = torch.tensor([1.0, -1.0, 0.5, 2.0], dtype=F64)
+THETA0 = torch.tensor([0.5, 1.0, -1.0, 0.3], dtype=F64)
 
 
 def _batch(t):
@@ -43,7 +43,7 @@ def _unrolled(etas, momentum, weight_decay):
     """d E(theta_{t+1}) / d delta with every LR eta_s + delta, by autograd through every step."""
     out = []
     for t in range(len(etas)):
-        delta = torch.zeros((), requires_grad=True)
+        delta = torch.zeros((), dtype=F64, requires_grad=True)
         theta, buf = THETA0.clone().requires_grad_(), None
         for s in range(t + 1):
             g = torch.autograd.grad(train_loss(theta, s), theta, create_graph=True)[0] + weight_decay * theta
@@ -127,3 +127,54 @@ def test_needs_sgd():
         MartheTuner(torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))], lr=0.1))
     with pytest.raises(ConfigError, match="nesterov"):
         MartheTuner(torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.1, momentum=0.9, nesterov=True))
+
+
+def test_driver_takes_e_on_the_meta_split_and_keeps_the_data_order():
+    from mlrsnet.cli import compose
+    from mlrsnet.loop import LoopConfig, train_loop
+    from mlrsnet.run import build_base_optimizer, build_schedule, initial_loss, to_plain
+    from mlrsnet.schedules.drivers import HypergradientDriver
+    from mlrsnet.tasks import build_task
+
+    cfg = to_plain(compose("train", ["+task=digits_mlp", "task.train_fraction=0.05", "batch_size=16",
+                                     "epochs=1", "progress=false"]))
+
+    def built(schedule, **params):
+        run_cfg = {**cfg, "schedule": schedule, "schedule_params": {schedule: params}}
+        task = build_task(run_cfg["task"], 0, "cpu")
+        torch.manual_seed(0)
+        model = task.build_model()
+        opt = build_base_optimizer(model.parameters(), run_cfg["optimizer"])
+        return task, model, build_schedule(run_cfg, task, model, opt, initial_loss(task, model, 0),
+                                           torch.device("cpu"), 1.0)
+
+    task, model, rtho = built("rtho", hyper_lr=1e-3)
+    assert isinstance(rtho.driver, HypergradientDriver) and rtho.driver.tuner.mu == 1.0
+    drawn = []
+    meta_batch = task.meta_batch
+    task.meta_batch = lambda: drawn.append(1) or meta_batch()
+    train_loop(task, model, rtho.optimizer, rtho.driver, LoopConfig(epochs=1, progress=False, eval_splits=()))
+    assert len(drawn) == task.steps_per_epoch  # one meta-validation batch per step
+    assert rtho.optimizer.param_groups[0]["lr"] != cfg["optimizer"]["lr"]
+    plain_task, plain_model, plain = built("fixed")
+    train_loop(plain_task, plain_model, plain.optimizer, plain.driver,
+               LoopConfig(epochs=1, progress=False, eval_splits=()))
+    assert torch.equal(task.generator.get_state(), plain_task.generator.get_state())
+    with pytest.raises(ConfigError, match="use schedule=marthe"):
+        built("rtho", mu=0.5)
+    state = rtho.driver.state_dict()
+    _, _, other = built("marthe", mu=0.5)
+    other.driver.load_state_dict(state)
+    assert other.driver.tuner.eta == rtho.driver.tuner.eta
+
+
+def test_bench_runs_marthe_rtho_and_l4(tmp_path):
+    from tests.conftest import REPO, run_cli
+
+    proc = run_cli(["mlrsnet.bench", "+task=digits_mlp", "task.train_fraction=0.05", "batch_size=16", "epochs=1",
+                    "progress=false", "schedules=[marthe,rtho,l4]", "seeds=[0]", "tune=false",
+                    f"out_dir={tmp_path}", f"hydra.run.dir={tmp_path}/hydra"], cwd=REPO, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    table = (tmp_path / "results.md").read_text()
+    for name in ("marthe", "rtho", "l4"):
+        assert f"| {name} |" in table

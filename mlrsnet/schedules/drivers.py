@@ -23,7 +23,7 @@ the optimiser to train with and the :class:`~mlrsnet.schedules.base.LRDriver` th
     closure_optimizer      ClosureDriver: optimizer.step(closure), the closure recomputing the batch loss
     hypergradient          HypergradientDriver: tuner.step(closure, E) instead of optimizer.step(), E the loss
                            on task.meta_batch() (the meta-validation split) after the step (MARTHE, RTHO)
-    loss_optimizer         LossDriver: optimizer.step(loss=the batch loss) (L4)
+    loss_optimizer         LossDriver: optimizer.prepare(the batch loss) before optimizer.step() (L4)
 
 ``params`` are the schedule's keyword arguments. Where a schedule needs parameters that depend on the
 length of the run, :func:`default_params` supplies them relative to the run (``T`` = total steps, ``E`` =
@@ -252,17 +252,15 @@ class ClosureDriver(LRDriver):
 
 
 class LossDriver(LRDriver):
-    """An optimiser whose step needs the batch loss (L4): ``optimizer.step(loss=loss)``."""
+    """An optimiser whose step size comes from the batch loss (L4): ``optimizer.prepare(loss)`` before
+    the step (so the step size logged for step t is step t's), then ``optimizer.step()``."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, optimizer: Optimizer, name: str) -> None:
+        self.optimizer = optimizer
         self.name = name
-        self.loss: torch.Tensor | None = None
 
     def before_step(self, loss: torch.Tensor) -> None:
-        self.loss = loss.detach()
-
-    def step_optimizer(self, optimizer: Optimizer, closure: Callable[[], torch.Tensor]) -> None:
-        optimizer.step(loss=self.loss)
+        self.optimizer.prepare(loss.detach())
 
 
 class HypergradientDriver(LRDriver):
@@ -329,7 +327,7 @@ def build_driver(name: str, optimizer: Optimizer, model: nn.Module, task: Task, 
         if kind == "closure_optimizer":
             return optimizer, ClosureDriver(name)
         if kind == "loss_optimizer":
-            return optimizer, LossDriver(name)
+            return optimizer, LossDriver(optimizer, name)
         driver = LRDriver()
         driver.name = name
         return optimizer, driver

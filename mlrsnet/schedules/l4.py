@@ -20,9 +20,9 @@ authors' code's: ``alpha = 0.15`` (their "fraction"), ``gamma = 0.9``, ``gamma0 
 multiplies the step, so that a benchmark can scale it like any other LR.
 
 The loss must be non-negative (it is a distance to an attainable minimum), and the step needs it:
-``step(loss=...)`` or ``step(closure)`` with a torch-style closure (it computes the loss and its
-gradients). Every param group's ``"lr"`` holds the last effective step ``lr * eta_k`` (0 before
-the first step), so it is logged like an LR.
+``step(loss=...)``, ``step(closure)`` with a torch-style closure (it computes the loss and its
+gradients), or ``prepare(loss)`` then ``step()``. ``prepare`` puts the step size ``lr * eta_k`` in
+every param group's ``"lr"`` before the step is taken, so a training loop logs it like an LR.
 """
 
 from __future__ import annotations
@@ -66,25 +66,23 @@ class L4(Optimizer):
         self.k = 0
         self.min_loss = math.nan
         self.last_step_size = 0.0
+        self._pending: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], torch.Tensor] | None = None, *,  # type: ignore[override]
-             loss: torch.Tensor | float | None = None) -> torch.Tensor | float | None:
-        """One L4 step; the mini-batch loss comes from ``loss`` or from ``closure()``."""
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        if loss is None:
-            raise ConfigError("L4.step needs the mini-batch loss: step(loss=loss) or step(closure)")
+    def prepare(self, loss: torch.Tensor | float) -> float:
+        """Compute this step's ``lr * eta_k`` from the mini-batch ``loss`` and the gradients in ``.grad``
+        (updating the moving averages and ``Lmin``) and put it in every group's ``"lr"``, so that a
+        training loop logs the step size of the step it is about to take; :meth:`step` applies it."""
         value = float(loss)
-        if not math.isfinite(value):
-            return loss  # the loop's divergence guard reports it; no step on a non-finite loss
         if value < 0:
             raise ConfigError(f"L4 needs a non-negative loss, got {value:.4g}; use a loss bounded below by 0")
+        self._pending = []
+        if not math.isfinite(value):
+            return math.nan  # the loop's divergence guard reports it; no step on a non-finite loss
         beta1, beta2 = self.betas
         self.min_loss = self.gamma0 * value if self.k == 0 else min(self.min_loss, value)
         corr1, corr2 = 1 - beta1 ** (self.k + 1), 1 - beta2 ** (self.k + 1)
-        pairs, dot = [], torch.zeros((), dtype=torch.float64)
+        dot = torch.zeros((), dtype=torch.float64)
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
@@ -103,16 +101,30 @@ class L4(Optimizer):
                 else:
                     v = g
                 dot = dot + (g * v).sum().double().cpu()
-                pairs.append((p, v))
+                self._pending.append((p, v))
         eta = self.alpha * (value - self.gamma * self.min_loss) / (float(dot) + self.eps)
-        step = self.scale * eta
-        for p, v in pairs:
-            p.add_(v, alpha=-step)
         self.min_loss *= 1 + 1 / self.tau
         self.k += 1
-        self.last_step_size = step
+        self.last_step_size = self.scale * eta
         for group in self.param_groups:
-            group["lr"] = step
+            group["lr"] = self.last_step_size
+        return self.last_step_size
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None, *,  # type: ignore[override]
+             loss: torch.Tensor | float | None = None) -> torch.Tensor | float | None:
+        """One L4 step; the mini-batch loss comes from ``loss``, from ``closure()``, or from an earlier
+        :meth:`prepare` of this step."""
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        if loss is not None:
+            self.prepare(loss)
+        if self._pending is None:
+            raise ConfigError("L4.step needs the mini-batch loss: step(loss=loss), step(closure) or prepare(loss)")
+        for p, v in self._pending:
+            p.add_(v, alpha=-self.last_step_size)
+        self._pending = None
         return loss
 
     def state_dict(self) -> dict[str, Any]:

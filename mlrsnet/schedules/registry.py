@@ -51,7 +51,10 @@ KINDS: dict[str, str] = {
         "wraps an SGD optimizer; call tuner.step(train_loss, val_loss) instead of optimizer.step(), "
         "train_loss() the loss of the current mini-batch, val_loss() the loss of a meta-validation batch"
     ),
-    "loss_optimizer": "replaces the base optimizer; call optimizer.step(loss=loss of the current mini-batch)",
+    "loss_optimizer": (
+        "replaces the base optimizer; call optimizer.prepare(loss of the current mini-batch) after "
+        "backward(), then optimizer.step() (or optimizer.step(loss=loss))"
+    ),
 }
 _WRAPPING = frozenset({"scheduler", "metric_scheduler", "eval_metric_scheduler", "tuner", "hypergradient"})
 
