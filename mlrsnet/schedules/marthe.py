@@ -63,7 +63,7 @@ class MartheTuner:
 
     ``hyper_lr`` is ``beta``; ``eta_max`` optionally caps the LR (the reference has no cap)."""
 
-    def __init__(self, optimizer: Optimizer, *, hyper_lr: float = 1e-6, mu: float | str = "auto",
+    def __init__(self, optimizer: Optimizer, *, hyper_lr: float = 1e-5, mu: float | str = "auto",
                  clip: float | None = 100.0, eta_max: float | None = None) -> None:
         if not isinstance(optimizer, torch.optim.SGD):
             raise ConfigError(f"MARTHE/RTHO drive torch.optim.SGD, got {type(optimizer).__name__}; "
