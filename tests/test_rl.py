@@ -181,7 +181,7 @@ def test_schedule_rl_end_to_end_in_mlrsnet_train(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     steps = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     lrs = [r["lr"] for r in steps if r.get("type") == "step"]
-    lr0 = 0.05  # conf/task/nmf_synthetic.yaml
+    lr0 = 0.1  # conf/task/nmf_synthetic.yaml
     interval = len(lrs) // 4
     # decisions at steps 0, k, 2k, 3k: the LR halves at each
     assert lrs[0] == pytest.approx(lr0 / 2) and lrs[interval] == pytest.approx(lr0 / 4)

@@ -120,7 +120,8 @@ class LRScheduleEnv(gym.Env):
             self.v = v
         self.episode_return += reward
         if done:
-            info.update(episode_return=self.episode_return, run_seed=self._run_seed, final_val_loss=v, initial_val_loss=self.v0)
+            info.update(episode_return=self.episode_return, run_seed=self._run_seed, final_val_loss=v,
+                        initial_val_loss=self.v0)
         return agent.observation(), float(reward), bool(done), False, info
 
 

@@ -75,8 +75,9 @@ from mlrsnet.schedules.registry import SCHEDULES, available_schedules, build_opt
 from mlrsnet.tasks.base import Task
 
 __all__ = [
-    "FIXED", "FROZEN", "META_TRAINED", "RL", "ClosureDriver", "SafeDriver", "FrozenMLRSNetDriver", "MLRSNetDriver", "MetricDriver",
-    "TrainEvalDriver", "TunerDriver", "build_driver", "check_schedule", "default_params", "schedule_names",
+    "FIXED", "FROZEN", "META_TRAINED", "RL", "ClosureDriver", "FrozenMLRSNetDriver", "MLRSNetDriver", "MetricDriver",
+    "SafeDriver", "TrainEvalDriver", "TunerDriver", "build_driver", "check_schedule", "default_params",
+    "schedule_names", "with_safety",
 ]
 
 FIXED, META_TRAINED, FROZEN, RL = "fixed", "mlrsnet", "mlrsnet_frozen", "rl"

@@ -207,7 +207,8 @@ def build_nmf_synthetic(cfg: dict, seed: int, device: torch.device) -> NMFTask:
         raise ConfigError(f"task.rows and task.cols must be >= 2, got {n} x {m}")
     inst = int(cfg.get("instance_offset", 0)) + seed
     g = torch.Generator().manual_seed(1_000_003 * (inst + 1))
-    x = synthetic_nmf_matrix(n, m, int(cfg.get("true_rank", cfg.get("rank", 10))), float(cfg.get("noise_level", 0.1)), g)
+    true_rank = int(cfg.get("true_rank", cfg.get("rank", 10)))
+    x = synthetic_nmf_matrix(n, m, true_rank, float(cfg.get("noise_level", 0.1)), g)
     return _nmf_task(cfg, x, 1_000_003 * (inst + 1) + 1, seed, device)
 
 
