@@ -11,7 +11,8 @@ Outputs in the run directory:
 - ``config.yaml``, ``environment.json``, ``summary.json``.
 
 Seeded: PPO and the environment's episode draws come from ``seed``. Resumable: rerunning the same command
-with the same run directory continues from the last saved rollout (``resume=auto``). A resumed run continues
+with the same run directory continues from the last saved rollout (``resume=auto``); ``rl.total_timesteps``
+may change on resume (train further, or finish a stopped run where it stands). A resumed run continues
 from that rollout boundary; the episode in flight when it stopped is started afresh, so the result is a
 valid continuation, not bit-identical to an uninterrupted run.
 """
@@ -57,6 +58,12 @@ def export_policy(model: Any, spec: AgentSpec, path: Path, hidden: tuple[int, ..
     frozen.head.load_state_dict(model.policy.action_net.state_dict())
     save_policy(path, frozen, spec, **meta)
     return frozen
+
+
+def _without_budget(cfg: dict) -> dict:
+    """The config without ``rl.total_timesteps``: a resumed run may train for longer (or stop sooner)."""
+    rl = {k: v for k, v in (cfg.get("rl") or {}).items() if k != "total_timesteps"}
+    return {**cfg, "rl": rl}
 
 
 def _read_curve(path: Path) -> list[dict]:
@@ -111,7 +118,7 @@ def train_agent(cfg: dict, run_dir: str | Path, config_yaml: str | None = None) 
         raise ConfigError(f"resume=true but {run_dir} holds no ppo_state.zip; run without resume=true to start")
     if resume is False:
         saved = None
-    if saved is not None and saved.get("config") != cfg:
+    if saved is not None and _without_budget(saved.get("config") or {}) != _without_budget(cfg):
         raise ConfigError(f"{run_dir} holds an RL run of a different config; use a new hydra.run.dir or resume=false")
     atomic_write_text(run_dir / "config.yaml", config_yaml or dump_config(cfg))
     atomic_write_json(run_dir / "environment.json", environment())
