@@ -35,13 +35,18 @@ python -m mlrsnet.bench +task=text_lstm_cpython epochs=1 task.max_chars=100000 '
 python -m mlrsnet.bench +task=text_lstm_cpython epochs=1 task.max_chars=100000 'schedules=[rl]' \
     tune=false target_metric=null progress=false out_dir=runs/rl_exp/text
 
-# 4. Copy the tables as the bench wrote them.
-for d in nmf nmf_bound digits text; do
+# 4. Is x8 (LR 0.8) the best fixed LR, or only the end of the grid?
+python -m mlrsnet.bench +task=nmf_synthetic 'schedules=[fixed]' 'lr_grid=[8,12,16]' target_metric=null progress=false \
+    out_dir=runs/rl_exp/nmf_fixed_wide
+
+# 5. Copy the tables as the bench wrote them; the agents' cost against the runs they schedule.
+for d in nmf nmf_bound nmf_fixed_wide digits text; do
     mkdir -p experiments/rl_schedules/$d
-    cp runs/rl_exp/$d/results.md runs/rl_exp/$d/results.csv experiments/rl_schedules/$d/
+    cp runs/rl_exp/$d/results.md runs/rl_exp/$d/results.csv runs/rl_exp/$d/tuning.csv experiments/rl_schedules/$d/
     cp runs/rl_exp/$d/lr_curves.png experiments/rl_schedules/$d/ 2>/dev/null || true
 done
 for a in nmf_synthetic_ship digits_cnn_ship; do
     mkdir -p experiments/rl_schedules/$a
     cp runs/rl/$a/learning_curve.csv runs/rl/$a/learning_curve.png runs/rl/$a/summary.json experiments/rl_schedules/$a/
 done
+python experiments/rl_schedules_cost.py > experiments/rl_schedules/cost.md

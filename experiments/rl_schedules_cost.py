@@ -13,7 +13,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent / "rl_schedules"
 # agent run -> (bench of the runs its policy schedules, the steps of one such run)
-PAIRS = {"nmf_synthetic_ship": [("nmf", 360)], "digits_cnn_ship": [("digits", 180), ("text", None)]}
+PAIRS = {"nmf_synthetic_ship": [("nmf", 360)], "digits_cnn_ship": [("digits", 180), ("text", 48)]}
 
 
 def main() -> None:
