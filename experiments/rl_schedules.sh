@@ -39,8 +39,13 @@ python -m mlrsnet.bench +task=text_lstm_cpython epochs=1 task.max_chars=100000 '
 python -m mlrsnet.bench +task=nmf_synthetic 'schedules=[fixed]' 'lr_grid=[8,12,16]' target_metric=null progress=false \
     out_dir=runs/rl_exp/nmf_fixed_wide
 
-# 5. Copy the tables as the bench wrote them; the agents' cost against the runs they schedule.
-for d in nmf nmf_bound nmf_fixed_wide digits text; do
+# 5. The digits policy acts like an exponential decay (x0.8 per decision, 8 decisions): the same decay by hand,
+#    0.8^8 over the 180 steps of the run (gamma 0.990112 per step).
+python -m mlrsnet.bench +task=digits_cnn epochs=10 'schedules=[exponential]' +schedule_params.exponential.gamma=0.990112 \
+    tune=false progress=false out_dir=runs/rl_exp/digits_exp
+
+# 6. Copy the tables as the bench wrote them; the agents' cost against the runs they schedule.
+for d in nmf nmf_bound nmf_fixed_wide digits digits_exp text; do
     mkdir -p experiments/rl_schedules/$d
     cp runs/rl_exp/$d/results.md runs/rl_exp/$d/results.csv runs/rl_exp/$d/tuning.csv experiments/rl_schedules/$d/
     cp runs/rl_exp/$d/lr_curves.png experiments/rl_schedules/$d/ 2>/dev/null || true
