@@ -19,6 +19,7 @@ composed or inspected like any other config (``hydra.compose("schema/train")``).
 from __future__ import annotations
 
 import difflib
+import functools
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -171,11 +172,6 @@ class BenchSchema(TrainSchema):
 
 
 @dataclass
-class TransferMetaSchema:
-    batch_size: int = 100
-
-
-@dataclass
 class QuerySchema:
     name: str = ""
     axis: str = ""
@@ -187,7 +183,10 @@ class TransferSchema(_Common):
     (recompute, checkpoint or a number) and ``compare`` (a name or a list) take more than one type and
     are checked by :func:`mlrsnet.transfer.validate_transfer`."""
 
-    meta: TransferMetaSchema = field(default_factory=TransferMetaSchema)
+    # A query composes a task config, which also sets the training settings of meta-training runs on that
+    # task (meta.*, net.*); the transfer reads meta.batch_size only.
+    meta: MetaSchema = field(default_factory=MetaSchema)
+    net: NetSchema = field(default_factory=NetSchema)
     query: QuerySchema = field(default_factory=QuerySchema)
     checkpoint: Any = None
     gamma: Any = "recompute"
@@ -260,6 +259,14 @@ def closest_key(schema: type, key: str) -> str | None:
     return matches[0] if matches else None
 
 
+@functools.cache
+def _structured(entry: str) -> Any:
+    """The schema of ``entry`` as an OmegaConf structured config (built once; merging copies it)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.structured(SCHEMAS[entry])
+
+
 def check_types(cfg: dict, entry: str) -> dict:
     """Check every key of a composed, resolved config of entry point ``entry`` (train / transfer / bench)
     against its schema; the first wrong type or unknown key is a one-line :class:`ConfigError`. Returns
@@ -270,7 +277,7 @@ def check_types(cfg: dict, entry: str) -> dict:
 
     schema = SCHEMAS[entry]
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), cfg)
+        merged = OmegaConf.merge(_structured(entry), cfg)
         return OmegaConf.to_container(merged, resolve=True)  # type: ignore[return-value]
     except OmegaConfBaseException as e:
         raise _one_line(schema, e, cfg) from None
