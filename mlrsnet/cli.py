@@ -247,7 +247,7 @@ def hydra_error(e: Exception, group: str, command: str) -> str | None:
     return None
 
 
-def compose(config_name: str = "train", overrides: list[str] | None = None) -> Any:
+def compose(config_name: str = "train", overrides: list[str] | None = None, return_hydra_config: bool = False) -> Any:
     """Compose ``conf/<config_name>.yaml`` with command-line style overrides, from Python.
 
     ``compose("train", ["+task=digits_cnn", "epochs=5"])`` gives the config that
@@ -259,4 +259,5 @@ def compose(config_name: str = "train", overrides: list[str] | None = None) -> A
 
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module="mlrsnet.conf", version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=list(overrides or []))
+        return hydra_compose(config_name=config_name, overrides=list(overrides or []),
+                             return_hydra_config=return_hydra_config)
