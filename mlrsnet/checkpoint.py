@@ -74,6 +74,9 @@ def save(path: str | os.PathLike, kind: str, payload: dict) -> None:
 def load(path: str | os.PathLike, kind: str, map_location: str | torch.device = "cpu") -> dict:
     """Load and validate a checkpoint of ``kind``; every failure is a one-line CheckpointError."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory, not a file; pass the .pt file in it, e.g. "
+                              f"checkpoint={path / 'mlrsnet.pt'} (the net a training run learned)")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; pass checkpoint=PATH to an existing .pt file")
     try:

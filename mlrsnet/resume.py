@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import random
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -73,9 +72,6 @@ class StopSignals:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is None:
             self.signum = signum
-            if signum == signal.SIGINT:
-                print("\nCtrl-C: stopping after the current step to save the run (Ctrl-C again: stop at once)",
-                      file=sys.stderr, flush=True)
         elif signum == signal.SIGINT:
             raise KeyboardInterrupt
 
