@@ -207,7 +207,9 @@ def hydra_error(e: Exception, group: str, command: str) -> str | None:
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     cause = str(e.__cause__).strip().splitlines()[0] if e.__cause__ is not None and str(e.__cause__).strip() else ""
     listing = f"python -m mlrsnet.{command} +{group}=NAME --cfg job"
-    if isinstance(e, MissingConfigException) and "submitit" in f"{e} {e.missing_cfg_file}":
+    missing = re.search(r"Could not (?:find|load) '([^']+)'", str(e))
+    if isinstance(e, MissingConfigException) and "submitit" in (missing.group(1) if missing else
+                                                                 str(e.missing_cfg_file or "")):
         # conf/hydra/launcher/{local,slurm}.yaml extend the plugin's configs, absent without the plugin.
         return ("hydra/launcher=local and hydra/launcher=slurm need the hydra-submitit-launcher plugin: "
                 "pip install 'mlrsnet[slurm]' (or pip install hydra-submitit-launcher), or drop hydra/launcher "

@@ -189,3 +189,14 @@ def test_plot_titles_name_the_task_not_the_timestamp(tmp_path):
     (run / "summary.json").write_text(json.dumps({"task": "digits_mlp", "schedule": "cosine", "seed": 2}))
     assert run_label(run) == "digits_mlp [cosine, seed 2]"
     assert run_label(Path(tmp_path)) == tmp_path.name  # nothing to go by
+
+
+def test_a_launcher_without_its_plugin_names_the_extra_to_install(tmp_path):
+    """The README's sweep example after `pip install -e .` (no plugin): one line naming the extra."""
+    code = ("import sys; sys.modules['hydra_plugins.hydra_submitit_launcher'] = None; "
+            "sys.argv = ['train', '-m', '+task=digits_mlp', 'seed=0,1', 'hydra/launcher=local']; "
+            "from mlrsnet.train import main; main()")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'mlrsnet[slurm]'" in lines[0]
