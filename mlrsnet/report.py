@@ -153,8 +153,8 @@ def report(sweep_dir: str | Path, fmt: str = "md") -> str:
         raise MLRSNetError(f"{root} is not a directory; pass the sweep directory of a multirun (hydra.sweep.dir)")
     runs = collect(root)
     if not runs:
-        raise MLRSNetError(f"no summary.json (or benchmark run.json) under {root}; pass a sweep or benchmark "
-                           "directory whose runs have finished")
+        raise MLRSNetError(f"no summary.json under {root} (nor a benchmark's run.json); pass a sweep or "
+                           "benchmark directory whose runs have finished")
     return render(*aggregate(runs), fmt=fmt)
 
 
