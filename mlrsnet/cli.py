@@ -81,9 +81,9 @@ _validator: Callable[[dict], None] | None = None
 
 def _task_config(cfg: Any) -> dict:
     """The resolved task config (without the ``hydra`` node) of a config Hydra composed."""
-    from omegaconf import DictConfig, OmegaConf
+    from omegaconf import Container, OmegaConf
 
-    return {k: OmegaConf.to_container(v, resolve=True) if isinstance(v, DictConfig) else v
+    return {k: OmegaConf.to_container(v, resolve=True) if isinstance(v, Container) else v
             for k, v in ((k, cfg[k]) for k in cfg if k != "hydra")}
 
 
