@@ -167,3 +167,15 @@ def test_schemas_are_in_hydras_config_store():
 
     stored = ConfigStore.instance().repo["schema"]
     assert {f"{name}.yaml" for name in SCHEMAS} <= set(stored)
+
+
+def test_a_run_rejected_after_it_started_leaves_no_directory(monkeypatch, capsys, tmp_path):
+    """A value only the task can judge (a meta set larger than the training set) is rejected once the run
+    has started, after Hydra made the directory: the empty directory is removed again."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    code, err = _main("mlrsnet.train", ["+task=digits_mlp", "task.meta_size=5000", "progress=false"],
+                      monkeypatch, capsys)
+    assert code == 2 and "meta_size=5000 is not smaller than the training set" in err
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    assert not list((tmp_path / "runs" / "train" / "digits_mlp").iterdir())
