@@ -86,6 +86,9 @@ class RunDirLock:
                 f"run directory {self.run_dir} is in use by another run (pid {holder}); wait for it to finish, "
                 "or choose another directory with hydra.run.dir=PATH"
             ) from None
+        except OSError:  # a file system without locks (ENOLCK): unique directory names are the only guard
+            self._fd = fd
+            return self
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
@@ -103,11 +106,11 @@ def open_run_dir(run_dir: str | os.PathLike) -> Iterator[Path]:
     """Lock ``run_dir`` (:class:`RunDirLock`) for the duration of a run; a disk fault inside becomes a
     one-line :class:`WriteError` (files are written atomically or appended, so nothing written before is
     damaged)."""
-    with RunDirLock(run_dir) as lock:
-        try:
+    try:
+        with RunDirLock(run_dir) as lock:
             yield lock.run_dir
-        except OSError as e:
-            error = write_error(e)
-            if error is None:
-                raise
-            raise error from None
+    except OSError as e:
+        error = write_error(e)
+        if error is None:
+            raise
+        raise error from None
