@@ -133,6 +133,9 @@ class LoopConfig:
     flush_seconds: float = 10.0  # at most this long between step-line writes within an epoch
 
 
+_SHORT = {"accuracy": "test_acc", "perplexity": "test_ppl"}  # progress-bar labels of the test metric
+
+
 def current_lr(optimizer: torch.optim.Optimizer) -> torch.Tensor | float:
     lr = optimizer.param_groups[0]["lr"]
     return lr.detach() if isinstance(lr, torch.Tensor) else lr
@@ -238,7 +241,7 @@ def train_loop(
         driver.after_epoch(record)
         shown = record.get(f"test_{metric}", math.nan)
         bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.3f}", lr=f"{record['lr_last']:.3g}",
-                        **{f"test_{metric[:4]}": f"{shown:.4g}"})
+                        **{_SHORT.get(metric, f"test_{metric}"): f"{shown:.4g}"})
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, global_step, history)
         if stop_requested is not None and stop_requested() and epoch + 1 < cfg.epochs:

@@ -166,7 +166,7 @@ def test_help_names_the_command_and_only_its_own_group(module, group, other, tmp
 def test_progress_bar_labels_the_test_metric(tmp_path, capsys):
     meta_train(compose(overrides=[*TINY, "schedule=fixed", "epochs=1", "progress=true"]), tmp_path)
     err = capsys.readouterr().err
-    assert "test_accu=" in err and " accu=" not in err
+    assert "test_acc=" in err and " accu=" not in err
 
 
 def test_report_of_a_benchmark_directory(tmp_path):
