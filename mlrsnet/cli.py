@@ -20,6 +20,12 @@ CONFIG_PATH = "pkg://mlrsnet.conf"
 GROUPS = {"train": "task", "bench": "task", "transfer": "query"}
 
 
+def available_configs(group: str) -> list[str]:
+    """Names of the configs in a config group (``conf/<group>/*.yaml``), as shipped in the package."""
+    root = resources.files("mlrsnet.conf") / group
+    if not root.is_dir():
+        return []
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
 
 
 def _register_choices() -> None:
@@ -29,16 +35,9 @@ def _register_choices() -> None:
         OmegaConf.register_new_resolver("mlrsnet_choices", lambda group: ", ".join(available_configs(group)))
 
 
+# At import, also in a submitit worker that unpickles a job: its config names ${run_id:}.
 register_resolvers()
 _register_choices()
-
-
-def available_configs(group: str) -> list[str]:
-    """Names of the configs in a config group (``conf/<group>/*.yaml``), as shipped in the package."""
-    root = resources.files("mlrsnet.conf") / group
-    if not root.is_dir():
-        return []
-    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
 
 
 def fail(message: str, code: int = 2) -> None:
