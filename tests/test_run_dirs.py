@@ -59,6 +59,7 @@ def test_two_processes_started_together_write_two_complete_runs(tmp_path: Path):
     for s in summaries:
         epochs = [r for r in read_metrics(s.parent / "metrics.jsonl") if r["type"] == "epoch"]
         assert [r["epoch"] for r in epochs] == [1]
+        assert not (s.parent / "cli.log").exists()  # Hydra's always-empty job log is off
 
 
 def test_a_second_run_into_a_locked_directory_refuses_in_one_line(tmp_path: Path, compose_cfg):
