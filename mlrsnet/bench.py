@@ -64,6 +64,7 @@ from mlrsnet.figures import plot_lr_curves, plot_metric_curves
 from mlrsnet.log import RunLogger, read_metrics
 from mlrsnet.loop import Diverged, train_loop
 from mlrsnet.run import build_run, to_plain, validate
+from mlrsnet.rundir import open_run_dir
 from mlrsnet.schedules.drivers import check_schedule
 from mlrsnet.selection import select_fastest, selection_table
 
@@ -85,7 +86,7 @@ def fingerprint(cfg: dict) -> str:
 
 def validate_bench(cfg: dict) -> None:
     """The checks of :func:`mlrsnet.run.validate`, plus the bench's own keys."""
-    validate(cfg)
+    validate(cfg, "bench")
     schedules, seeds, grid = cfg["schedules"], cfg["seeds"], cfg["lr_grid"]
     if not isinstance(schedules, list) or not schedules:
         raise ConfigError("schedules must be a non-empty list, e.g. schedules=[fixed,cosine,mlrsnet]")
@@ -312,10 +313,13 @@ def bench(cfg: Any, out_dir: str | Path) -> dict:
             rec = _read(run_dir / "run.json")
             if rec and rec["fingerprint"] == fp and rec["lr_multiplier"] == m:
                 continue
-            rec = train_run(cfg, name, seed, m, epochs=int(cfg["epochs"]), eval_splits=("test", "meta"),
-                            run_dir=run_dir, progress=bool(cfg["progress"]))
-            rec["fingerprint"] = fp
-            atomic_write_json(run_dir / "run.json", rec)
+            # Multirun jobs sharing out_dir each train their own schedules; the lock makes two that were
+            # given the same schedule refuse to interleave in one run directory.
+            with open_run_dir(run_dir):
+                rec = train_run(cfg, name, seed, m, epochs=int(cfg["epochs"]), eval_splits=("test", "meta"),
+                                run_dir=run_dir, progress=bool(cfg["progress"]))
+                rec["fingerprint"] = fp
+                atomic_write_json(run_dir / "run.json", rec)
             last = rec["history"][-1] if rec["history"] else {}
             shown = last.get(f"test_{rec['metric']}", math.nan)
             print(f"[{name} seed {seed}] {rec['status']}: test {rec['metric']} {shown:.4f}, "
@@ -389,7 +393,7 @@ def _hydra_main(cfg: Any) -> None:
 def main() -> None:
     from mlrsnet.cli import run_hydra
 
-    run_hydra(_hydra_main, config_name="bench", group="task", command="bench")
+    run_hydra(_hydra_main, config_name="bench", group="task", command="bench", validate=validate_bench)
 
 
 if __name__ == "__main__":

@@ -25,13 +25,25 @@ KINDS = ("mlrsnet", "run_state", "rl_policy")
 SNAPSHOT_DIR = "snapshots"  # a meta-training run's MLR-SNet at a few epochs: snapshots/mlrsnet_epochNNNN.pt
 
 
+def _umask() -> int:
+    """The process umask (reading it means setting it: put it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
+    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``.
+
+    The file gets the permissions of a plain ``open(path, "w")``, ``0o666 & ~umask`` (``tempfile.mkstemp``
+    makes it owner-only, which would hide results from collaborators on a shared file system). On any
+    failure (a full disk...) the temporary file is removed and ``path`` keeps its previous content."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.chmod(tmp, 0o666 & ~_umask())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -62,6 +74,9 @@ def save(path: str | os.PathLike, kind: str, payload: dict) -> None:
 def load(path: str | os.PathLike, kind: str, map_location: str | torch.device = "cpu") -> dict:
     """Load and validate a checkpoint of ``kind``; every failure is a one-line CheckpointError."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory, not a file; pass the .pt file in it, e.g. "
+                              f"checkpoint={path / 'mlrsnet.pt'} (the net a training run learned)")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; pass checkpoint=PATH to an existing .pt file")
     try:

@@ -1,4 +1,5 @@
-"""Shared plumbing of the Hydra entry points: config-group checks and one-line errors."""
+"""Shared plumbing of the Hydra entry points: config-group checks, validation before any run directory
+is made, and one-line errors."""
 
 from __future__ import annotations
 
@@ -7,11 +8,16 @@ import re
 import sys
 from collections.abc import Callable
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
+from mlrsnet.config import SCHEMAS, closest_key
 from mlrsnet.errors import MLRSNetError, RunInterrupted
+from mlrsnet.rundir import register_resolvers, write_error
 
 CONFIG_PATH = "pkg://mlrsnet.conf"
+# The config group each command composes its task from; the other is a mistake (train +query=...).
+GROUPS = {"train": "task", "bench": "task", "transfer": "query"}
 
 
 def available_configs(group: str) -> list[str]:
@@ -20,6 +26,18 @@ def available_configs(group: str) -> list[str]:
     if not root.is_dir():
         return []
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def _register_choices() -> None:
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver("mlrsnet_choices"):  # the --help text lists a group's configs
+        OmegaConf.register_new_resolver("mlrsnet_choices", lambda group: ", ".join(available_configs(group)))
+
+
+# At import, also in a submitit worker that unpickles a job: its config names ${run_id:}.
+register_resolvers()
+_register_choices()
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -38,7 +56,12 @@ def check_group_arg(argv: list[str], group: str, command: str) -> list[str]:
     out, found = [], False
     for arg in argv:
         key, sep, value = arg.partition("=")
-        if sep and key.lstrip("+") == group:
+        other = key.lstrip("+")
+        if sep and other != group and other in set(GROUPS.values()):
+            owner = next(c for c, g in GROUPS.items() if g == other)
+            fail(f"{command} takes +{group}=NAME, not +{other}= (that is python -m mlrsnet.{owner}); drop "
+                 f"{arg}" + (f" and use +{group}={value}" if value in available else ""))
+        if sep and other == group:
             found = True
             arg = f"+{group}={value}"
             if "(" not in value:
@@ -51,14 +74,69 @@ def check_group_arg(argv: list[str], group: str, command: str) -> list[str]:
     return out
 
 
-def run_hydra(task_function: Callable[[Any], Any], config_name: str, group: str, command: str) -> None:
+# The validation of the command being run (run_hydra sets it), for ValidateBeforeRun.
+_validator: Callable[[dict], None] | None = None
+
+
+def _task_config(cfg: Any) -> dict:
+    """The resolved task config (without the ``hydra`` node) of a config Hydra composed."""
+    from omegaconf import Container, OmegaConf
+
+    return {k: OmegaConf.to_container(v, resolve=True) if isinstance(v, Container) else v
+            for k, v in ((k, cfg[k]) for k in cfg if k != "hydra")}
+
+
+try:
+    from hydra.experimental.callback import Callback as _Callback
+except ImportError:  # pragma: no cover - hydra-core is a dependency
+    _Callback = object  # type: ignore[assignment,misc]
+
+
+class ValidateBeforeRun(_Callback):  # type: ignore[misc,valid-type]
+    """Hydra callback (``hydra.callbacks.validate`` in conf/train.yaml, transfer.yaml): validate the composed
+    config once it is composed, before Hydra creates the run directory, so that a rejected command leaves
+    no empty directory behind. Hydra turns exceptions of callbacks into warnings, so a bad config ends
+    the process here, with the one line of :func:`fail`."""
+
+    def on_run_start(self, config: Any, **kwargs: Any) -> None:
+        if _validator is not None:
+            try:
+                _validator(_task_config(config))
+            except MLRSNetError as e:
+                fail(str(e), e.exit_code)
+
+
+def _remove_if_unused(run_dir: Path) -> None:
+    """Remove a run directory this command created and left without a result: only Hydra's ``.hydra/``
+    and the lock file in it (a run rejected after it started: a missing dataset, a meta set too large)."""
+    import shutil
+
+    from mlrsnet.rundir import LOCK_FILE
+
+    try:
+        if not run_dir.is_dir() or {p.name for p in run_dir.iterdir()} - {".hydra", LOCK_FILE}:
+            return
+        shutil.rmtree(run_dir / ".hydra", ignore_errors=True)
+        (run_dir / LOCK_FILE).unlink(missing_ok=True)
+        run_dir.rmdir()
+    except OSError:
+        pass
+
+
+def run_hydra(task_function: Callable[[Any], Any], config_name: str, group: str, command: str,
+              validate: Callable[[dict], None] | None = None) -> None:
     """Run ``task_function`` under ``hydra.main``. User errors print one line (``error: ...``) and exit
     with the error's code (2 unless the error says otherwise): an :class:`MLRSNetError` from the task
     (in a multirun, per failed job, after Hydra's line naming the job) and Hydra's own errors about the
     command line: an unknown key or config-group option, an unparsable override, an output directory
-    that cannot be created. Bugs keep their traceback."""
+    that cannot be created. ``validate`` (the command's config validation) runs as soon as the config is
+    composed, before the run directory exists. A disk fault is a one-line
+    :class:`~mlrsnet.errors.WriteError`, a Ctrl-C one line saying what was saved. Bugs keep their
+    traceback."""
     import hydra
 
+    global _validator
+    _validator = validate
     sys.argv = [sys.argv[0], *check_group_arg(sys.argv[1:], group, command)]
     # Hydra prints its own errors over several lines unless HYDRA_FULL_ERROR is set, in which case it
     # raises them; they are raised here and turned into one line. A user's HYDRA_FULL_ERROR=1 wins.
@@ -70,13 +148,21 @@ def run_hydra(task_function: Callable[[Any], Any], config_name: str, group: str,
         from hydra.types import RunMode
 
         try:
-            return task_function(cfg)
+            try:
+                return task_function(cfg)
+            except OSError as e:
+                raise write_error(e) or e from None
         except MLRSNetError as e:
+            hydra_cfg = HydraConfig.get()
+            if not any(o.startswith(("hydra.run.dir=", "hydra.sweep.dir=")) for o in hydra_cfg.overrides.hydra):
+                _remove_if_unused(Path(hydra_cfg.runtime.output_dir))
             # In a multirun the launcher records a failed job and goes on; a stop signal must end the
             # process instead (and leave no result, so that a cluster requeue runs the job again).
-            if HydraConfig.get().mode == RunMode.MULTIRUN and not isinstance(e, RunInterrupted):
+            if hydra_cfg.mode == RunMode.MULTIRUN and not isinstance(e, RunInterrupted):
                 raise
             fail(str(e), e.exit_code)
+        except KeyboardInterrupt:
+            fail(interrupted_message(Path(HydraConfig.get().runtime.output_dir), command), 130)
         except Exception as e:
             e._mlrsnet_from_task = True  # type: ignore[attr-defined]
             raise
@@ -94,6 +180,19 @@ def run_hydra(task_function: Callable[[Any], Any], config_name: str, group: str,
         fail(message)
 
 
+def interrupted_message(run_dir: Path, command: str) -> str:
+    """The one line a Ctrl-C leaves (a second one, or one before training started: the first one in the
+    training loop stops after the current step and saves, like SIGTERM)."""
+    state = run_dir / "run_state.pt"
+    if state.is_file():
+        return (f"interrupted (Ctrl-C); the state of the last completed save is in {state}: rerun the same "
+                f"command with hydra.run.dir={run_dir} to resume from it")
+    if command == "bench":
+        return ("interrupted (Ctrl-C); finished (schedule, seed) runs are kept in their directories: rerun the "
+                "same command with out_dir=<the bench directory> to reuse them and train the rest")
+    return f"interrupted (Ctrl-C) before anything was saved; rerun the command to start again (outputs in {run_dir})"
+
+
 def hydra_error(e: Exception, group: str, command: str) -> str | None:
     """A one-line message, naming the problem and the fix, for an error Hydra raises about the command
     line; None for anything else."""
@@ -107,6 +206,13 @@ def hydra_error(e: Exception, group: str, command: str) -> str | None:
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     cause = str(e.__cause__).strip().splitlines()[0] if e.__cause__ is not None and str(e.__cause__).strip() else ""
     listing = f"python -m mlrsnet.{command} +{group}=NAME --cfg job"
+    missing = re.search(r"Could not (?:find|load) '([^']+)'", str(e))
+    if isinstance(e, MissingConfigException) and "submitit" in (missing.group(1) if missing else
+                                                                 str(e.missing_cfg_file or "")):
+        # conf/hydra/launcher/{local,slurm}.yaml extend the plugin's configs, absent without the plugin.
+        return ("hydra/launcher=local and hydra/launcher=slurm need the hydra-submitit-launcher plugin: "
+                "pip install 'mlrsnet[slurm]' (or pip install hydra-submitit-launcher), or drop hydra/launcher "
+                "to run the sweep's jobs one after another in this process")
     if isinstance(e, MissingConfigException):
         where = e.missing_cfg_file or ""
         found = re.search(r"Could not find '([^']+)'", str(e))
@@ -124,8 +230,9 @@ def hydra_error(e: Exception, group: str, command: str) -> str | None:
             return f"{taken.group(1)!r} is already in the config; set it with {taken.group(1)}=VALUE (no +)"
         key = re.search(r"Could not (?:override|append to config) '?([^'.\s]+(?:\.[^'.\s]+)*)'?", first)
         if key and "not in struct" in cause:
-            return (f"unknown config key {key.group(1)!r}; check its spelling against `{listing}`, or add a "
-                    f"new key with +{key.group(1)}=VALUE")
+            near = closest_key(SCHEMAS.get(command, SCHEMAS["train"]), key.group(1))
+            hint = f"did you mean {near}? " if near else ""
+            return f"unknown config key {key.group(1)!r}; {hint}see every key with `{listing}`"
         if key:
             return f"bad override for {key.group(1)!r}: {cause or first}; see the keys and values with `{listing}`"
         return f"{first}{'; ' + cause if cause else ''}"
@@ -135,12 +242,13 @@ def hydra_error(e: Exception, group: str, command: str) -> str | None:
         return (f"a sweep job did not finish ({first}); its run directory keeps the saved state: rerun the same "
                 "command with hydra.sweep.dir=<the sweep directory> to resume the unfinished jobs")
     if isinstance(e, OSError) and e.filename:
-        return (f"cannot create the output directory {e.filename} ({e.strerror}); choose a writable one with "
-                "hydra.run.dir=PATH (hydra.sweep.dir=PATH with -m)")
+        found = write_error(e, "the output directory")
+        return str(found) if found else (f"cannot create the output directory {e.filename} ({e.strerror}); "
+                                         "choose a writable one with hydra.run.dir=PATH (hydra.sweep.dir=PATH with -m)")
     return None
 
 
-def compose(config_name: str = "train", overrides: list[str] | None = None) -> Any:
+def compose(config_name: str = "train", overrides: list[str] | None = None, return_hydra_config: bool = False) -> Any:
     """Compose ``conf/<config_name>.yaml`` with command-line style overrides, from Python.
 
     ``compose("train", ["+task=digits_cnn", "epochs=5"])`` gives the config that
@@ -152,4 +260,5 @@ def compose(config_name: str = "train", overrides: list[str] | None = None) -> A
 
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module="mlrsnet.conf", version_base="1.3"):
-        return hydra_compose(config_name=config_name, overrides=list(overrides or []))
+        return hydra_compose(config_name=config_name, overrides=list(overrides or []),
+                             return_hydra_config=return_hydra_config)

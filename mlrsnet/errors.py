@@ -36,3 +36,10 @@ class RunInterrupted(MLRSNetError):
     """A run stopped on SIGTERM / SIGUSR1 / SIGUSR2 after saving its state; re-running it resumes."""
 
     exit_code = 75  # sysexits.h EX_TEMPFAIL: a temporary failure, retrying will work
+
+
+class WriteError(MLRSNetError):
+    """A run could not write its outputs: a full disk, a read-only directory, no permission. What was
+    written before (the last ``run_state.pt``, ``metrics.jsonl``) is left intact."""
+
+    exit_code = 74  # sysexits.h EX_IOERR

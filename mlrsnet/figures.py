@@ -129,7 +129,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> list[Path]:
     records = read_metrics(metrics)
     steps = [(r["step"], r["lr"]) for r in records if r.get("type") == "step"]
     epochs = [r for r in records if r.get("type") == "epoch"]
-    name = run_dir.name
+    name = run_label(run_dir)
     written = []
     if steps:
         written.append(plot_lr(steps, out_dir / "lr.png", f"{name}: learning rate"))
@@ -146,6 +146,33 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> list[Path]:
         path = out_dir / "mlrsnet_response.png"
         written.append(plot_response(snapshots, path, f"{name}: MLR-SNet output against input loss", losses))
     return written
+
+
+def run_label(run_dir: Path) -> str:
+    """A figure title for a run: its task, schedule and seed (from summary.json, else config.yaml), not
+    the timestamp its directory is named after."""
+    import json
+
+    import yaml
+
+    info: dict = {}
+    try:
+        if (run_dir / "summary.json").is_file():
+            info = json.loads((run_dir / "summary.json").read_text())
+        elif (run_dir / "config.yaml").is_file():
+            cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+            info = {"task": (cfg.get("task") or {}).get("name"), "schedule": cfg.get("schedule"),
+                    "seed": cfg.get("seed")}
+    except (OSError, ValueError, yaml.YAMLError):
+        info = {}
+    task = info.get("query") or info.get("task")
+    if not task:
+        return run_dir.name
+    schedule = info.get("schedule")
+    if isinstance(schedule, dict):
+        schedule = schedule.get("name")
+    extra = ", ".join(str(x) for x in (schedule, None if info.get("seed") is None else f"seed {info['seed']}") if x)
+    return f"{task} [{extra}]" if extra else str(task)
 
 
 def _metric(run_dir: Path, epoch: dict) -> str:

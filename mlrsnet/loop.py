@@ -9,7 +9,9 @@ iterations between the backward pass and the real step.
 
 Nothing in the step reads a device value on the host: per-step losses and LRs are written into
 device buffers and read once per epoch. The same buffers feed the optional divergence :class:`Guard`,
-checked once per epoch before evaluation.
+checked once per epoch before evaluation. Their step lines reach ``metrics.jsonl`` at the end of every
+epoch, and within a long epoch every :attr:`LoopConfig.flush_seconds` (one device-to-host copy of the
+steps since the last flush, the time read on the host), and when a stop signal ends the run.
 
 Pre-emption: when ``stop_requested()`` turns true the loop finishes the current step and raises
 :class:`Interrupted` with an :class:`EpochProgress`; passing that progress back in resumes the epoch
@@ -92,6 +94,7 @@ class EpochProgress:
     meta_losses: torch.Tensor
     meta_mask: torch.Tensor
     elapsed: float  # seconds already spent in this epoch
+    logged: int = 0  # steps of it whose lines are already in metrics.jsonl
 
     def state_dict(self) -> dict:
         """Plain-dict form, tensors on the CPU (for checkpoints)."""
@@ -127,6 +130,10 @@ class LoopConfig:
     eval_splits: tuple[str, ...] = ("test", "meta")
     desc: str = "train"
     guard: Guard | None = None
+    flush_seconds: float = 10.0  # at most this long between step-line writes within an epoch
+
+
+_SHORT = {"accuracy": "test_acc", "perplexity": "test_ppl"}  # progress-bar labels of the test metric
 
 
 def current_lr(optimizer: torch.optim.Optimizer) -> torch.Tensor | float:
@@ -173,6 +180,7 @@ def train_loop(
             losses, lrs, meta_losses = (progress.losses.to(device), progress.lrs.to(device),
                                         progress.meta_losses.to(device))
             meta_mask = progress.meta_mask.clone()
+            logged = progress.logged
             batches = _skip_batches(task, epoch, first, rng_at_start)
         else:
             first, elapsed = 0, 0.0
@@ -181,7 +189,10 @@ def train_loop(
             lrs = torch.zeros(steps, device=device, dtype=torch.float64)
             meta_losses = torch.zeros(steps, device=device)
             meta_mask = torch.zeros(steps, dtype=torch.bool)
+            logged = 0
             batches = task.train_batches(epoch)
+        step_lines = partial(_log_steps, logger if cfg.log_steps else None, losses, lrs, global_step - first, epoch)
+        flushed_at = time.perf_counter()
         for i, batch in enumerate(batches, start=first):
             optimizer.zero_grad(set_to_none=True)
             loss = task.train_loss(model, batch)
@@ -201,10 +212,13 @@ def train_loop(
             bar.update(1)
             if stop_requested is not None and stop_requested():
                 bar.close()
+                logged = step_lines(logged, i + 1)
                 raise Interrupted(epoch, global_step, history, EpochProgress(
                     epoch, i + 1, rng_at_start, losses, lrs, meta_losses, meta_mask,
-                    elapsed + time.perf_counter() - t0,
+                    elapsed + time.perf_counter() - t0, logged,
                 ))
+            if time.perf_counter() - flushed_at > cfg.flush_seconds:
+                logged, flushed_at = step_lines(logged, i + 1), time.perf_counter()
         if cfg.guard is not None:
             cfg.guard.check(losses, lrs, meta_losses, meta_mask, global_step - steps, epoch + 1)
         record: dict[str, Any] = {"type": "epoch", "epoch": epoch + 1, "step": global_step}
@@ -222,19 +236,13 @@ def train_loop(
         driver.after_eval()
         record["epoch_time"] = elapsed + time.perf_counter() - t0
         if logger is not None:
-            if cfg.log_steps:
-                first_step = global_step - steps
-                logger.log_many([
-                    {"type": "step", "step": first_step + j, "epoch": epoch + 1, "lr": float(lr_host[j]),
-                     "loss": float(loss_host[j])}
-                    for j in range(steps)
-                ])
+            step_lines(logged, steps)
             logger.log(record)
         history.append(record)
         driver.after_epoch(record)
         shown = record.get(f"test_{metric}", math.nan)
         bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.3f}", lr=f"{record['lr_last']:.3g}",
-                        **{metric[:4]: f"{shown:.4g}"})
+                        **{_SHORT.get(metric, f"test_{metric}"): f"{shown:.4g}"})
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, global_step, history)
         if stop_requested is not None and stop_requested() and epoch + 1 < cfg.epochs:
@@ -242,6 +250,20 @@ def train_loop(
             raise Interrupted(epoch + 1, global_step, history, None)
     bar.close()
     return history
+
+
+def _log_steps(logger: RunLogger | None, losses: torch.Tensor, lrs: torch.Tensor, first_step: int, epoch: int,
+               start: int, stop: int) -> int:
+    """Write the step lines of an epoch's steps ``start..stop-1`` (one device-to-host copy); returns
+    ``stop``, the number of its steps logged so far."""
+    if logger is not None and stop > start:
+        loss_host, lr_host = losses[start:stop].cpu(), lrs[start:stop].cpu()
+        logger.log_many([
+            {"type": "step", "step": first_step + j, "epoch": epoch + 1, "lr": float(lr_host[j - start]),
+             "loss": float(loss_host[j - start])}
+            for j in range(start, stop)
+        ])
+    return stop
 
 
 def _skip_batches(task: Task, epoch: int, done: int, rng_at_start: dict) -> Iterator[tuple]:

@@ -81,8 +81,12 @@ class MLRSNet(nn.Module):
         z = torch.zeros(1, self.hidden_size, device=device or p.device, dtype=dtype or p.dtype)
         return z, z.clone()
 
-    def forward(self, loss: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """Pure step: ``(lr, new_state) = net(loss, state)``; ``lr`` is a 0-dim tensor."""
+    def forward(self, loss: torch.Tensor | float, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Pure step: ``(lr, new_state) = net(loss, state)``; ``lr`` is a 0-dim tensor. ``loss`` is a tensor
+        or a Python number (as :meth:`MLRSNetScheduler.step <mlrsnet.scheduler.MLRSNetScheduler.step>`
+        takes it)."""
+        if not isinstance(loss, torch.Tensor):
+            loss = torch.tensor(float(loss), device=self.head.weight.device)
         x = loss.detach().reshape(1, -1).to(self.head.weight.dtype)
         if state is None:
             state = self.zero_state(device=x.device)
@@ -107,7 +111,7 @@ class MLRSNet(nn.Module):
     def reset_state(self) -> None:
         self._state = None
 
-    def step(self, loss: torch.Tensor) -> torch.Tensor:
+    def step(self, loss: torch.Tensor | float) -> torch.Tensor:
         """LR for this loss, advancing (and detaching) the carried state; no graph is kept."""
         with torch.no_grad():
             lr, new_state = self(loss, self._state)

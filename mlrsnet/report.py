@@ -5,8 +5,11 @@ Command line::
     python -m mlrsnet.report SWEEP_DIR [--format md|csv|json] [--out FILE]
 
 Every ``summary.json`` below ``SWEEP_DIR`` is one run; its ``config.yaml`` (next to it) says what it
-ran. A *configuration* is the set of config values that differ between the runs, leaving out the seed
-and keys that do not change results (``progress``, ``device``, ``logger``, ``resume``, ...). Columns: those
+ran. A benchmark directory (:mod:`mlrsnet.bench`) has a ``run.json`` per (schedule, seed) instead;
+each is one run of its schedule and LR multiplier.
+
+A *configuration* is the set of config values that differ between the runs, leaving out the seed and
+keys that do not change results (``progress``, ``device``, ``logger``, ``resume``, ...). Columns: those
 values, ``n`` (complete runs), ``diverged`` (runs stopped by the divergence guard, if any), then
 mean ± sample std of every numeric ``final_*`` / ``best_*`` summary field and of ``wall_time_s``.
 """
@@ -57,7 +60,25 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
         else:
             config = {"task.name": summary.get("task"), "schedule": summary.get("schedule")}
         runs.append({"dir": path.parent, "summary": summary, "config": config})
+    for path in sorted(Path(sweep_dir).rglob("run.json")):
+        if not (path.parent / "summary.json").is_file():
+            runs.append(bench_run(path))
     return runs
+
+
+def bench_run(path: Path) -> dict[str, Any]:
+    """A benchmark's ``runs/<schedule>/seed<k>/run.json`` as a run of :func:`collect`: its final and best
+    test metric, status and wall time; configuration: the schedule and its LR multiplier."""
+    rec = json.loads(path.read_text())
+    key = f"test_{rec['metric']}"
+    summary: dict[str, Any] = {"status": rec["status"], "schedule": rec["schedule"], "seed": rec["seed"],
+                               "metric": rec["metric"], "wall_time_s": rec.get("wall_time_s")}
+    values = [h[key] for h in rec.get("history") or [] if key in h]
+    if values:
+        summary[f"final_{key}"] = values[-1]
+        summary[f"best_{key}"] = max(values) if rec.get("higher_is_better", True) else min(values)
+    config = {"schedule": rec["schedule"], "lr_multiplier": rec["lr_multiplier"]}
+    return {"dir": path.parent, "summary": summary, "config": config}
 
 
 def aggregate(runs: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
@@ -132,7 +153,8 @@ def report(sweep_dir: str | Path, fmt: str = "md") -> str:
         raise MLRSNetError(f"{root} is not a directory; pass the sweep directory of a multirun (hydra.sweep.dir)")
     runs = collect(root)
     if not runs:
-        raise MLRSNetError(f"no summary.json under {root}; pass a sweep directory whose runs have finished")
+        raise MLRSNetError(f"no summary.json under {root} (nor a benchmark's run.json); pass a sweep or "
+                           "benchmark directory whose runs have finished")
     return render(*aggregate(runs), fmt=fmt)
 
 

@@ -7,9 +7,10 @@ generators (data order), the torch / NumPy / Python RNG states, the epoch record
 length of ``metrics.jsonl`` at the time of the save (so a resumed run can drop lines written after it).
 
 :class:`StopSignals` turns SIGTERM, SIGUSR1 and SIGUSR2 (what SLURM and submitit send before they kill or
-requeue a job) into a flag that the training loop polls after every step; the run then saves and
-either hands the signal to the handler that was installed before (submitit's checkpoint-and-requeue)
-or stops with :class:`~mlrsnet.errors.RunInterrupted` (exit code 75).
+requeue a job) and a first Ctrl-C (SIGINT) into a flag that the training loop polls after every step; the
+run then saves and either hands the signal to the handler that was installed before (submitit's
+checkpoint-and-requeue) or stops with :class:`~mlrsnet.errors.RunInterrupted` (exit code 75). A second
+Ctrl-C interrupts at once.
 
 :class:`Checkpointer` keeps a run directory's ``run_state.pt`` and MLR-SNet snapshots as a run goes, and
 recovers from a divergence; :func:`previous_state` finds the state a new start continues from.
@@ -45,10 +46,11 @@ RESUMABLE_KEYS = ("progress", "resume", "logger", "save_every", "snapshots", "gu
 
 
 class StopSignals:
-    """Context manager: while active, SIGTERM / SIGUSR1 / SIGUSR2 only record that a stop was
-    requested. Signals can only be handled in the main thread; elsewhere this is a no-op."""
+    """Context manager: while active, SIGTERM / SIGUSR1 / SIGUSR2 / SIGINT only record that a stop was
+    requested (a second SIGINT raises :class:`KeyboardInterrupt`, for a user who will not wait for the
+    step to end). Signals can only be handled in the main thread; elsewhere this is a no-op."""
 
-    NAMES = ("SIGTERM", "SIGUSR1", "SIGUSR2")
+    NAMES = ("SIGTERM", "SIGUSR1", "SIGUSR2", "SIGINT")
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -70,6 +72,8 @@ class StopSignals:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is None:
             self.signum = signum
+        elif signum == signal.SIGINT:
+            raise KeyboardInterrupt
 
     def requested(self) -> bool:
         return self.signum is not None
@@ -82,7 +86,7 @@ class StopSignals:
         """Hand the received signal to the Python handler installed before this one, if any (under
         submitit, SIGUSR2's handler pickles the job and requeues it, then exits)."""
         previous = self._previous.get(self.signum) if self.signum is not None else None
-        if callable(previous):
+        if callable(previous) and previous is not signal.default_int_handler:
             previous(self.signum, None)
 
 
@@ -217,6 +221,9 @@ class Checkpointer:
                   "reason": d.reason, "last_good_epoch": last["epoch"]}
         if guard["on_divergence"] == "rollback" and self.rollbacks < int(guard["max_rollbacks"]):
             self.rollbacks += 1
+            print(f"diverged at step {d.step} (epoch {d.epoch}): {d.reason}, loss {d.loss:.4g}, lr {d.lr:.4g}; "
+                  f"rolled back to the end of epoch {last['epoch']} with the LR x{float(guard['lr_factor']):g} "
+                  f"(rollback {self.rollbacks} of at most {int(guard['max_rollbacks'])})", flush=True)
             self.run.load_state_dict(last["training"])
             self.run.driver.scale_lr(self.run.optimizer, float(guard["lr_factor"]))
             self.logger.rewind(last["metrics_bytes"])

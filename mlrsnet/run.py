@@ -14,6 +14,7 @@ the schedule::
 from __future__ import annotations
 
 import random
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -21,6 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from mlrsnet.config import check_types
 from mlrsnet.errors import ConfigError
 from mlrsnet.loop import Guard, LoopConfig
 from mlrsnet.meta.engine import MetaEngine
@@ -39,8 +41,9 @@ from mlrsnet.schedules.drivers import (
 from mlrsnet.tasks import Task, build_task
 
 __all__ = [
-    "Run", "Schedule", "apply_speed_options", "build_base_optimizer", "build_net", "build_run", "build_schedule",
-    "initial_loss", "resolve_device", "seed_everything", "to_plain", "validate",
+    "ADAPTIVE", "Run", "Schedule", "apply_speed_options", "build_base_optimizer", "build_net", "build_run",
+    "build_schedule", "initial_loss", "resolve_device", "seed_everything", "to_plain", "validate",
+    "warn_adaptive_gamma",
 ]
 
 
@@ -67,51 +70,96 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
-def _value(cfg: dict, key: str, kind: type) -> Any:
-    """``cfg[key]`` (dotted) converted to ``kind``; a wrong type is a one-line ConfigError."""
+def _get(cfg: dict, key: str) -> Any:
+    """``cfg[key]`` for a dotted key (None where a section or the key is absent)."""
     value: Any = cfg
     for part in key.split("."):
         value = value.get(part) if isinstance(value, dict) else None
-    try:
-        if kind is int and (isinstance(value, bool) or float(value) != int(float(value))):
-            raise ValueError
-        return kind(value)
-    except (TypeError, ValueError):
-        name = "an integer" if kind is int else "a number"
-        raise ConfigError(f"{key} must be {name}, got {value!r}; set {key}=<{name.split()[-1]}>") from None
+    return value
 
 
-def validate(cfg: dict) -> None:
-    """Type and range checks of a training config (conf/train.yaml), with messages that name the key and
-    the fix."""
-    _value(cfg, "seed", int)
-    for key, low in (("epochs", 1), ("batch_size", 1), ("meta.interval", 1), ("meta.batch_size", 1),
-                     ("save_every", 1), ("snapshots", 0), ("guard.max_rollbacks", 0)):
-        if _value(cfg, key, int) < low:
-            raise ConfigError(f"{key} must be >= {low}, got {_value(cfg, key, int)}")
-    for key in ("meta.lr", "optimizer.lr"):
-        if _value(cfg, key, float) <= 0:
-            raise ConfigError(f"{key} must be positive, got {_value(cfg, key, float):g}")
-    noise = cfg["task"].get("noise") or {}
-    rate = _value({"rate": noise.get("rate", 0.0)}, "rate", float)
+def _at_least(cfg: dict, low: int | float, *keys: str) -> None:
+    for key in keys:
+        value = _get(cfg, key)
+        if value is not None and value < low:
+            raise ConfigError(f"{key} must be >= {low}, got {value}; set {key}={max(low, 1)} or more")
+
+
+def _positive(cfg: dict, *keys: str) -> None:
+    for key in keys:
+        value = _get(cfg, key)
+        if value is not None and not value > 0:
+            raise ConfigError(f"{key} must be positive, got {value:g}; set {key}=<a positive number>")
+
+
+def _choice(cfg: dict, key: str, choices: tuple) -> None:
+    value = _get(cfg, key)
+    if value not in choices:
+        shown = ", ".join(str(c).lower() for c in choices)
+        raise ConfigError(f"{key}={value!r} is not one of {shown}; set {key}={str(choices[0]).lower()}")
+
+
+def _check_common(cfg: dict) -> None:
+    """Ranges and choices of the keys every entry point has (their types are checked already)."""
+    _at_least(cfg, 1, "epochs", "batch_size", "task.batch_size", "task.meta_batch_size", "task.eval_batch_size",
+              "task.bptt")
+    _at_least(cfg, 0, "task.meta_size", "task.crop_pad", "task.meta_tokens")
+    _positive(cfg, "optimizer.lr", "optimizer.eps")
+    _at_least(cfg, 0, "optimizer.weight_decay")
+    momentum = _get(cfg, "optimizer.momentum")
+    if momentum is not None and not 0.0 <= momentum < 1.0:
+        raise ConfigError(f"optimizer.momentum must be in [0, 1), got {momentum:g}; set optimizer.momentum=0.9 "
+                          "(or 0 for none)")
+    betas = _get(cfg, "optimizer.betas")
+    if betas is not None and (len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas)):
+        raise ConfigError(f"optimizer.betas must be two numbers in [0, 1), got {list(betas)}; set "
+                          "optimizer.betas=[0.9,0.999]")
+    _choice(cfg, "optimizer.name", ("sgd", "adam", "adamw"))
+    clip = cfg.get("grad_clip")
+    if clip is not None and not clip > 0:
+        raise ConfigError(f"grad_clip must be a positive gradient norm or null (no clipping), got {clip:g}; "
+                          "set grad_clip=null or grad_clip=1.0")
+    fraction = _get(cfg, "task.train_fraction")
+    if fraction is not None and not 0.0 < fraction <= 1.0:
+        raise ConfigError(f"task.train_fraction must be in (0, 1], got {fraction:g}; set task.train_fraction=1.0")
+    _choice(cfg, "task.noise.kind", ("none", "sym", "pair"))
+    kind, rate = cfg["task"]["noise"]["kind"], cfg["task"]["noise"]["rate"]
     if not 0.0 <= rate < 1.0:
-        raise ConfigError(f"task.noise.rate must be in [0, 1), got {rate}")
+        raise ConfigError(f"task.noise.rate must be in [0, 1), got {rate}; set task.noise.rate=0.4 (for example)")
+    if rate > 0 and kind == "none":
+        raise ConfigError(f"task.noise.rate={rate} has no effect with task.noise.kind=none; add "
+                          "task.noise.kind=sym (or pair) to corrupt the labels, or drop task.noise.rate")
+    device = str(cfg.get("device", "cpu"))
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"device={device!r} is not a device; set device=cpu, device=cuda or device=cuda:N") from None
+
+
+def validate(cfg: dict, entry: str = "train") -> None:
+    """Validate a composed config of entry point ``entry`` (``train``, ``bench`` or ``transfer``) once,
+    before anything is built or written: types and unknown keys against the schema
+    (:func:`mlrsnet.config.check_types`), then ranges and choices. Every error is one line naming the
+    full key, the value and the fix. ``transfer`` has further checks of its own
+    (:func:`mlrsnet.transfer.validate_transfer`); ``bench`` too (:func:`mlrsnet.bench.validate_bench`)."""
+    cfg = check_types(cfg, entry)
+    _check_common(cfg)
+    if entry == "transfer":
+        return
+    _at_least(cfg, 1, "meta.interval", "meta.batch_size", "meta.K", "save_every", "net.hidden_size")
+    _at_least(cfg, 0, "snapshots", "guard.max_rollbacks", "meta.weight_decay", "guard.lr_min")
+    _positive(cfg, "meta.lr", "net.gamma", "net.gamma_min")
+    _choice(cfg, "meta.backend", ("exact", "higher", "unroll"))
     check_schedule(cfg["schedule"])
-    if not isinstance(cfg.get("schedule_params") or {}, dict):
-        raise ConfigError("schedule_params must map schedule names to their parameters, e.g. "
-                          "+schedule_params.step.gamma=0.5")
     if cfg["resume"] not in ("auto", True, False):
-        raise ConfigError(f"resume must be auto, true or false, got {cfg['resume']!r}")
+        raise ConfigError(f"resume must be auto, true or false, got {cfg['resume']!r}; set resume=auto")
+    _choice(cfg, "guard.on_divergence", ("stop", "rollback"))
     guard = cfg["guard"]
-    if guard["on_divergence"] not in ("stop", "rollback"):
-        raise ConfigError(
-            f"guard.on_divergence must be stop or rollback, got {guard['on_divergence']!r}"
-        )
-    if not 0.0 < _value(cfg, "guard.lr_factor", float) < 1.0:
-        raise ConfigError(f"guard.lr_factor must be in (0, 1), got {guard['lr_factor']}")
-    lr_min = _value(cfg, "guard.lr_min", float)
-    if guard["lr_max"] is not None and _value(cfg, "guard.lr_max", float) <= lr_min:
-        raise ConfigError(f"guard.lr_max must be above guard.lr_min ({lr_min:g}), got {guard['lr_max']}")
+    if not 0.0 < guard["lr_factor"] < 1.0:
+        raise ConfigError(f"guard.lr_factor must be in (0, 1), got {guard['lr_factor']}; set guard.lr_factor=0.5")
+    if guard["lr_max"] is not None and guard["lr_max"] <= guard["lr_min"]:
+        raise ConfigError(f"guard.lr_max must be above guard.lr_min ({guard['lr_min']:g}), got {guard['lr_max']}; "
+                          "raise guard.lr_max or set it to null")
     if cfg["logger"]["name"] not in ("none", "wandb"):
         raise ConfigError(f"unknown logger {cfg['logger']['name']!r}; use logger=none or logger=wandb")
 
@@ -184,6 +232,23 @@ def build_net(cfg: dict, task: Task, l0: float, device: torch.device) -> MLRSNet
     elif float(gamma) <= 0:
         raise ConfigError(f"net.gamma must be positive (or null to compute it), got {gamma}")
     return MLRSNet(MLRSNetConfig(hidden_size=int(ncfg.get("hidden_size", 50))), gamma=float(gamma)).to(device)
+
+
+ADAPTIVE = ("adam", "adamw")
+
+
+def warn_adaptive_gamma(cfg: dict, gamma: float, key: str) -> None:
+    """Warn (one line on stderr) when the paper's gamma, an SGD-scale LR ceiling, drives Adam or AdamW.
+
+    gamma = sqrt(L0) ln(L0 C) / (4 C^0.25) was derived for SGD: about 0.26 on digits, so MLR-SNet's first
+    LR (about gamma / 2) is two orders of magnitude above Adam's usual 1e-3, and Adam does not learn. The
+    gamma is left as the formula gives it (a silent rescale would change what the formula means); the
+    warning names the key that fixes it."""
+    name = str(cfg["optimizer"].get("name", "sgd")).lower()
+    if name in ADAPTIVE:
+        print(f"warning: optimizer.name={name} with the SGD-scale gamma {gamma:.3g} of the paper's formula: "
+              f"the first LR is about {gamma / 2:.2g}, far above the ~1e-3 {name} trains with; set {key} to "
+              f"about twice the LR you want (e.g. {key}=0.002)", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -261,6 +326,8 @@ def _meta_trained(cfg: dict, task: Task, model: torch.nn.Module, optimizer: torc
     torch.manual_seed(int(cfg["seed"]) + 1)
     net = build_net(cfg, task, l0, device)
     net.set_gamma(float(net.gamma) * lr_multiplier)
+    if cfg["net"].get("gamma") is None:
+        warn_adaptive_gamma(cfg, float(net.gamma), "net.gamma")
     meta = cfg["meta"]
     engine = MetaEngine(
         net, task, model, optimizer, backend=meta["backend"], K=int(meta["K"]), meta_lr=float(meta["lr"]),
@@ -277,6 +344,7 @@ def _frozen(cfg: dict, task: Task, optimizer: torch.optim.Optimizer, l0: float, 
     mode = cfg["gamma"]
     if mode == "recompute":
         scale: float | str = compute_gamma(l0, task.info.num_classes, float(cfg.get("gamma_min", 1e-2)))
+        warn_adaptive_gamma(cfg, scale, "gamma")
     elif mode == "checkpoint":
         scale = "checkpoint"
     else:

@@ -21,32 +21,18 @@ state saved (:class:`RunInterrupted`; run the same command again to continue).
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from mlrsnet.checkpoint import save_mlrsnet
-from mlrsnet.errors import ConfigError, RunInterrupted
+from mlrsnet.errors import RunInterrupted
 from mlrsnet.figures import save_lr_schedule
 from mlrsnet.log import RunLogger, WandbSink, dump_config, environment, read_metrics
 from mlrsnet.loop import Diverged, Interrupted, train_loop
 from mlrsnet.resume import RUN_STATE, Checkpointer, StopSignals, loop_position, previous_state
 from mlrsnet.run import build_run, to_plain, validate
-
-
-def ensure_writable(run_dir: Path) -> None:
-    """Create the run directory and prove it is writable, before any work is done."""
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / f".write_test_{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise ConfigError(
-            f"cannot write to the run directory {run_dir} ({e.strerror or type(e).__name__}); "
-            "choose a writable one with hydra.run.dir=PATH (hydra.sweep.dir=PATH with -m)"
-        ) from None
+from mlrsnet.rundir import open_run_dir
 
 
 def meta_train(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) -> dict:
@@ -59,11 +45,18 @@ def meta_train(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) ->
     with the numbers an uninterrupted run would produce. A divergence stops the run with
     :class:`DivergenceError`, keeping the last good state, or, with ``guard.on_divergence=rollback``,
     restores that state and lowers the LR by ``guard.lr_factor``.
+
+    The run directory is locked while the run writes to it (:class:`mlrsnet.rundir.RunDirLock`); a disk
+    fault (full, read-only) is a one-line :class:`~mlrsnet.errors.WriteError` that leaves what was written
+    before intact.
     """
     cfg = to_plain(cfg)
     validate(cfg)
-    run_dir = Path(run_dir)
-    ensure_writable(run_dir)
+    with open_run_dir(run_dir) as locked:
+        return _meta_train(cfg, locked, config_yaml)
+
+
+def _meta_train(cfg: dict, run_dir: Path, config_yaml: str | None) -> dict:
     saved = previous_state(cfg, run_dir / RUN_STATE)
     run = build_run(cfg, l0=None if saved is None else float(saved["initial_loss"]))
     task, net, seed, l0 = run.task, run.net, run.seed, run.l0
@@ -82,7 +75,8 @@ def meta_train(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) ->
     else:
         run.load_state_dict(saved["training"])
         position = loop_position(saved)
-        print(f"resuming {run_dir} at epoch {saved['epoch']}, step {saved['global_step']}", flush=True)
+        print(f"resuming {run_dir} after step {saved['global_step']} ({saved['epoch']} epochs complete)",
+              flush=True)
 
     with StopSignals() as stop:
         while True:
@@ -97,8 +91,8 @@ def meta_train(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) ->
                 logger.close()
                 stop.forward()
                 raise RunInterrupted(
-                    f"stopped by {stop.name} at step {e.global_step} (epoch {e.epoch + 1}); state saved in "
-                    f"{ckpt.path}: rerun the same command with hydra.run.dir={run_dir} to continue"
+                    f"stopped by {stop.name} after step {e.global_step} ({e.epoch} epochs complete); state saved "
+                    f"in {ckpt.path}: rerun the same command with hydra.run.dir={run_dir} to continue"
                 ) from None
             except Diverged as d:
                 position = ckpt.recover(d)
@@ -162,7 +156,7 @@ def _hydra_main(cfg: Any) -> None:
 def main() -> None:
     from mlrsnet.cli import run_hydra
 
-    run_hydra(_hydra_main, config_name="train", group="task", command="train")
+    run_hydra(_hydra_main, config_name="train", group="task", command="train", validate=validate)
 
 
 if __name__ == "__main__":

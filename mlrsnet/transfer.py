@@ -46,7 +46,8 @@ from mlrsnet.figures import save_lr_schedule
 from mlrsnet.log import RunLogger, dump_config, read_metrics
 from mlrsnet.loop import train_loop
 from mlrsnet.net import MLRSNet
-from mlrsnet.run import build_run, resolve_device, to_plain
+from mlrsnet.run import build_run, resolve_device, to_plain, validate
+from mlrsnet.rundir import open_run_dir
 from mlrsnet.scheduler import load_frozen, resolve_checkpoint
 from mlrsnet.schedules.drivers import META_TRAINED, check_schedule
 
@@ -64,15 +65,11 @@ def checkpoint_list(value: Any) -> list[str | None]:
 
 
 def validate_transfer(cfg: dict) -> None:
-    """Range checks with messages that name the key and the fix; ``compare`` becomes a list."""
+    """:func:`mlrsnet.run.validate` (types, ranges), then the transfer's own keys, with messages that name
+    the key and the fix; ``compare`` becomes a list."""
     if "query" not in cfg or "task" not in cfg:
         raise ConfigError("no query composed; run `python -m mlrsnet.transfer +query=NAME`")
-    if int(cfg["epochs"]) < 1:
-        raise ConfigError(f"epochs must be >= 1, got {cfg['epochs']}")
-    if int(cfg["batch_size"]) < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {cfg['batch_size']}")
-    if float(cfg["optimizer"]["lr"]) <= 0:
-        raise ConfigError(f"optimizer.lr must be positive, got {cfg['optimizer']['lr']}")
+    validate(cfg, "transfer")
     gamma = cfg["gamma"]
     if gamma not in GAMMA_MODES:
         try:
@@ -171,7 +168,11 @@ def transfer(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) -> d
     directory and return the MLR-SNet run's summary (with a ``comparison`` entry when comparing)."""
     cfg = to_plain(cfg)
     validate_transfer(cfg)
-    run_dir = Path(run_dir)
+    with open_run_dir(run_dir) as locked:
+        return _transfer(cfg, locked, config_yaml)
+
+
+def _transfer(cfg: dict, run_dir: Path, config_yaml: str | None) -> dict:
     device = resolve_device(str(cfg["device"]))
     sources = checkpoint_list(cfg["checkpoint"])
     resolved = [str(resolve_checkpoint(s)) for s in sources]
@@ -207,7 +208,8 @@ def _hydra_main(cfg: Any) -> None:
 def main() -> None:
     from mlrsnet.cli import run_hydra
 
-    run_hydra(_hydra_main, config_name="transfer", group="query", command="transfer")
+    run_hydra(_hydra_main, config_name="transfer", group="query", command="transfer",
+              validate=validate_transfer)
 
 
 if __name__ == "__main__":

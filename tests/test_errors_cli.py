@@ -20,7 +20,7 @@ TASK = ["+task=digits_mlp", "progress=false", "epochs=1"]
 # name -> (module, arguments, fragments the one error line must contain)
 CASES: dict[str, tuple[str, list[str], list[str]]] = {
     "unknown_key": ("mlrsnet.train", [*TASK, "optimizer.lrr=0.1"],
-                    ["unknown config key 'optimizer.lrr'", "--cfg job", "+optimizer.lrr=VALUE"]),
+                    ["unknown config key 'optimizer.lrr'", "did you mean optimizer.lr?", "--cfg job"]),
     "negative_lr": ("mlrsnet.train", [*TASK, "optimizer.lr=-0.1"], ["optimizer.lr must be positive, got -0.1"]),
     "noise_rate": ("mlrsnet.train", [*TASK, "task.noise.kind=sym", "task.noise.rate=1.0"],
                    ["task.noise.rate must be in [0, 1), got 1.0"]),

@@ -40,8 +40,16 @@ def test_package_list_covers_every_subpackage():
 def test_dependencies_exclude_torchvision_and_torchtext():
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     names = {re.split(r"[<>=\[ ]", d)[0] for d in deps}
-    assert {"torch", "higher", "hydra-core", "omegaconf", "wandb"} <= names
+    assert {"torch", "higher", "hydra-core", "omegaconf"} <= names
     assert not names & {"torchvision", "torchtext"}
+
+
+def test_wandb_is_an_extra_only():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=\[ ]", d)[0] for d in project["dependencies"]}
+    assert "wandb" not in names
+    extras = project["optional-dependencies"]
+    assert any(d.startswith("wandb") for d in extras["wandb"]) and any(d.startswith("wandb") for d in extras["dev"])
 
 
 def test_built_wheel_finds_its_configs(tmp_path):

@@ -58,7 +58,7 @@ def test_missing_task_is_one_line(tmp_path):
 def test_invalid_value_is_one_line(tmp_path):
     r = run_cli(["mlrsnet.train", "+task=digits_mlp", "meta.interval=0", "progress=false"], cwd=tmp_path)
     assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == ["error: meta.interval must be >= 1, got 0"]
+    assert r.stderr.strip().splitlines() == ["error: meta.interval must be >= 1, got 0; set meta.interval=1 or more"]
 
 
 def test_multirun_over_seeds_and_tasks(tmp_path):
