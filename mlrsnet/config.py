@@ -79,6 +79,19 @@ class TaskSchema:
     bptt: int = 35
     meta_fraction: float = 0.1
     max_chars: int = 400_000
+    # spiking tasks (mlrsnet/tasks/snn.py)
+    time_steps: int = 8
+    encoding: str = "rate"
+    latency_threshold: float = 0.01
+    event_threshold: float = 0.15
+    max_shift: int = 1
+    # NMF tasks (mlrsnet/tasks/nmf.py)
+    rows: int = 300
+    cols: int = 60
+    true_rank: int = 8
+    rank: int = 8
+    noise_level: float = 0.1
+    instance_offset: int = 0
 
 
 @dataclass
@@ -169,6 +182,8 @@ class BenchSchema(TrainSchema):
     tune_seed: int = 0
     target_metric: float | None = 0.9
     out_dir: str | None = None
+    select: str | None = None
+    select_params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
