@@ -34,7 +34,9 @@ Outputs in ``out_dir`` (null: Hydra's run directory):
 - ``tuning.csv``: every tuning candidate's meta-validation score, and which one was chosen;
 - ``lr_curves.png`` (LR against iteration, first seed) and ``metric_curves.png`` (test metric and
   training loss against epoch, mean and std over seeds);
-- ``runs/<schedule>/seed<k>/`` (``metrics.jsonl`` per step and epoch, ``run.json``) and
+- ``runs/<schedule>/seed<k>/`` (``metrics.jsonl`` per step and epoch, ``run.json`` and, for classification
+  tasks, ``probs.npz``: the per-example probabilities on the meta and test splits after the last epoch,
+  float16, for ``python -m mlrsnet.ensemble from_bench=``) and
   ``tuning/<schedule>/x<m>.json``.
 
 Every run record carries a fingerprint of the configuration (without the bench's own keys). A record
@@ -57,12 +59,14 @@ from pathlib import Path
 from typing import Any
 
 from mlrsnet.checkpoint import atomic_write_json, atomic_write_text
+from mlrsnet.ensemble.pool import save_probabilities
 from mlrsnet.errors import ConfigError
 from mlrsnet.figures import plot_lr_curves, plot_metric_curves
 from mlrsnet.log import RunLogger, read_metrics
 from mlrsnet.loop import Diverged, train_loop
 from mlrsnet.run import build_run, to_plain, validate
 from mlrsnet.schedules.drivers import check_schedule
+from mlrsnet.tasks.base import ClassificationTask
 
 __all__ = ["BENCH_KEYS", "bench", "summarise", "train_run", "tune_lr"]
 
@@ -133,6 +137,11 @@ def train_run(cfg: dict, schedule: str, seed: int, lr_multiplier: float, *, epoc
     if record["status"] == "complete" and "test" in eval_splits:
         driver.before_eval()
         train_eval = task.evaluate(train_model, "train")
+        if run_dir is not None and isinstance(task, ClassificationTask):
+            # Per-example probabilities, once per run: what `python -m mlrsnet.ensemble from_bench=` combines.
+            save_probabilities(run_dir / "probs.npz", task.predict_proba(train_model, "meta"),
+                               task.predict_proba(train_model, "test"), task=task.info.name,
+                               schedule=schedule, seed=seed, lr_multiplier=lr_multiplier)
         driver.after_eval()
         last = history[-1]
         record["final"] = {
