@@ -64,9 +64,12 @@ def test_greedy_with_replacement_picks_a_member_twice_when_that_helps():
     # A + B averages to 0.45 / 0.8 / 0.35 on class 0: 2/3; 2A + B to 0.53 / 0.77 / 0.43: all right.
     assert ensemble_accuracy(probs, labels, [0, 1]) == pytest.approx(2 / 3)
     assert ensemble_accuracy(probs, labels, [0, 0, 1]) == 1.0
-    sel = select(probs, labels, "greedy", "soft", bag_size=5)
+    sel = select(probs, labels, "greedy", "soft", bag_size=3)  # picks A, then B, then A again
     assert sel.weights == {0: 2, 1: 1}
     assert sel.accuracy == 1.0
+    # a longer path keeps a perfect ensemble with a lower cross-entropy, still weighting A above B
+    longer = select(probs, labels, "greedy", "soft", bag_size=6)
+    assert longer.accuracy == 1.0 and longer.weights[0] > longer.weights[1] >= 1 and longer.nll <= sel.nll
     # without replacement (brute force over distinct members) the best is 2/3
     assert select(probs, labels, "brute", "soft", max_size=2).accuracy == pytest.approx(2 / 3)
 

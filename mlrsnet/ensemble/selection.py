@@ -12,18 +12,21 @@ Selection methods (:func:`select`), every choice made from ``probs`` and ``label
 
 - ``all``: every model of the pool once (the reference "average everything");
 - ``brute``: every team of 2..``max_size`` distinct members (at most ``max_teams`` of them, else a one-line
-  error); the most accurate, ties to the smaller team, then the lower mean cross-entropy;
+  error); the most accurate, ties to the lower mean cross-entropy, then the smaller team;
 - ``greedy``: forward selection with replacement (Caruana, Niculescu-Mizil, Crew & Ksikes, "Ensemble
   Selection from Libraries of Models", ICML 2004): start from the ``init_k`` most accurate models (sorted
   initialisation; 0 = empty), then ``bag_size`` times add the model, repeats allowed, whose addition gives
   the most accurate ensemble (ties: lower cross-entropy of the soft average); return the best ensemble of
-  that path (ties: the earliest, i.e. the smallest);
+  that path (ties: lower cross-entropy, then the earliest, i.e. the smallest);
 - ``focal``: focal-diversity pruning (Wu, Liu et al., EnsembleBench, CVPR 2021): for every team of 2..
   ``max_size`` members, its accuracy and its focal diversity (:mod:`mlrsnet.ensemble.diversity`; with
   several metrics, the mean of each metric min-max scaled over the teams, as EnsembleBench scales them);
   2-means on (accuracy, focal diversity), both min-max scaled, with the centroids initialised at the
   extremes (max accuracy, most diverse) and (min accuracy, least diverse); the teams of the first cluster
-  are kept and the most accurate kept team is chosen (ties: more diverse, then smaller).
+  are kept and the most accurate kept team is chosen (ties: lower cross-entropy, more diverse, smaller).
+
+Accuracy on a small meta split moves in coarse steps (one example of 100 is a point), so ties are common;
+they go to the lower mean cross-entropy of the team's soft average, the finer measure of the same split.
 """
 
 from __future__ import annotations
@@ -157,7 +160,7 @@ def _best(acc: np.ndarray, *tiebreaks: np.ndarray) -> int:
 def _brute(probs: np.ndarray, labels: np.ndarray, combiner: str, max_size: int, max_teams: int) -> Selection:
     teams = enumerate_teams(probs.shape[0], max_size, max_teams)
     acc, nll = team_scores(probs, labels, teams, combiner)
-    i = _best(acc, np.array([len(t) for t in teams]), nll)
+    i = _best(acc, nll, np.array([len(t) for t in teams]))
     return Selection("brute", combiner, teams[i], float(acc[i]), float(nll[i]))
 
 
@@ -178,8 +181,8 @@ def _greedy(probs: np.ndarray, labels: np.ndarray, combiner: str, bag_size: int,
         i = _best(acc, nll)
         team = list(candidates[i])
         path.append((candidates[i], float(acc[i]), float(nll[i])))
-    accs = np.array([a for _, a, _ in path])
-    i = _best(accs, np.array([len(t) for t, _, _ in path]))
+    accs, nlls = np.array([a for _, a, _ in path]), np.array([n for _, _, n in path])
+    i = _best(accs, nlls, np.array([len(t) for t, _, _ in path]))
     return Selection("greedy", combiner, path[i][0], path[i][1], path[i][2])
 
 
@@ -223,7 +226,7 @@ def _focal(probs: np.ndarray, labels: np.ndarray, combiner: str, max_size: int, 
     div = team_focal_diversity(probs, labels, teams, metrics)
     kept = _two_means(acc, div)
     idx = np.flatnonzero(kept)
-    j = idx[_best(acc[idx], div[idx], np.array([len(teams[k]) for k in idx]))]
+    j = idx[_best(acc[idx], nll[idx], div[idx], np.array([len(teams[k]) for k in idx]))]
     candidates = {"teams": teams, "accuracy": acc, "diversity": div, "kept": kept, "metrics": metrics}
     return Selection("focal", combiner, teams[j], float(acc[j]), float(nll[j]), candidates)
 
