@@ -19,6 +19,7 @@ of its runs, so :func:`bench_pool` builds a pool from a finished benchmark witho
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -34,7 +35,7 @@ import numpy as np
 from mlrsnet.checkpoint import atomic_write_bytes, atomic_write_json
 from mlrsnet.errors import ConfigError
 from mlrsnet.loop import Diverged, train_loop
-from mlrsnet.run import build_run
+from mlrsnet.run import build_run, resolve_device
 from mlrsnet.schedules.drivers import check_schedule
 from mlrsnet.tasks import build_task
 
@@ -171,8 +172,7 @@ class Pool:
 
 
 def _fingerprint(cfg: dict) -> str:
-    import hashlib
-
+    """A short hash of the configuration a base model trains with (the ensemble's own keys removed)."""
     keep = {k: v for k, v in cfg.items() if k not in ("seeds", "pool", "methods", "combiners", "max_team_size",
                                                       "max_teams", "greedy", "focal", "out_dir", "from_bench",
                                                       "progress", "seed", "schedule", "schedule_params")}
@@ -231,8 +231,6 @@ def train_pool(cfg: dict, entries: Sequence[PoolEntry], seed: int, out_dir: Path
     the pool of those that did not diverge."""
     total_steps = None
     if any(_needs_resolving(e.params) for e in entries):
-        from mlrsnet.run import resolve_device
-
         task = build_task(cfg["task"], seed, resolve_device(str(cfg["device"])))
         total_steps = int(cfg["epochs"]) * task.steps_per_epoch
     files = []
