@@ -28,6 +28,7 @@ SETTINGS = {
     "digits_mlp_meta300": ["+task=digits_mlp", "task.meta_size=300"],
 }
 HERE = Path(__file__).resolve().parent
+VERDICTS: dict[str, str] = {}
 
 
 def main() -> None:
@@ -79,7 +80,19 @@ def main() -> None:
         "`greedy` is Caruana's forward selection with replacement; `focal` is EnsembleBench's focal-diversity "
         "pruning (6 metrics) then the most meta-accurate kept team.", "",
     ]
-    text = "\n".join(header + sections)
+    summary = ["Summary (details and per-seed numbers below):", ""]
+    summary += [f"- `{name}`: {VERDICTS[name]}" for name in args.settings if name in VERDICTS]
+    summary += ["", "The \"best selection\" of each verdict is picked from the test results after the fact, for "
+                "this report only; no (method, combiner) wins in every setting, so in practice one is fixed in "
+                "advance, and then the numbers to expect are its row in each table: on these small, nearly "
+                "saturated digits tasks, ensembles of the LR-policy pool match the best single model within "
+                "seed noise (clean), lose to it under 40% label noise (the pool holds members that the noise "
+                "broke: MLR-SNet meta-trained with SGD momentum 0.9 reaches 60-76%, SGDR at 1x 39%, and "
+                "averaging them in hurts: `all` loses 1.4 points), and gain a few tenths of a point only once "
+                "the meta split is large enough to tell teams apart (`digits_mlp_meta300`). The paper's gains "
+                "(up to 2.34 points) are on CIFAR-scale tasks with fully trained members; this is not a "
+                "reproduction of those."]
+    text = "\n".join(header + summary + [""] + sections)
     (HERE / "lrensemble.md").write_text(text)
     print(text)
 
@@ -111,17 +124,23 @@ def section(name: str, out: Path, rows: list[dict], pool: list[dict]) -> str:
               f"the *test* split (not a fair choice, for scale): {mean_sd(oracle)} %.", ""]
     best, worst = max(verdicts), min(verdicts)
     n = len(singles)
-    if best[0] > 0:
-        head = (f"**Verdict: gain.** The best selection here, {best[1][0]} + {best[1][1]}, adds "
-                f"{100 * best[0]:+.2f} points of test accuracy to the best single model on average ({best[2]} of {n} "
-                f"seeds better, {best[3]} worse)")
-    elif best[0] == 0:
-        head = (f"**Verdict: no gain.** No selection beats the best single model on average; the best, "
-                f"{best[1][0]} + {best[1][1]}, ties it ({best[2]} of {n} seeds better, {best[3]} worse)")
+    best_gains = [100 * float(r["gain"]) for r in rows if (r["method"], r["combiner"]) == best[1]]
+    spread = statistics.stdev(best_gains) if len(best_gains) > 1 else 0.0
+    if best[0] > 0 and best[2] > best[3]:
+        kind = "gain"
+    elif best[0] < 0:
+        kind = "loss"
     else:
-        head = (f"**Verdict: loss.** Every selection loses to the best single model on average; the best, "
-                f"{best[1][0]} + {best[1][1]}, by {100 * best[0]:+.2f} points")
-    lines.append(f"{head}; the worst, {worst[1][0]} + {worst[1][1]}, changes it by {100 * worst[0]:+.2f} points.")
+        kind = "no clear gain"
+    noise = (f", within the seed-to-seed spread of ±{spread:.2f}" if abs(100 * best[0]) <= spread and best[0] != 0
+             else "")
+    verdict = (f"**Verdict: {kind}.** Best selection {best[1][0]} + {best[1][1]}: {100 * best[0]:+.2f} points of test "
+               f"accuracy against the best single model ({best[2]} of {n} seeds better, {best[3]} worse{noise}); "
+               f"worst, {worst[1][0]} + {worst[1][1]}: {100 * worst[0]:+.2f} points.")
+    if kind == "loss":
+        verdict = verdict.replace("Best selection", "Every selection loses on average; the best,")
+    lines.append(verdict)
+    VERDICTS[name] = verdict.replace("**Verdict: ", "**")
     lines += ["", "<details><summary>Base models: test accuracy (%) mean ± std over seeds</summary>", "",
               "| model | test accuracy |", "|---|---|"]
     lines += [f"| {m} | {mean_sd(v)} |" for m, v in by_model.items()]
