@@ -175,7 +175,8 @@ def _diversity_points(pool: Pool, selections: dict[tuple[str, str], Selection], 
     marked = {}
     for (method, comb), sel in selections.items():
         team = tuple(sorted(set(sel.members)))
-        if comb == combiner and team in index:
+        # A team with a repeated member (greedy) is weighted: it is none of the equal-weight candidates.
+        if comb == combiner and team in index and len(team) == len(sel.members):
             marked[method] = index[team]
     single = best_single(pool)
     accuracy = {split: float(np.mean(getattr(pool, f"{split}_probs")[single].argmax(-1) ==
@@ -225,7 +226,9 @@ def lrensemble(cfg: Any, out_dir: str | Path) -> dict:
     atomic_write_text(files["results.md"], "\n".join(parts))
     if figure_data is not None:
         seed, combiner, points = figure_data
+        kind = (cfg["task"].get("noise") or {}).get("kind", "none")
+        noise = "" if kind == "none" else f" ({kind} label noise {cfg['task']['noise']['rate']:g})"
         files["diversity.png"] = plot_team_diversity(
             points, out_dir / "diversity.png",
-            f"{task_name}, seed {seed}: teams of 2..{cfg['max_team_size']} ({combiner} combiner)")
+            f"{task_name}{noise}, seed {seed}: teams of 2..{cfg['max_team_size']} ({combiner} combiner)")
     return {"rows": rows, "table": table, "files": files}
