@@ -34,7 +34,9 @@ Outputs in ``out_dir`` (null: Hydra's run directory):
 - ``tuning.csv``: every tuning candidate's meta-validation score, and which one was chosen;
 - ``lr_curves.png`` (LR against iteration, first seed) and ``metric_curves.png`` (test metric and
   training loss against epoch, mean and std over seeds);
-- ``runs/<schedule>/seed<k>/`` (``metrics.jsonl`` per step and epoch, ``run.json``) and
+- ``runs/<schedule>/seed<k>/`` (``metrics.jsonl`` per step and epoch, ``run.json`` and, for classification
+  tasks, ``probs.npz``: the per-example probabilities on the meta and test splits after the last epoch,
+  float16, for ``python -m mlrsnet.ensemble from_bench=``) and
   ``tuning/<schedule>/x<m>.json``;
 - with ``select=fastest``: FastSpiker's choice of policy (:mod:`mlrsnet.selection`, on the meta split
   only) in ``selection.json`` and as a section of ``results.md``.
@@ -59,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 from mlrsnet.checkpoint import atomic_write_json, atomic_write_text
+from mlrsnet.ensemble.pool import save_probabilities
 from mlrsnet.errors import ConfigError
 from mlrsnet.figures import plot_lr_curves, plot_metric_curves
 from mlrsnet.log import RunLogger, read_metrics
@@ -67,6 +70,7 @@ from mlrsnet.run import build_run, to_plain, validate
 from mlrsnet.rundir import open_run_dir
 from mlrsnet.schedules.drivers import check_schedule
 from mlrsnet.selection import select_fastest, selection_table
+from mlrsnet.tasks.base import ClassificationTask
 
 __all__ = ["BENCH_KEYS", "bench", "summarise", "train_run", "tune_lr"]
 
@@ -141,6 +145,11 @@ def train_run(cfg: dict, schedule: str, seed: int, lr_multiplier: float, *, epoc
     if record["status"] == "complete" and "test" in eval_splits:
         driver.before_eval()
         train_eval = task.evaluate(train_model, "train")
+        if run_dir is not None and isinstance(task, ClassificationTask):
+            # Per-example probabilities, once per run: what `python -m mlrsnet.ensemble from_bench=` combines.
+            save_probabilities(run_dir / "probs.npz", task.predict_proba(train_model, "meta"),
+                               task.predict_proba(train_model, "test"), task=task.info.name,
+                               schedule=schedule, seed=seed, lr_multiplier=lr_multiplier)
         driver.after_eval()
         last = history[-1]
         record["final"] = {

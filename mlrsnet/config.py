@@ -27,8 +27,8 @@ from typing import Any
 
 from mlrsnet.errors import ConfigError
 
-__all__ = ["BenchSchema", "SCHEMAS", "TrainSchema", "TransferSchema", "check_types", "closest_key",
-           "schema_keys"]
+__all__ = ["BenchSchema", "EnsembleSchema", "RLSchema", "SCHEMAS", "TrainSchema", "TransferSchema", "check_types",
+           "closest_key", "schema_keys"]
 
 
 @dataclass
@@ -209,7 +209,32 @@ class TransferSchema(_Common):
     compare: Any = field(default_factory=list)
 
 
-SCHEMAS: dict[str, type] = {"train": TrainSchema, "transfer": TransferSchema, "bench": BenchSchema}
+@dataclass
+class EnsembleSchema(TrainSchema):
+    """conf/ensemble.yaml (train.yaml + LREnsemble's keys) + a task; the pool, greedy and focal sections are
+    checked by :func:`mlrsnet.ensemble.study.validate_ensemble`."""
+
+    seeds: list[int] = field(default_factory=list)
+    from_bench: str | None = None
+    pool: Any = None
+    methods: list[str] = field(default_factory=list)
+    combiners: list[str] = field(default_factory=list)
+    max_team_size: int = 4
+    max_teams: int = 20000
+    greedy: dict[str, Any] = field(default_factory=dict)
+    focal: dict[str, Any] = field(default_factory=dict)
+    out_dir: str | None = None
+
+
+@dataclass
+class RLSchema(TrainSchema):
+    """conf/rl.yaml (train.yaml + the agent's section ``rl``, checked by :mod:`mlrsnet.rl.agent`) + a task."""
+
+    rl: dict[str, Any] = field(default_factory=dict)
+
+
+SCHEMAS: dict[str, type] = {"train": TrainSchema, "transfer": TransferSchema, "bench": BenchSchema,
+                            "ensemble": EnsembleSchema, "rl": RLSchema}
 
 
 def _register() -> None:

@@ -246,3 +246,36 @@ def plot_learning_curve(episodes: list[int], returns: list[float], path: Path, t
     ax.legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def plot_team_diversity(points: dict[str, Any], path: Path, title: str) -> Path:
+    """EnsembleBench's picture: every candidate team's accuracy against its focal diversity (lower = more
+    diverse), on the meta split (where teams are chosen) and on the test split; the teams focal-diversity
+    pruning kept are coloured, each method's chosen team is marked, and a dashed line shows the best single
+    model (``points["single"]``: its meta and test accuracy), when given."""
+    from matplotlib.figure import Figure
+
+    div, kept = points["diversity"], points["kept"]
+    fig = Figure(figsize=(11, 4.4))
+    axes = fig.subplots(1, 2, sharex=True)
+    markers = {"all": "s", "brute": "*", "greedy": "D", "focal": "P"}
+    for ax, key, split in ((axes[0], "accuracy", "meta"), (axes[1], "test_accuracy", "test")):
+        acc = points[key]
+        ax.scatter(div[~kept], acc[~kept], s=6, color="0.6", alpha=0.5, label="team (pruned)" if kept.any()
+                   else "team", rasterized=True)
+        if kept.any():
+            ax.scatter(div[kept], acc[kept], s=6, color="C0", alpha=0.6, label="team kept by focal pruning",
+                       rasterized=True)
+        if "single" in points:
+            ax.axhline(points["single"][split], color="black", ls="--", lw=1, label="best single model")
+        # Shrinking markers: teams chosen by several methods stay visible one inside the other.
+        for i, (method, idx) in enumerate(points["marked"].items()):
+            ax.scatter([div[idx]], [acc[idx]], s=260 - 70 * i, marker=markers.get(method, "o"), color=f"C{i + 1}",
+                       edgecolor="black", zorder=3 + i, label=f"chosen by {method}")
+        ax.set_xlabel("focal diversity (lower = more diverse)")
+        ax.set_ylabel(f"team {split} accuracy")
+        ax.set_title(f"{split} split")
+    axes[0].legend(fontsize="small", loc="lower left")
+    fig.suptitle(title, fontsize="medium")
+    fig.tight_layout()
+    return save_figure(fig, path)

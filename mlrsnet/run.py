@@ -137,7 +137,8 @@ def _check_common(cfg: dict) -> None:
 
 
 def validate(cfg: dict, entry: str = "train") -> None:
-    """Validate a composed config of entry point ``entry`` (``train``, ``bench`` or ``transfer``) once,
+    """Validate a composed config of entry point ``entry`` (``train``, ``bench``, ``transfer``, ``ensemble`` or
+    ``rl``) once,
     before anything is built or written: types and unknown keys against the schema
     (:func:`mlrsnet.config.check_types`), then ranges and choices. Every error is one line naming the
     full key, the value and the fix. ``transfer`` has further checks of its own

@@ -10,7 +10,7 @@ import mlrsnet
 
 PACKAGE = Path(mlrsnet.__file__).parent
 ENTRY_POINTS = {"mlrsnet.train", "mlrsnet.transfer", "mlrsnet.bench", "mlrsnet.report", "mlrsnet.plot",
-                "mlrsnet.rl.__main__"}
+                "mlrsnet.rl.__main__", "mlrsnet.ensemble.__main__"}
 
 
 def _module(path: Path) -> str:

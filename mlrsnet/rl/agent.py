@@ -95,7 +95,7 @@ def train_agent(cfg: dict, run_dir: str | Path, config_yaml: str | None = None) 
     from mlrsnet.rl.env import LRScheduleEnv
     from mlrsnet.run import validate
 
-    validate(cfg)
+    validate(cfg, "rl")
     rl = cfg["rl"]
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mlrsnet.errors import ConfigError
 from mlrsnet.tasks.models import build_model
 
 Forward = Callable[..., Any]
@@ -96,6 +97,12 @@ class Task:
     def stability_bound(self, model: nn.Module) -> float | None:
         """The largest LR for which a step on the last training batch is known to be stable; None: unknown."""
         return None
+
+    def predict_proba(self, model: nn.Module, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-example predicted class probabilities ``[N, C]`` (float32, CPU) and labels ``[N]`` of a split;
+        classification tasks only (what an ensemble of the task's models combines)."""
+        raise ConfigError(f"task {self.info.name} does not predict per-example class probabilities; ensembles "
+                          "need a classification task (e.g. +task=digits_cnn)")
 
     # Resume support: everything that determines the data order from here on.
     def rng_state(self) -> dict:
@@ -203,13 +210,31 @@ class ClassificationTask(Task):
             logits = forward(x)
         return F.cross_entropy(_full_precision(logits), y)
 
-    @torch.no_grad()
-    def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
-        x, y = {
+    def _split(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return {
             "test": (self.data.test_x, self.data.test_y),
             "meta": (self.data.meta_x, self.data.meta_y),
             "train": (self.data.train_x, self.data.train_y),
         }[split]
+
+    @torch.no_grad()
+    def predict_proba(self, model: nn.Module, split: str = "test") -> tuple[torch.Tensor, torch.Tensor]:
+        """Softmax probabilities ``[N, C]`` (float32, CPU; eval mode) and labels ``[N]`` of a split."""
+        x, y = self._split(split)
+        was_training = model.training
+        model.eval()
+        out = []
+        for s in range(0, y.numel(), self.eval_batch_size):
+            xb = x[s:s + self.eval_batch_size]
+            xb = self.transform_eval(xb) if self.transform_eval else xb
+            with self.autocast():
+                out.append(_full_precision(model(xb)).float().softmax(1).cpu())
+        model.train(was_training)
+        return torch.cat(out), y.cpu()
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
+        x, y = self._split(split)
         was_training = model.training
         model.eval()
         loss_sum = torch.zeros((), device=self.device)
