@@ -50,8 +50,11 @@ def records(run: Path) -> list[dict]:
 
 
 def assert_every_step_once(run: Path) -> None:
-    steps = [r["step"] for r in read_metrics(run / "metrics.jsonl") if r["type"] == "step"]
-    assert steps == list(range(1, len(steps) + 1)), "metrics.jsonl has a missing or duplicated step"
+    """metrics.jsonl logs the steps 0 .. N-1 once each, N the step count of the last epoch record."""
+    metrics = read_metrics(run / "metrics.jsonl")
+    steps = [r["step"] for r in metrics if r["type"] == "step"]
+    total = [r["step"] for r in metrics if r["type"] == "epoch"][-1]
+    assert steps == list(range(total)), "metrics.jsonl has a missing or duplicated step"
 
 
 def job_logs(sweep: Path) -> str:
@@ -76,18 +79,58 @@ def test_two_job_sweep_with_the_default_launcher_settings(tmp_path):
     assert env["torch_threads"] == 1
 
 
-def test_time_limit_mid_run_requeues_and_resumes_to_the_uninterrupted_numbers(tmp_path):
-    # ~50 s of training on one CPU: more than a job gets before SLURM's warning, which comes 10-40 s into a
-    # one-minute job with signal_delay_s=20 (slurmctld checks its time limits every 30 s).
-    overrides = ["+task=digits_mlp", "epochs=30", "batch_size=8", "seed=0", "progress=false"]
+def wait_for(condition, timeout: float, what: str):
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
-    def sweep(name: str, timeout_min: int) -> subprocess.Popen:
-        return subprocess.Popen(
-            [*SWEEP, *overrides, f"hydra.launcher.timeout_min={timeout_min}", "hydra.launcher.signal_delay_s=20",
-             "hydra.launcher.max_num_timeout=30", f"hydra.sweep.dir={name}"],
-            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
 
-    uninterrupted, limited = sweep("reference", 30), sweep("limited", 1)
+def job_id(sweep: Path) -> str | None:
+    """The SLURM job id of a one-job sweep, once submitted."""
+    folder = sweep / ".submitit"
+    ids = [p.name for p in folder.iterdir() if p.name.isdigit()] if folder.is_dir() else []
+    return ids[0] if ids else None
+
+
+@pytest.fixture
+def sweeps(tmp_path):
+    """Start sweeps in the background (``sweeps(args, sweep_dir)``); on teardown end any still running and
+    cancel their jobs, so that a failed test leaves nothing on the cluster."""
+    started: list[tuple[subprocess.Popen, Path]] = []
+
+    def start(args: list[str], name: str) -> subprocess.Popen:
+        p = subprocess.Popen([*args, f"hydra.sweep.dir={name}"], cwd=tmp_path, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=ENV)
+        started.append((p, tmp_path / name))
+        return p
+
+    yield start
+    for p, sweep in started:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+        job = job_id(sweep)
+        if job is not None:
+            subprocess.run(["scancel", job], capture_output=True)
+
+
+def test_time_limit_mid_run_requeues_and_resumes_to_the_uninterrupted_numbers(tmp_path, sweeps):
+    # A one-minute limit with signal_delay_s=5: slurmctld checks limits every 30 s and warns a job up to
+    # 30 s early, so USR2 comes 25-55 s into the job, and the kill no sooner than 30 s later. 60 epochs
+    # are over a minute of training on one CPU, so the first run is cut short. After the requeue the
+    # limit is lifted (as an admin would), so the resumed run ends in one go.
+    args = [*SWEEP, "+task=digits_mlp", "epochs=60", "batch_size=8", "seed=0", "progress=false",
+            "hydra.launcher.signal_delay_s=5"]
+    uninterrupted = sweeps([*args, "hydra.launcher.timeout_min=30"], "reference")
+    limited = sweeps([*args, "hydra.launcher.timeout_min=1"], "limited")
+    job = wait_for(lambda: job_id(tmp_path / "limited"), 120, "the job's submission")
+    wait_for(lambda: "Requeued job" in job_logs(tmp_path / "limited"), 300, "the time-out and requeue")
+    subprocess.run(["scontrol", "update", f"JobId={job}", "TimeLimit=30"], check=True)
     for p in (uninterrupted, limited):
         _, err = p.communicate(timeout=900)
         assert p.returncode == 0, err[-3000:]
@@ -95,8 +138,7 @@ def test_time_limit_mid_run_requeues_and_resumes_to_the_uninterrupted_numbers(tm
     run = next((tmp_path / "limited").glob("0_*"))
     logs = job_logs(tmp_path / "limited")
     assert "Caught signal SIGUSR2" in logs and "this job is timed-out" in logs
-    assert "Requeued job" in logs and "resuming" in logs
-    assert "Requeued job" not in job_logs(tmp_path / "reference")
+    assert "resuming" in logs and "Requeued job" not in job_logs(tmp_path / "reference")
     restarts = json.loads((run / "environment.json").read_text())["threads"]["env"]["SLURM_RESTART_COUNT"]
     assert int(restarts) >= 1
     assert_every_step_once(run)
@@ -106,27 +148,23 @@ def test_time_limit_mid_run_requeues_and_resumes_to_the_uninterrupted_numbers(tm
     assert summary["final_train_loss"] == expected["final_train_loss"]
 
 
-def test_scancel_leaves_a_resumable_run_that_the_same_command_continues(tmp_path):
-    command = [*SWEEP, "+task=digits_mlp", "epochs=8", "batch_size=8", "progress=false", "hydra.sweep.dir=sweep"]
-    sweep = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=ENV)
-    deadline = time.monotonic() + 300
-    metrics: list[Path] = []
-    while sweep.poll() is None and time.monotonic() < deadline:
-        metrics = list((tmp_path / "sweep").glob("0_*/metrics.jsonl"))
-        if metrics and any(r["type"] == "epoch" for r in read_metrics(metrics[0])):
-            break
-        time.sleep(0.2)
-    assert metrics, "the job never started training"
-    job = next(p.name for p in (tmp_path / "sweep" / ".submitit").iterdir() if p.name.split("_")[0].isdigit())
-    subprocess.run(["scancel", job.split("_")[0]], check=True)
+def test_scancel_leaves_a_resumable_run_that_the_same_command_continues(tmp_path, sweeps):
+    command = [*SWEEP, "+task=digits_mlp", "epochs=8", "batch_size=8", "progress=false"]
+    sweep = sweeps(command, "sweep")
+
+    def training() -> list[Path]:
+        found = list((tmp_path / "sweep").glob("0_*/metrics.jsonl"))
+        return found if found and any(r["type"] == "epoch" for r in read_metrics(found[0])) else []
+
+    run = wait_for(training, 300, "the job's first epoch")[0].parent
+    subprocess.run(["scancel", str(job_id(tmp_path / "sweep"))], check=True)
     _, err = sweep.communicate(timeout=300)
     assert sweep.returncode != 0
     assert err.strip().splitlines()[-1].startswith("error: a sweep job did not finish"), err[-2000:]
-    run = metrics[0].parent
     assert (run / "run_state.pt").is_file() and not (run / "summary.json").exists()
 
-    again = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env=ENV, timeout=600)
+    again = subprocess.run([*command, "hydra.sweep.dir=sweep"], cwd=tmp_path, capture_output=True, text=True,
+                           env=ENV, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"resuming {run}" in job_logs(tmp_path / "sweep")
     assert json.loads((run / "summary.json").read_text())["status"] == "complete"
