@@ -26,12 +26,13 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# sbatch's complaint -> the launcher option that fixes it, and a hint. First match wins.
+# sbatch's complaint -> the launcher option that fixes it, and a hint. First match wins ("invalid account or
+# account/partition combination" is about the account).
 _SBATCH_FIXES: tuple[tuple[str, str, str], ...] = (
+    (r"invalid account|account/partition", "hydra.launcher.account", "`sacctmgr show assoc user=$USER` lists yours"),
+    (r"qos", "hydra.launcher.qos", "`sacctmgr show qos` lists them"),
     (r"partition", "hydra.launcher.partition", "`sinfo` lists this cluster's partitions"),
     (r"gres|generic resource|gpu", "hydra.launcher.gpus_per_node", "null on a cluster without GPUs"),
-    (r"account", "hydra.launcher.account", "`sacctmgr show assoc user=$USER` lists yours"),
-    (r"qos", "hydra.launcher.qos", "`sacctmgr show qos` lists them"),
     (r"feature|constraint", "hydra.launcher.constraint", "`sinfo -o %f` lists the node features"),
     (r"time limit", "hydra.launcher.timeout_min", "`sinfo -o '%P %l'` shows each partition's limit"),
     (r"memory", "hydra.launcher.mem_gb", "`sinfo -o '%P %m'` shows the nodes' memory in MB"),
