@@ -69,7 +69,7 @@ def sacct_answers() -> bool:
 
 def _squeue_fallback_watcher(base: type) -> type:
     """A subclass of submitit's ``SlurmInfoWatcher`` (``base``) that asks ``sacct`` if it works on this cluster,
-    else ``squeue`` (every job the controller still holds, finished ones included)."""
+    else ``squeue`` (the user's jobs that the controller still holds, finished ones included)."""
 
     class SqueueFallbackWatcher(base):  # type: ignore[valid-type, misc]
         use_squeue: bool | None = None  # decided at the first update: whether sacct fails here
@@ -78,7 +78,8 @@ def _squeue_fallback_watcher(base: type) -> type:
             command = super()._make_command()
             if command is None or not self.use_squeue:
                 return command
-            return ["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T|%N"]
+            # This user's jobs, one line per array element, finished ones included (for MinJobAge).
+            return ["squeue", "--me", "--noheader", "--array", "--states=all", "--format=%i|%T|%N"]
 
         def update(self) -> None:
             if self.use_squeue is None and self._make_command() is not None:
