@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mlrsnet.cluster import submission_failure, watch_slurm_jobs
 from mlrsnet.config import SCHEMAS, closest_key
 from mlrsnet.errors import MLRSNetError, RunInterrupted
 from mlrsnet.rundir import register_resolvers, write_error
@@ -138,6 +139,8 @@ def run_hydra(task_function: Callable[[Any], Any], config_name: str, group: str,
     global _validator
     _validator = validate
     sys.argv = [sys.argv[0], *check_group_arg(sys.argv[1:], group, command)]
+    if "-m" in sys.argv or "--multirun" in sys.argv:
+        watch_slurm_jobs()  # a sweep may go to SLURM: read job states from squeue where sacct fails
     # Hydra prints its own errors over several lines unless HYDRA_FULL_ERROR is set, in which case it
     # raises them; they are raised here and turned into one line. A user's HYDRA_FULL_ERROR=1 wins.
     keep_hydra_errors = os.environ.get("HYDRA_FULL_ERROR") == "1"
@@ -239,6 +242,9 @@ def hydra_error(e: Exception, group: str, command: str) -> str | None:
     if isinstance(e, HydraException):
         return f"{first}{'; ' + cause if cause else ''}"
     if type(e).__module__.startswith("submitit"):
+        refused = submission_failure(e)
+        if refused is not None:
+            return refused
         return (f"a sweep job did not finish ({first}); its run directory keeps the saved state: rerun the same "
                 "command with hydra.sweep.dir=<the sweep directory> to resume the unfinished jobs")
     if isinstance(e, OSError) and e.filename:

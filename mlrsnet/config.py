@@ -140,6 +140,7 @@ class _Common:
 
     seed: int = 0
     device: str = "cpu"
+    threads: int | None = None
     epochs: int = 10
     batch_size: int = 64
     grad_clip: float | None = None

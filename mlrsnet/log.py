@@ -48,12 +48,36 @@ def git_commit() -> str:
         return "unknown"
 
 
+# Environment variables that set how many threads the numerical libraries use, or that SLURM sets for a job.
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "SLURM_CPUS_PER_TASK", "SLURM_JOB_ID", "SLURM_ARRAY_TASK_ID",
+                "SLURM_RESTART_COUNT")
+
+
+def threads_info() -> dict[str, Any]:
+    """What decides a run's CPU parallelism, and so its last digits: torch's intra- and inter-op thread
+    counts, the CPUs this process may run on (affinity), the machine's CPU count and the relevant
+    environment variables (null where unset)."""
+    import torch
+
+    affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "cpu_affinity": affinity,
+        "cpu_count": os.cpu_count(),
+        "env": {name: os.environ.get(name) for name in _THREAD_VARS},
+    }
+
+
 def environment() -> dict[str, Any]:
+    """What a run ran on, written to environment.json beside its results: package versions, the git
+    commit, the platform, the command line and :func:`threads_info`."""
     return {
         "versions": package_versions(),
         "git_commit": git_commit(),
         "platform": platform.platform(),
         "argv": sys.argv,
+        "threads": threads_info(),
     }
 
 

@@ -41,7 +41,7 @@ RUN_STATE = "run_state.pt"
 
 # Keys that may differ between a run and its resumption: they change how a run is shown, logged,
 # guarded, where it reads its data or how long it goes on, not the numbers it produced so far.
-RESUMABLE_KEYS = ("progress", "resume", "logger", "save_every", "snapshots", "guard", "device", "epochs",
+RESUMABLE_KEYS = ("progress", "resume", "logger", "save_every", "snapshots", "guard", "device", "threads", "epochs",
                   "data", "copy_to_checkpoints", "checkpoints_dir")
 
 

@@ -13,6 +13,7 @@ the schedule::
 
 from __future__ import annotations
 
+import os
 import random
 import sys
 from collections.abc import Iterable
@@ -42,8 +43,8 @@ from mlrsnet.tasks import Task, build_task
 
 __all__ = [
     "ADAPTIVE", "Run", "Schedule", "apply_speed_options", "build_base_optimizer", "build_net", "build_run",
-    "build_schedule", "initial_loss", "resolve_device", "seed_everything", "to_plain", "validate",
-    "warn_adaptive_gamma",
+    "build_schedule", "initial_loss", "resolve_device", "seed_everything", "set_threads", "to_plain", "usable_cpus",
+    "validate", "warn_adaptive_gamma",
 ]
 
 
@@ -63,10 +64,37 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask (under SLURM with task binding, the job's
+    cpus_per_task), no more than ``SLURM_CPUS_PER_TASK`` where SLURM sets it (clusters that do not bind)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    return min(cpus, int(slurm)) if slurm.isdigit() and int(slurm) > 0 else cpus
+
+
+def set_threads(threads: Any) -> int:
+    """Set torch's intra-op thread count from the ``threads`` key (null: :func:`usable_cpus`) and return it.
+
+    CPU kernels split their reductions by thread, so the thread count changes a run's last digits: the same
+    config with the same ``threads`` gives the same numbers on any machine (environment.json records it)."""
+    if threads is None:
+        n = usable_cpus()
+    else:
+        n = _value({"threads": threads}, "threads", int)
+        if n < 1:
+            raise ConfigError(f"threads must be >= 1 (or null: the CPUs this process may use), got {n}")
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
+
+
 def resolve_device(name: str) -> torch.device:
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={name} requested but CUDA is not available; use device=cpu")
+        fix = "use device=cpu"
+        if os.environ.get("SLURM_JOB_ID"):
+            fix += ", or ask SLURM for a GPU with hydra.launcher.gpus_per_node=1"
+        raise ConfigError(f"device={name} requested but CUDA is not available; {fix}")
     return dev
 
 
@@ -409,14 +437,16 @@ def build_run(
     cfg: dict, *, seed: int | None = None, schedule: str | None = None, lr_multiplier: float = 1.0,
     l0: float | None = None, frozen: list[MLRSNet] | None = None,
 ) -> Run:
-    """The seeded run of ``cfg`` (a plain dict, validated by the entry point), in a fixed order: seed,
-    task, model (speed options applied), base optimiser, L0, schedule (:func:`build_schedule`).
+    """The seeded run of ``cfg`` (a plain dict, validated by the entry point), in a fixed order: torch's
+    thread count (``threads``, :func:`set_threads`), seed, task, model (speed options applied), base
+    optimiser, L0, schedule (:func:`build_schedule`).
 
     ``seed`` and ``schedule`` default to ``cfg["seed"]`` and ``cfg["schedule"]``. ``l0`` is the initial
     loss to use (a resumed run's), else it is measured (:func:`initial_loss`)."""
     seed = int(cfg["seed"] if seed is None else seed)
     schedule = str(cfg.get("schedule", META_TRAINED) if schedule is None else schedule)
     device = resolve_device(str(cfg["device"]))
+    set_threads(cfg.get("threads"))
     seed_everything(seed)
     task = build_task(cfg["task"], seed, device)
     torch.manual_seed(seed)

@@ -18,13 +18,16 @@ import pytest
 from mlrsnet.bench import validate_bench
 from mlrsnet.cli import compose
 from mlrsnet.config import SCHEMAS, schema_keys
+from mlrsnet.ensemble.study import validate_ensemble
 from mlrsnet.errors import ConfigError
 from mlrsnet.run import to_plain, validate
 from mlrsnet.transfer import validate_transfer
 from tests.conftest import run_cli
 
-COMPOSE = {"train": ["+task=digits_mlp"], "transfer": ["+query=digits_mlp"], "bench": ["+task=digits_mlp"]}
-VALIDATE = {"train": validate, "transfer": validate_transfer, "bench": validate_bench}
+COMPOSE = {"train": ["+task=digits_mlp"], "transfer": ["+query=digits_mlp"], "bench": ["+task=digits_mlp"],
+           "ensemble": ["+task=digits_mlp"], "rl": ["+task=nmf_synthetic"]}
+VALIDATE = {"train": validate, "transfer": validate_transfer, "bench": validate_bench,
+            "ensemble": validate_ensemble, "rl": lambda cfg: validate(cfg, "rl")}
 
 
 def _annotation(schema: type, key: str) -> typing.Any:

@@ -1,0 +1,118 @@
+"""mlrsnet.cluster without a cluster: sbatch refusals as one line naming the option, the squeue-based job
+watcher, the launcher's defaults; and the thread-count option and record (run.set_threads, log.threads_info).
+The same paths against a real slurmctld: tests/test_slurm.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import torch
+
+from mlrsnet.cli import hydra_error
+from mlrsnet.cluster import _squeue_fallback_watcher, submission_failure
+from mlrsnet.errors import ConfigError
+from mlrsnet.log import environment
+from mlrsnet.run import set_threads, usable_cpus
+from mlrsnet.train import meta_train
+from tests.conftest import compose
+
+
+def sbatch_failure(stderr: str) -> Exception:
+    """The error submitit raises when sbatch exits non-zero (FailedJobError from CalledProcessError)."""
+    from submitit.core.utils import FailedJobError
+
+    try:
+        try:
+            raise subprocess.CalledProcessError(1, ["sbatch", "/x/.submission_file_1.sh"], output="", stderr=stderr)
+        except subprocess.CalledProcessError as cause:
+            raise FailedJobError(stderr) from cause
+    except FailedJobError as e:
+        return e
+
+
+@pytest.mark.parametrize(("stderr", "option"), [
+    ("sbatch: error: invalid partition specified: nope\n"
+     "sbatch: error: Batch job submission failed: Invalid partition name specified", "hydra.launcher.partition"),
+    ("sbatch: error: Invalid generic resource (gres) specification", "hydra.launcher.gpus_per_node"),
+    ("sbatch: error: Memory specification can not be satisfied\n"
+     "sbatch: error: Batch job submission failed: Requested node configuration is not available",
+     "hydra.launcher.mem_gb"),
+    ("sbatch: error: Batch job submission failed: Invalid account or account/partition combination specified",
+     "hydra.launcher.account"),
+])
+def test_an_sbatch_refusal_is_one_line_that_names_the_option(stderr, option):
+    message = hydra_error(sbatch_failure(stderr), "task", "train")
+    assert message is not None and "\n" not in message
+    assert message.startswith(f"sbatch refused the sweep's jobs ({stderr.splitlines()[0]})")
+    assert f"change {option} " in message and "nothing was submitted" in message and "resume" not in message
+
+
+def test_a_job_that_failed_after_submission_keeps_the_resume_advice():
+    from submitit.core.utils import UncompletedJobError
+
+    error = UncompletedJobError("Job 12 (task: 0) with path x has not produced any output (state: CANCELLED)")
+    assert submission_failure(error) is None
+    assert hydra_error(error, "task", "train").startswith("a sweep job did not finish")
+
+
+def test_the_squeue_watcher_reads_states_and_ends_the_wait_for_a_purged_job():
+    from submitit.slurm.slurm import SlurmInfoWatcher
+
+    watcher = _squeue_fallback_watcher(SlurmInfoWatcher)(delay_s=600)
+    watcher.use_squeue = True
+    assert watcher._make_command() is None  # nothing registered, nothing to ask
+    for job in ("12", "13_0", "13_1"):
+        watcher.register_job(job)
+    assert watcher._make_command()[0] == "squeue"
+    watcher._info_dict.update(watcher.read_info("12|RUNNING|localhost\n13_[0-1]|PENDING|\n"))
+    assert [watcher.get_state(j, mode="cache") for j in ("12", "13_0", "13_1")] == ["RUNNING", "PENDING", "PENDING"]
+    watcher._info_dict.update(watcher.read_info(b"13_0|CANCELLED|localhost\n13_1|RUNNING|localhost\n"))
+    # 12 is gone from squeue (finished longer than MinJobAge ago): done, so the sweep stops waiting for it.
+    assert [watcher.get_state(j, mode="cache") for j in ("12", "13_0", "13_1")] == ["PURGED", "CANCELLED", "RUNNING"]
+    assert watcher.is_done("12", mode="cache") and watcher.is_done("13_0", mode="cache")
+    assert not watcher.is_done("13_1", mode="cache")
+
+
+def test_the_slurm_launcher_defaults_leave_resources_to_the_cluster():
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="mlrsnet.conf", version_base="1.3"):
+        launcher = hydra_compose("train", overrides=["+task=digits_mlp", "hydra/launcher=slurm"],
+                                 return_hydra_config=True).hydra.launcher
+    GlobalHydra.instance().clear()
+    assert (launcher.gpus_per_node, launcher.cpus_per_task, launcher.mem_gb) == (None, None, None)
+
+
+def test_threads_sets_torch_and_defaults_to_the_usable_cpus(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(1) == 1 and torch.get_num_threads() == 1
+        assert set_threads(None) == usable_cpus() == torch.get_num_threads()
+        monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")  # a cluster that does not bind: SLURM's count wins
+        assert usable_cpus() == 1 and set_threads(None) == 1
+        for bad in (0, -2, "many", 1.5):
+            with pytest.raises(ConfigError, match="threads"):
+                set_threads(bad)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_environment_json_records_threads_affinity_and_slurm(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "3")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    before = torch.get_num_threads()
+    try:
+        meta_train(compose(overrides=["+task=digits_mlp", "epochs=1", "task.train_fraction=0.2", "threads=1",
+                                      "progress=false", "snapshots=0"]), tmp_path)
+    finally:
+        torch.set_num_threads(before)
+    threads = json.loads((tmp_path / "environment.json").read_text())["threads"]
+    assert threads["torch_threads"] == 1
+    assert threads["env"]["SLURM_CPUS_PER_TASK"] == "3" and threads["env"]["OMP_NUM_THREADS"] == "1"
+    assert threads["cpu_affinity"] and threads["cpu_count"] >= len(threads["cpu_affinity"])
+    assert environment()["threads"]["torch_interop_threads"] >= 1
