@@ -80,7 +80,10 @@ def set_threads(threads: Any) -> int:
     if threads is None:
         n = usable_cpus()
     else:
-        n = _value({"threads": threads}, "threads", int)
+        if isinstance(threads, bool) or not isinstance(threads, int):
+            raise ConfigError(f"threads must be an integer (or null: the CPUs this process may use), got {threads!r}; "
+                              "set threads=<integer>")
+        n = threads
         if n < 1:
             raise ConfigError(f"threads must be >= 1 (or null: the CPUs this process may use), got {n}")
     if torch.get_num_threads() != n:
