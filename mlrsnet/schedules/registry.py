@@ -21,7 +21,7 @@ from torch.optim import Optimizer
 
 from mlrsnet.errors import ConfigError
 from mlrsnet.schedules.autolr import AutoLRTuner
-from mlrsnet.schedules.builtin import TORCH_SCHEDULES, build_torch_scheduler
+from mlrsnet.schedules.builtin import TORCH_SCHEDULES, WARMUP_POLICIES, build_torch_scheduler, build_warmup_policy
 from mlrsnet.schedules.greedy import GreedyLR
 from mlrsnet.schedules.hd import SGDHD, AdamHD
 from mlrsnet.schedules.line_search import SGDArmijo
@@ -35,6 +35,10 @@ KINDS: dict[str, str] = {
     "scheduler": "wraps the optimizer; call scheduler.step() after every optimizer.step()",
     "metric_scheduler": "wraps the optimizer; call scheduler.step(train_loss) after every optimizer.step()",
     "eval_metric_scheduler": "wraps the optimizer; call scheduler.step(val_metric) after every evaluation",
+    "eval_loss_scheduler": (
+        "wraps the optimizer; call scheduler.step(eval_loss) after every evaluation on held-out data, every "
+        "eval_interval iterations"
+    ),
     "tuner": "wraps optimizer and model; call tuner.maybe_tune(step, batches) before every iteration",
     "optimizer": "replaces the base optimizer; call optimizer.step() as usual",
     "train_eval_optimizer": (
@@ -46,7 +50,7 @@ KINDS: dict[str, str] = {
         "current mini-batch without backward()"
     ),
 }
-_WRAPPING = frozenset({"scheduler", "metric_scheduler", "eval_metric_scheduler", "tuner"})
+_WRAPPING = frozenset({"scheduler", "metric_scheduler", "eval_metric_scheduler", "eval_loss_scheduler", "tuner"})
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ _SGDR = "Loshchilov & Hutter, SGDR, ICLR 2017"
 _HD = "Baydin et al., Hypergradient Descent, ICLR 2018"
 _SF = "Defazio et al., The Road Less Scheduled, NeurIPS 2024"
 _DA = "Defazio & Mishchenko, D-Adaptation, ICML 2023"
+_LLM = "Jin et al., Rethinking Learning Rate Tuning in the Era of Large Language Models (LRBench++), 2023"
 SCHEDULES: dict[str, ScheduleInfo] = {
     "lrbench": ScheduleInfo(
         "scheduler",
@@ -85,6 +90,17 @@ SCHEDULES: dict[str, ScheduleInfo] = {
         "metric_scheduler",
         "GreedyLR: lr / factor after patience improvements, lr * factor after patience non-improvements",
         "Subramanian et al., Zeroth-Order Adaptive Learning Rate Scheduler (GreedyLR)"),
+    "greedy_eval": ScheduleInfo(
+        "eval_loss_scheduler",
+        "GreedyLR stepped on the meta-validation loss every eval_interval iterations (as transformers' Trainer "
+        "steps it on the eval loss)",
+        "Subramanian et al., Zeroth-Order Adaptive Learning Rate Scheduler (GreedyLR)"),
+    "warmup_constant": ScheduleInfo("scheduler", "linear warmup over warmup_ratio of the run, then constant "
+                                    "(DeepSpeed WarmupLR)", _LLM),
+    "warmup_linear": ScheduleInfo("scheduler", "linear warmup over warmup_ratio of the run, then linear decay "
+                                  "to 0 (DeepSpeed WarmupDecayLR, the HuggingFace default)", _LLM),
+    "warmup_cosine": ScheduleInfo("scheduler", "linear warmup over warmup_ratio of the run, then cosine decay "
+                                  "to 0", _LLM),
     "autolr": ScheduleInfo(
         "tuner",
         "probe lr * {1/4..4} for a few steps every interval, fit loss vs ln lr (interpretation of AutoLR)",
@@ -136,8 +152,10 @@ def build_scheduler(name: str, optimizer: Optimizer, *, total_steps: int, steps_
         return LRBenchScheduler(optimizer, **params)
     if name in TORCH_SCHEDULES:
         return build_torch_scheduler(name, optimizer, total_steps, steps_per_epoch, **params)
+    if name in WARMUP_POLICIES:
+        return build_warmup_policy(name, optimizer, total_steps, steps_per_epoch, **params)
     try:
-        if name == "greedy":
+        if name in ("greedy", "greedy_eval"):
             return GreedyLR(optimizer, **params)
         if model is None or loss_fn is None:
             raise ConfigError("schedule autolr needs the model and loss_fn(model, batch); pass both")
