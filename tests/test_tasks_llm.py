@@ -50,8 +50,10 @@ def test_splits_windows_and_batches(compose_cfg):
     assert torch.equal(next(again.train_batches(0))[0], x)  # seeded order
 
 
-def test_one_epoch_of_full_fine_tuning_adapts_to_code_and_forgets_some_docs(compose_cfg):
-    run = build_run({**_cfg(compose_cfg, epochs=2, schedule="warmup_linear")})
+def test_fine_tuning_at_a_small_lr_adapts_to_code_and_forgets_some_docs(compose_cfg):
+    cfg = _cfg(compose_cfg, epochs=2, schedule="warmup_linear")
+    cfg["optimizer"]["lr"] = 2e-4  # a tenth of the pretraining LR (at 2e-3 the first Adam steps undo the base)
+    run = build_run(cfg)
     before = run.task.evaluate(run.model, "test")
     history = train_loop(run.task, run.train_model, run.optimizer, run.driver, run.loop_config("t", progress=False))
     after = history[-1]
@@ -79,3 +81,15 @@ def test_wrong_model_and_missing_extra_are_one_line_errors(compose_cfg, monkeypa
     monkeypatch.setitem(sys.modules, "peft", None)
     with pytest.raises(ConfigError, match=r"pip install 'mlrsnet\[llm\]'"):
         require_llm()
+
+
+def test_bench_defaults_of_the_task_are_small_and_valid(compose_cfg):
+    from mlrsnet.bench import validate_bench
+
+    for task in ("gpt_finetune_stdlib", "gpt_finetune_stdlib_lora"):
+        cfg = to_plain(compose_cfg("bench", [f"+task={task}"]))
+        validate_bench(cfg)
+        assert cfg["schedules"] == ["warmup_constant", "warmup_linear", "warmup_cosine", "mlrsnet_frozen",
+                                    "greedy_eval", "adamw_schedulefree"]
+        assert cfg["seeds"] == [0] and len(cfg["lr_grid"]) == 3 and cfg["tune_epochs"] == 1
+        assert cfg["optimizer"]["name"] == "adamw"
