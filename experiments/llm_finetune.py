@@ -31,10 +31,10 @@ from mlrsnet.run import build_run, to_plain
 
 POLICIES = ["warmup_constant", "warmup_linear", "warmup_cosine", "mlrsnet_frozen", "greedy_eval",
             "adamw_schedulefree"]
-GRID = [0.03, 0.1, 0.3]
+GRID = [0.01, 0.03, 0.1, 0.3]
 SEEDS = [0, 1, 2]
 EPOCHS = 2
-# Smaller than the task's defaults (12,000 / 6,000 bytes, 3 epochs) so that 54 runs fit the shared 2-core machine.
+# Smaller than the task's defaults (12,000 / 6,000 bytes, 3 epochs) so that 72 runs fit the shared 2-core machine.
 TRAIN_CHARS, EVAL_CHARS = 8000, 4000
 OUT = Path("runs/llm_finetune")
 DOC = Path("experiments/llm_finetune.md")
@@ -106,11 +106,11 @@ def report() -> None:
         f"AdamW at LR {lr0:g} (experiments/llm_pretrain_base.py), fully fine-tuned with AdamW (weight decay 0, "
         f"gradient norm clipped at 1, batch {cfg['batch_size']} x {cfg['task']['block_size']} bytes) on "
         f"{cfg['task']['train_chars']} bytes of standard-library source for {EPOCHS} epochs "
-        f"(evaluation texts: {cfg['task']['eval_chars']} bytes each) "
-        f"({_steps(cfg)} steps). LR = multiplier x the pretraining LR {lr0:g}; seeds {SEEDS} (seed = data order "
+        f"({_steps(cfg)} steps; meta, test and held-out documentation texts of {cfg['task']['eval_chars']} bytes "
+        f"each). LR = multiplier x the pretraining LR {lr0:g}; seeds {SEEDS} (seed = data order "
         "and, for LoRA, the adapter init; the split is fixed). Perplexity is per byte. "
         "`mlrsnet_frozen` is the shipped MLR-SNet (meta-trained on digits with SGD) transferred frozen to "
-        "AdamW on a transformer: a new axis for it, with its output scaled so that the LR multiplier x 2e-3 "
+        "AdamW on a transformer: a new axis for it, its output scaled so that the LR multiplier x 2e-3 "
         "is the largest LR it can emit. `greedy_eval` steps GreedyLR on the meta-validation loss 4 times per "
         "epoch; `adamw_schedulefree` replaces AdamW (no schedule).", "",
         f"Before fine-tuning, the base scores test perplexity {base['test_perplexity']:.3f} (accuracy "
