@@ -35,7 +35,9 @@ Outputs in ``out_dir`` (null: Hydra's run directory):
 - ``lr_curves.png`` (LR against iteration, first seed) and ``metric_curves.png`` (test metric and
   training loss against epoch, mean and std over seeds);
 - ``runs/<schedule>/seed<k>/`` (``metrics.jsonl`` per step and epoch, ``run.json``) and
-  ``tuning/<schedule>/x<m>.json``.
+  ``tuning/<schedule>/x<m>.json``;
+- with ``select=fastest``: FastSpiker's choice of policy (:mod:`mlrsnet.selection`, on the meta split
+  only) in ``selection.json`` and as a section of ``results.md``.
 
 Every run record carries a fingerprint of the configuration (without the bench's own keys). A record
 with the current fingerprint is reused instead of rerun, and the tables gather every such record in
@@ -63,12 +65,13 @@ from mlrsnet.log import RunLogger, read_metrics
 from mlrsnet.loop import Diverged, train_loop
 from mlrsnet.run import build_run, to_plain, validate
 from mlrsnet.schedules.drivers import check_schedule
+from mlrsnet.selection import select_fastest, selection_table
 
 __all__ = ["BENCH_KEYS", "bench", "summarise", "train_run", "tune_lr"]
 
 # Keys of conf/bench.yaml that choose what to run, not how a run trains: left out of the fingerprint.
 BENCH_KEYS = ("schedules", "seeds", "lr_grid", "tune", "tune_epochs", "tune_seed", "target_metric", "out_dir",
-              "progress", "schedule")
+              "progress", "schedule", "select", "select_params")
 RESULT_COLUMNS = ("schedule", "seed", "status", "lr_multiplier", "peak_lr", "final_test", "best_test",
                   "epochs_to_target", "seconds_to_target", "wall_time_s", "loss_gap", "confidence_mean",
                   "confidence_std")
@@ -101,6 +104,10 @@ def validate_bench(cfg: dict) -> None:
     target = cfg["target_metric"]
     if target is not None and (isinstance(target, bool) or not isinstance(target, int | float)):
         raise ConfigError(f"target_metric must be a number or null, got {target!r}")
+    if cfg.get("select") not in (None, "fastest"):
+        raise ConfigError(f"select must be null or fastest (FastSpiker's selection), got {cfg['select']!r}")
+    if cfg.get("select") == "fastest" and (cfg.get("select_params") or {}).get("target", target) is None:
+        raise ConfigError("select=fastest needs a target: set target_metric=VALUE or select_params.target=VALUE")
 
 
 def train_run(cfg: dict, schedule: str, seed: int, lr_multiplier: float, *, epochs: int,
@@ -358,7 +365,16 @@ def write_outputs(cfg: dict, out_dir: Path, fp: str, seeds: list[int]) -> dict:
     files["metric_curves.png"] = plot_metric_curves(histories, metric, out_dir / "metric_curves.png",
                                                     f"{task_name}: mean ± std over seeds {seeds}")
     tuning = {name: [t for t in tuning_rows if t["schedule"] == name] for name in schedules}
-    return {"rows": rows, "table": table, "tuning": tuning, "files": files}
+    out = {"rows": rows, "table": table, "tuning": tuning, "files": files}
+    if cfg.get("select") == "fastest":
+        params = {"target": target, **(cfg.get("select_params") or {})}
+        out["selection"] = select_fastest(records, **params)
+        files["selection.json"] = out_dir / "selection.json"
+        atomic_write_json(files["selection.json"], out["selection"])
+        atomic_write_text(files["results.md"], f"# {task_name}: LR schedules\n\n{table}{tuned}"
+                          + selection_table(out["selection"]))
+        out["table"] = table + selection_table(out["selection"])
+    return out
 
 
 def _hydra_main(cfg: Any) -> None:

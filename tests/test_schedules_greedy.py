@@ -14,7 +14,7 @@ def _opt(*lrs):
 
 
 def _make(lr=0.5, **kw):
-    kw = {"factor": 0.5, "patience": 2, "min_lr": 0.01, "max_lr": 10.0, "reset_start": 0, **kw}
+    kw = {"factor": 0.5, "patience": 2, "min_lr": 0.01, "max_lr": 10.0, "reset_start": None, **kw}
     return GreedyLR(_opt(lr), **kw)
 
 
@@ -66,7 +66,8 @@ def test_reset_after_reset_start_steps_at_min_lr():
     sch = _make(patience=0, max_lr=0.5, min_lr=0.125, reset_start=3)
     lrs = _feed(sch, [1.0] * 6)
     assert lrs == [0.5, 0.25, 0.125, 0.125, 0.5, 0.5]
-    assert sch.steps_at_min == 0 and sch.best == 1.0  # state restarted at step 5, then one good step
+    # state restarted at step 5 (the third fall attempted at min_lr), then one good step
+    assert sch.reset_countdown == 3 and sch.best == 1.0
 
 
 def test_max_mode():
@@ -85,7 +86,7 @@ def test_relative_threshold():
 
 def test_several_param_groups_with_per_group_bounds():
     sch = GreedyLR(_opt(0.5, 0.05), factor=0.5, patience=0, min_lr=[0.01, 0.04], max_lr=[0.5, 0.5],
-                   reset_start=0)
+                   reset_start=None)
     sch.step(1.0)
     assert sch.get_last_lr() == [0.5, 0.1]  # a rise; group 0 is already at its max_lr
     sch.step(1.0)

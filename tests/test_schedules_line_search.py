@@ -72,8 +72,11 @@ def test_reset_options():
     assert all(100.0 * 0.9**opt.max_backtracks <= e < 100.0 for e in etas)
 
 
-def test_no_acceptable_step_leaves_parameters_unchanged():
+def test_no_acceptable_step_takes_the_tiny_fallback_step():
     model = torch.nn.Linear(1, 1)
+    with torch.no_grad():
+        model.weight.fill_(0.5)
+        model.bias.fill_(-0.25)
     before = [p.detach().clone() for p in model.parameters()]
     opt = SGDArmijo(model.parameters(), init_step_size=1.0, max_backtracks=3)
     # An adversarial closure: every trial point looks worse than the start.
@@ -85,9 +88,11 @@ def test_no_acceptable_step_leaves_parameters_unchanged():
         return base if len(calls) == 1 else base + 100.0
 
     opt.step(closure)
-    assert not opt.last_armijo_held and opt.last_backtracks == 3 and len(calls) == 5
+    # Three trials, each failing and shrinking the step; then the reference's 1e-6 step (grad = 2 theta).
+    assert not opt.last_armijo_held and opt.last_backtracks == 3 and len(calls) == 4
+    assert opt.step_size == pytest.approx(1.0 * 2.0 ** (1 / 500) * 0.9**3)
     for p, p0 in zip(model.parameters(), before, strict=True):
-        assert torch.equal(p.detach(), p0)
+        torch.testing.assert_close(p.detach(), p0 - 1e-6 * 2 * p0)
 
 
 def test_closure_sees_the_same_randomness_and_rng_advances_once():

@@ -12,7 +12,8 @@ from mlrsnet.schedules.registry import (
     describe_schedule,
 )
 
-WRAPPING = {"scheduler", "metric_scheduler", "eval_metric_scheduler", "eval_loss_scheduler", "tuner"}
+WRAPPING = {"scheduler", "metric_scheduler", "eval_metric_scheduler", "eval_loss_scheduler", "tuner",
+            "hypergradient"}
 PARAMS = {
     "lrbench": {"policy": "COS", "k0": 0.0, "k1": 0.1, "l": 10},
     "step": {"step_size": 5},
@@ -59,6 +60,12 @@ def test_every_name_builds_and_runs_a_few_steps(name):
             opt.step(lambda: _loss(model, batch))
             continue
         loss.backward()
+        if info.kind == "hypergradient":
+            sch.step(lambda: _loss(model, batch), lambda: _loss(model, batch))
+            continue
+        if info.kind == "loss_optimizer":
+            opt.step(loss=loss)
+            continue
         opt.step()
         if info.kind == "scheduler":
             sch.step()

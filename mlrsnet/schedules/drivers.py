@@ -24,6 +24,9 @@ the optimiser to train with and the :class:`~mlrsnet.schedules.base.LRDriver` th
     optimizer              the replacement optimiser under a plain LRDriver (it sets its own LR)
     train_eval_optimizer   TrainEvalDriver: optimizer.eval() before evaluation, optimizer.train() after
     closure_optimizer      ClosureDriver: optimizer.step(closure), the closure recomputing the batch loss
+    hypergradient          HypergradientDriver: tuner.step(closure, E) instead of optimizer.step(), E the loss
+                           on task.meta_batch() (the meta-validation split) after the step (MARTHE, RTHO)
+    loss_optimizer         LossDriver: optimizer.prepare(the batch loss) before optimizer.step() (L4)
 
 ``params`` are the schedule's keyword arguments. Where a schedule needs parameters that depend on the
 length of the run, :func:`default_params` supplies them relative to the run (``T`` = total steps, ``E`` =
@@ -45,7 +48,7 @@ Optimisers that replace the base one take its ``weight_decay`` and, where they h
 ``momentum``, ``nesterov``, ``betas`` and ``eps``. Their LR (``params["lr"]`` wins) is the base LR for the
 SGD family (``sgd_hd``, ``sls``, ``sgd_schedulefree``); for the Adam family (``adam_hd``,
 ``adamw_schedulefree``) the base LR when the base optimiser is Adam/AdamW, else 1e-3; and 1.0 for the
-learning-rate-free ones (``prodigy``, ``dadapt_*``: ``lr`` multiplies their estimated step size).
+learning-rate-free ones (``prodigy``, ``dadapt_*``, ``l4``: ``lr`` multiplies their estimated step size).
 
 ``lr_multiplier`` scales the schedule's base LR (what a benchmark tunes): the base optimiser's LR for
 the schedules that wrap it (``lrbench``: through each group's ``lr_scale``), the replacement's LR, or
@@ -68,18 +71,19 @@ from mlrsnet.scheduler import MLRSNetScheduler
 from mlrsnet.schedules.autolr import AutoLRTuner
 from mlrsnet.schedules.base import LRDriver, TorchSchedulerDriver, set_lr
 from mlrsnet.schedules.greedy import GreedyLR
+from mlrsnet.schedules.marthe import MartheTuner
 from mlrsnet.schedules.peers import optimizer_eval, optimizer_train
 from mlrsnet.schedules.registry import SCHEDULES, available_schedules, build_optimizer, build_scheduler
 from mlrsnet.tasks.base import Task
 
 __all__ = [
-    "FIXED", "FROZEN", "META_TRAINED", "ClosureDriver", "EvalLossDriver", "FrozenMLRSNetDriver", "MLRSNetDriver",
-    "MetricDriver", "TrainEvalDriver", "TunerDriver", "build_driver", "check_schedule", "default_params",
-    "schedule_names",
+    "FIXED", "FROZEN", "META_TRAINED", "ClosureDriver", "EvalLossDriver", "FrozenMLRSNetDriver",
+    "HypergradientDriver", "LossDriver", "MLRSNetDriver", "MetricDriver", "TrainEvalDriver", "TunerDriver",
+    "build_driver", "check_schedule", "default_params", "schedule_names",
 ]
 
 FIXED, META_TRAINED, FROZEN = "fixed", "mlrsnet", "mlrsnet_frozen"
-_REPLACING = frozenset({"optimizer", "train_eval_optimizer", "closure_optimizer"})
+_REPLACING = frozenset({"optimizer", "train_eval_optimizer", "closure_optimizer", "loss_optimizer"})
 # Keyword arguments a replacement optimiser takes over from the base optimiser's first param group.
 _INHERITED: dict[str, tuple[str, ...]] = {
     "sgd_hd": ("momentum", "weight_decay", "nesterov"),
@@ -90,9 +94,10 @@ _INHERITED: dict[str, tuple[str, ...]] = {
     "prodigy": ("betas", "eps", "weight_decay"),
     "dadapt_sgd": ("momentum", "weight_decay"),
     "dadapt_adam": ("betas", "eps", "weight_decay"),
+    "l4": ("weight_decay",),
 }
 _ADAM_FAMILY = frozenset({"adam_hd", "adamw_schedulefree"})
-_LR_FREE = frozenset({"prodigy", "dadapt_sgd", "dadapt_adam"})
+_LR_FREE = frozenset({"prodigy", "dadapt_sgd", "dadapt_adam", "l4"})
 # A default in default_params is dropped when params give the alternative form that stands for it.
 _ALTERNATIVES = {"step_size": "step_size_epochs", "milestones": "milestones_epochs", "T_0": "T_0_epochs",
                  "gamma": "gamma_per_epoch"}
@@ -194,10 +199,10 @@ class MetricDriver(LRDriver):
         self.scheduler.step(float(loss.detach()))
 
     def state_dict(self) -> dict:
-        return {"scheduler": copy.deepcopy({k: v for k, v in vars(self.scheduler).items() if k != "optimizer"})}
+        return {"scheduler": copy.deepcopy(self.scheduler.state_dict())}
 
     def load_state_dict(self, state: dict) -> None:
-        vars(self.scheduler).update(copy.deepcopy(state["scheduler"]))
+        self.scheduler.load_state_dict(copy.deepcopy(state["scheduler"]))
 
 
 class EvalLossDriver(LRDriver):
@@ -281,6 +286,46 @@ class ClosureDriver(LRDriver):
         optimizer.step(closure)
 
 
+class LossDriver(LRDriver):
+    """An optimiser whose step size comes from the batch loss (L4): ``optimizer.prepare(loss)`` before
+    the step (so the step size logged for step t is step t's), then ``optimizer.step()``."""
+
+    def __init__(self, optimizer: Optimizer, name: str) -> None:
+        self.optimizer = optimizer
+        self.name = name
+
+    def before_step(self, loss: torch.Tensor) -> None:
+        self.optimizer.prepare(loss.detach())
+
+
+class HypergradientDriver(LRDriver):
+    """MARTHE / RTHO: the tuner takes the optimiser step, then updates the LR from the hypergradient of
+    the loss E on a batch of the meta-validation split (``task.meta_batch()``, drawn from the task's meta
+    generator, so the run's own data order is unchanged; never the test split)."""
+
+    def __init__(self, tuner: MartheTuner, task: Task, model: nn.Module, name: str) -> None:
+        self.tuner = tuner
+        self.task = task
+        self.model = model
+        self.name = name
+
+    def _val_loss(self) -> torch.Tensor:
+        return self.task.loss(self.model, self.task.meta_batch())
+
+    def step_optimizer(self, optimizer: Optimizer, closure: Callable[[], torch.Tensor]) -> None:
+        self.tuner.step(closure, self._val_loss)
+
+    def state_dict(self) -> dict:
+        return {"tuner": self.tuner.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.tuner.load_state_dict(state["tuner"])
+
+    def scale_lr(self, optimizer: Optimizer, factor: float) -> None:
+        super().scale_lr(optimizer, factor)
+        self.tuner.eta *= factor
+
+
 def _replacement(name: str, base: Optimizer, model: nn.Module, params: dict[str, Any],
                  lr_multiplier: float) -> Optimizer:
     group = base.param_groups[0]
@@ -316,6 +361,8 @@ def build_driver(name: str, optimizer: Optimizer, model: nn.Module, task: Task, 
             return optimizer, TrainEvalDriver(optimizer, name)
         if kind == "closure_optimizer":
             return optimizer, ClosureDriver(name)
+        if kind == "loss_optimizer":
+            return optimizer, LossDriver(optimizer, name)
         driver = LRDriver()
         driver.name = name
         return optimizer, driver
@@ -348,6 +395,9 @@ def build_driver(name: str, optimizer: Optimizer, model: nn.Module, task: Task, 
     if kind == "metric_scheduler":
         scheduler = build_scheduler(name, optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch, **kw)
         return optimizer, MetricDriver(scheduler, name)
+    if kind == "hypergradient":
+        tuner = build_scheduler(name, optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch, **kw)
+        return optimizer, HypergradientDriver(tuner, task, model, name)
     if kind == "tuner":
         tuner = build_scheduler(name, optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
                                 model=model, loss_fn=task.loss, **kw)

@@ -17,7 +17,8 @@ Decaying policies::
     SIG     k0 / (1 + exp(-gamma*(t - l)))
 
 Cyclic policies are ``k0 + (k1 - k0) * g(t)`` with a wave ``g`` in [0, 1] and a modifier. Waves
-(``s = (t mod l) / l`` is the phase inside a restart cycle)::
+(``r = -t/l - floor(-t/l)`` is LRBench's restart phase: ``1 - (t mod l)/l`` inside a cycle and 0 at
+``t = 0 (mod l)``)::
 
     TRI     (2/pi) * |asin(sin(pi*t / (2l)))|       triangle, period 2l, starts at k0 (rises first)
     TRID    TRI(t + l)                               shifted half a period: starts at k1 (falls first)
@@ -25,18 +26,24 @@ Cyclic policies are ``k0 + (k1 - k0) * g(t)`` with a wave ``g`` in [0, 1] and a 
     SIND    SIN(t + l) = |cos(pi*t / (2l))|          falls first
     COS     0.5 * (1 + cos(pi*t / l))                period 2l, starts at k1 (falls first)
     UPCOS   COS(t + l) = 0.5 * (1 - cos(pi*t / l))   rises first
-    RSW     1 - s                                    restart sawtooth: k1 -> k0 linearly, restart every l
-    SINRSW  cos(pi*s / 2)                            sine quarter-wave from k1 to k0, restart every l
-    COSRSW  0.5 * (1 + cos(pi*s))                    cosine from k1 to k0, restart every l (SGDR-like)
+    RSW     r                                        restart sawtooth: k1 -> k0 linearly, restart every l
+    SINRSW  sin(pi*r / 2)                            sine quarter-wave from k1 to k0, restart every l
+    COSRSW  0.5 * (1 - cos(pi*r))                    cosine from k1 to k0, restart every l (SGDR-like)
 
-COS already falls first, so its shifted ("D") form is UPCOS; there is no COSD. Every wave ``W``
-comes in three versions::
+As in LRBench, the restart waves are at k0 (not k1) at ``t = 0 (mod l)``: the restart to k1 comes
+one iteration later. TRID and SIND are LRBench's DTRI and DSIN. COS already falls first, so its
+shifted ("D") form is UPCOS; there is no COSD. Every wave ``W`` comes in three versions::
 
     W       g(t)
-    W2      g(t) / 2^floor(t / P)     amplitude halved every cycle; P = 2l (TRI/SIN/COS), l (*RSW)
-    WEXP    g(t) * gamma^t            exponentially damped amplitude
+    W2      g(t) / 2^floor((t + s) / P)   amplitude halved every cycle; P = 2l (TRI/SIN/COS), l (*RSW);
+                                          s = l for the waves that fall first (TRID, SIND, COS), else 0
+    WEXP    g(t) * gamma^t                exponentially damped amplitude
 
-e.g. TRI2 = TRI / 2^floor(t/2l), TRIDEXP = gamma^t * TRID, COSRSW2 = COSRSW / 2^floor(t/l).
+e.g. TRI2 = TRI / 2^floor(t/2l), COS2 = COS / 2^floor((t+l)/2l), TRIDEXP = gamma^t * TRID,
+COSRSW2 = COSRSW / 2^floor(t/l). All of this is LRBench's ``LRfunctions.py`` (git-disl/LRBench) to
+float rounding, except two deliberate deviations: POLY is clamped at k0 for ``t > l`` (LRBench's
+formula rises again, or is complex for a fractional ``p``), and SIG returns 0.0 where ``exp``
+overflows (LRBench raises ``OverflowError``).
 
 Composite (piecewise) policy: ``COMPOSITE`` with ``segments=[(start, policy, params), ...]``; the
 first start is 0, starts increase strictly, and segment ``i`` is evaluated at ``t - start_i`` (its
@@ -109,36 +116,37 @@ def _cos(t: float, l: float) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * t / l))
 
 
-def _phase(t: float, l: float) -> float:
-    return (t % l) / l
+def _restart(t: float, l: float) -> float:
+    # LRBench's phase, written as it writes it: 0 (not 1) at t = 0 mod l.
+    return -t / l - math.floor(-t / l)
 
 
-_WAVES: dict[str, tuple[Callable[[float, float], float], int]] = {
-    # name: (g(t, l), cycle length in units of l)
-    "TRI": (_tri, 2),
-    "TRID": (lambda t, l: _tri(t + l, l), 2),
-    "SIN": (_sin, 2),
-    "SIND": (lambda t, l: _sin(t + l, l), 2),
-    "COS": (_cos, 2),
-    "UPCOS": (lambda t, l: _cos(t + l, l), 2),
-    "RSW": (lambda t, l: 1.0 - _phase(t, l), 1),
-    "SINRSW": (lambda t, l: math.cos(math.pi * _phase(t, l) / 2), 1),
-    "COSRSW": (lambda t, l: 0.5 * (1.0 + math.cos(math.pi * _phase(t, l))), 1),
+_WAVES: dict[str, tuple[Callable[[float, float], float], int, int]] = {
+    # name: (g(t, l), cycle length in units of l, shift of the halving clock in units of l)
+    "TRI": (_tri, 2, 0),
+    "TRID": (lambda t, l: _tri(t + l, l), 2, 1),
+    "SIN": (_sin, 2, 0),
+    "SIND": (lambda t, l: _sin(t + l, l), 2, 1),
+    "COS": (_cos, 2, 1),
+    "UPCOS": (lambda t, l: _cos(t + l, l), 2, 0),
+    "RSW": (_restart, 1, 0),
+    "SINRSW": (lambda t, l: math.sin(math.pi / 2 * _restart(t, l)), 1, 0),
+    "COSRSW": (lambda t, l: 0.5 * (1.0 - math.cos(math.pi * _restart(t, l))), 1, 0),
 }
 
 
 def _cyclic(t: int, *, wave: str, k0: float, k1: float, l: float) -> float:
-    g, _ = _WAVES[wave]
+    g, _, _ = _WAVES[wave]
     return k0 + (k1 - k0) * g(t, l)
 
 
 def _cyclic2(t: int, *, wave: str, k0: float, k1: float, l: float) -> float:
-    g, cycles = _WAVES[wave]
-    return k0 + (k1 - k0) * g(t, l) / 2 ** math.floor(t / (cycles * l))
+    g, cycles, shift = _WAVES[wave]
+    return k0 + (k1 - k0) * g(t, l) / 2 ** math.floor((t + shift * l) / (cycles * l))
 
 
 def _cyclic_exp(t: int, *, wave: str, k0: float, k1: float, l: float, gamma: float) -> float:
-    g, _ = _WAVES[wave]
+    g, _, _ = _WAVES[wave]
     return k0 + (k1 - k0) * g(t, l) * gamma**t
 
 

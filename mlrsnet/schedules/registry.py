@@ -24,8 +24,10 @@ from mlrsnet.schedules.autolr import AutoLRTuner
 from mlrsnet.schedules.builtin import TORCH_SCHEDULES, WARMUP_POLICIES, build_torch_scheduler, build_warmup_policy
 from mlrsnet.schedules.greedy import GreedyLR
 from mlrsnet.schedules.hd import SGDHD, AdamHD
+from mlrsnet.schedules.l4 import L4
 from mlrsnet.schedules.line_search import SGDArmijo
 from mlrsnet.schedules.lrbench import LRBenchScheduler
+from mlrsnet.schedules.marthe import MartheTuner
 from mlrsnet.schedules.peers import PEER_OPTIMIZERS, build_peer_optimizer
 
 __all__ = ["KINDS", "SCHEDULES", "ScheduleInfo", "available_schedules", "build_optimizer", "build_scheduler",
@@ -49,8 +51,17 @@ KINDS: dict[str, str] = {
         "replaces the base optimizer; call optimizer.step(closure), the closure returning the loss of the "
         "current mini-batch without backward()"
     ),
+    "hypergradient": (
+        "wraps an SGD optimizer; call tuner.step(train_loss, val_loss) instead of optimizer.step(), "
+        "train_loss() the loss of the current mini-batch, val_loss() the loss of a meta-validation batch"
+    ),
+    "loss_optimizer": (
+        "replaces the base optimizer; call optimizer.prepare(loss of the current mini-batch) after "
+        "backward(), then optimizer.step() (or optimizer.step(loss=loss))"
+    ),
 }
-_WRAPPING = frozenset({"scheduler", "metric_scheduler", "eval_metric_scheduler", "eval_loss_scheduler", "tuner"})
+_WRAPPING = frozenset({"scheduler", "metric_scheduler", "eval_metric_scheduler", "eval_loss_scheduler", "tuner",
+                       "hypergradient"})
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,7 @@ _SGDR = "Loshchilov & Hutter, SGDR, ICLR 2017"
 _HD = "Baydin et al., Hypergradient Descent, ICLR 2018"
 _SF = "Defazio et al., The Road Less Scheduled, NeurIPS 2024"
 _DA = "Defazio & Mishchenko, D-Adaptation, ICML 2023"
+_MARTHE = "Donini et al., MARTHE: Scheduling the Learning Rate via Online Hypergradients, IJCAI 2020"
 _LLM = "Jin et al., Rethinking Learning Rate Tuning in the Era of Large Language Models (LRBench++), 2023"
 SCHEDULES: dict[str, ScheduleInfo] = {
     "lrbench": ScheduleInfo(
@@ -116,6 +128,17 @@ SCHEDULES: dict[str, ScheduleInfo] = {
                             "Mishchenko & Defazio, Prodigy, ICML 2024"),
     "dadapt_sgd": ScheduleInfo("optimizer", "D-Adaptation SGD: learning-rate-free SGD", _DA),
     "dadapt_adam": ScheduleInfo("optimizer", "D-Adaptation Adam: learning-rate-free Adam", _DA),
+    "marthe": ScheduleInfo(
+        "hypergradient",
+        "MARTHE: eta -= beta * grad E . Z, tangent Z = d theta / d eta discounted by mu (fixed or adapted), "
+        "E on a meta-validation batch", _MARTHE),
+    "rtho": ScheduleInfo(
+        "hypergradient", "RTHO: MARTHE with mu = 1 (the exact online hypergradient of the whole run)",
+        "Franceschi et al., Forward and Reverse Gradient-Based Hyperparameter Optimization, ICML 2017"),
+    "l4": ScheduleInfo(
+        "loss_optimizer",
+        "L4: step alpha * (L - gamma * Lmin) / (g . v) along an Adam (or momentum) direction v",
+        "Rolinek & Martius, L4: Practical loss-based stepsize adaptation for deep learning, NeurIPS 2018"),
 }
 
 
@@ -140,7 +163,7 @@ def build_scheduler(name: str, optimizer: Optimizer, *, total_steps: int, steps_
                     model: nn.Module | None = None,
                     loss_fn: Callable[[nn.Module, Any], torch.Tensor] | None = None, **params: Any) -> Any:
     """Build a schedule that wraps ``optimizer`` (kinds scheduler, metric_scheduler,
-    eval_metric_scheduler, tuner); ``params`` are the schedule's own keyword arguments.
+    eval_metric_scheduler, tuner, hypergradient); ``params`` are the schedule's own keyword arguments.
     ``autolr`` also needs ``model`` and ``loss_fn(model, batch)``."""
     info = _info(name)
     if info.kind not in _WRAPPING:
@@ -157,6 +180,12 @@ def build_scheduler(name: str, optimizer: Optimizer, *, total_steps: int, steps_
     try:
         if name in ("greedy", "greedy_eval"):
             return GreedyLR(optimizer, **params)
+        if name in ("marthe", "rtho"):
+            if name == "rtho":
+                if "mu" in params:
+                    raise ConfigError("schedule rtho is MARTHE with mu=1; use schedule=marthe to set mu")
+                params = {**params, "mu": 1.0}
+            return MartheTuner(optimizer, **params)
         if model is None or loss_fn is None:
             raise ConfigError("schedule autolr needs the model and loss_fn(model, batch); pass both")
         return AutoLRTuner(optimizer, model, loss_fn, **params)
@@ -166,14 +195,14 @@ def build_scheduler(name: str, optimizer: Optimizer, *, total_steps: int, steps_
 
 def build_optimizer(name: str, params: Iterable[Any], lr: float, **kw: Any) -> Optimizer:
     """Build a schedule that replaces the optimizer (kinds optimizer, train_eval_optimizer,
-    closure_optimizer) over ``params`` with initial LR (or step size, or LR multiplier) ``lr``."""
+    closure_optimizer, loss_optimizer) over ``params`` with initial LR (or step size, or LR multiplier) ``lr``."""
     info = _info(name)
     if info.kind in _WRAPPING:
         raise ConfigError(f"schedule {name} wraps an optimizer (kind {info.kind}); build it with "
                           "build_scheduler instead of build_optimizer")
     if name in PEER_OPTIMIZERS:
         return build_peer_optimizer(name, params, lr, **kw)
-    cls = {"sgd_hd": SGDHD, "adam_hd": AdamHD}.get(name)
+    cls = {"sgd_hd": SGDHD, "adam_hd": AdamHD, "l4": L4}.get(name)
     try:
         if cls is not None:
             return cls(params, lr=lr, **kw)

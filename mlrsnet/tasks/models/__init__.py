@@ -49,5 +49,6 @@ from mlrsnet.tasks.models import (  # noqa: E402,F401  (registers models)
     resnet,
     shufflenetv2,
     small,
+    snn,
     wrn,
 )
