@@ -3,7 +3,7 @@
 :data:`SCHEDULES` is data only: for each name its :data:`KINDS` entry (how a training loop must
 call it), a one-line summary and the paper. Two small builders construct any of them:
 :func:`build_scheduler` for the names that wrap an existing optimizer (kinds ``scheduler``,
-``metric_scheduler``, ``eval_metric_scheduler``, ``tuner``) and :func:`build_optimizer` for the
+``metric_scheduler``, ``eval_metric_scheduler``, ``eval_loss_scheduler``, ``tuner``) and :func:`build_optimizer` for the
 names that replace the optimizer (kinds ``optimizer``, ``train_eval_optimizer``,
 ``closure_optimizer``). ``mlrsnet`` and ``fixed`` are driven by the training loop itself and are
 not listed here.
@@ -163,7 +163,7 @@ def build_scheduler(name: str, optimizer: Optimizer, *, total_steps: int, steps_
                     model: nn.Module | None = None,
                     loss_fn: Callable[[nn.Module, Any], torch.Tensor] | None = None, **params: Any) -> Any:
     """Build a schedule that wraps ``optimizer`` (kinds scheduler, metric_scheduler,
-    eval_metric_scheduler, tuner, hypergradient); ``params`` are the schedule's own keyword arguments.
+    eval_metric_scheduler, eval_loss_scheduler, tuner, hypergradient); ``params`` are the schedule's own keyword arguments.
     ``autolr`` also needs ``model`` and ``loss_fn(model, batch)``."""
     info = _info(name)
     if info.kind not in _WRAPPING:
