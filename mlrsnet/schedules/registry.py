@@ -163,8 +163,8 @@ def build_scheduler(name: str, optimizer: Optimizer, *, total_steps: int, steps_
                     model: nn.Module | None = None,
                     loss_fn: Callable[[nn.Module, Any], torch.Tensor] | None = None, **params: Any) -> Any:
     """Build a schedule that wraps ``optimizer`` (kinds scheduler, metric_scheduler,
-    eval_metric_scheduler, eval_loss_scheduler, tuner, hypergradient); ``params`` are the schedule's own keyword arguments.
-    ``autolr`` also needs ``model`` and ``loss_fn(model, batch)``."""
+    eval_metric_scheduler, eval_loss_scheduler, tuner, hypergradient); ``params`` are the schedule's own
+    keyword arguments. ``autolr`` also needs ``model`` and ``loss_fn(model, batch)``."""
     info = _info(name)
     if info.kind not in _WRAPPING:
         raise ConfigError(f"schedule {name} replaces the optimizer (kind {info.kind}); build it with "
