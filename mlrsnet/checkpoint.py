@@ -21,7 +21,7 @@ from mlrsnet.net import MLRSNet, MLRSNetConfig
 
 FORMAT = "mlrsnet"
 SCHEMA_VERSION = 1
-KINDS = ("mlrsnet", "run_state")
+KINDS = ("mlrsnet", "run_state", "rl_policy")
 SNAPSHOT_DIR = "snapshots"  # a meta-training run's MLR-SNet at a few epochs: snapshots/mlrsnet_epochNNNN.pt
 
 

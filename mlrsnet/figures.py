@@ -203,3 +203,19 @@ def plot_metric_curves(runs: dict[str, list[list[dict]]], metric: str, path: Pat
     fig.suptitle(title)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def plot_learning_curve(episodes: list[int], returns: list[float], path: Path, title: str) -> Path:
+    """An RL agent's episode return against episode, with a moving average over a tenth of the episodes."""
+    fig, ax = _pyplot().subplots(figsize=(6, 3.2))
+    ax.plot(episodes, returns, lw=0.8, alpha=0.5, label="episode return")
+    w = max(1, len(returns) // 10)
+    if len(returns) >= w > 1:
+        smooth = [sum(returns[i - w + 1:i + 1]) / w for i in range(w - 1, len(returns))]
+        ax.plot(episodes[w - 1:], smooth, lw=1.6, label=f"moving average ({w})")
+    ax.set_xlabel("episode")
+    ax.set_ylabel("return")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path)

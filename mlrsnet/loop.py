@@ -194,6 +194,7 @@ def train_loop(
             driver.before_step(loss)
             lrs[i] = current_lr(optimizer)
             driver.step_optimizer(optimizer, partial(task.loss, model, batch))
+            task.after_step(model)
             driver.after_step(loss)
             losses[i] = loss.detach()
             global_step += 1

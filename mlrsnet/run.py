@@ -34,6 +34,7 @@ from mlrsnet.schedules.drivers import (
     MLRSNetDriver,
     build_driver,
     check_schedule,
+    with_safety,
 )
 from mlrsnet.tasks import Task, build_task
 
@@ -320,13 +321,14 @@ def build_schedule(
     name = str(cfg.get("schedule", META_TRAINED) if name is None else name)
     steps = task.steps_per_epoch
     total_steps = int(cfg["epochs"]) * steps
-    if name == META_TRAINED and frozen is not None:
-        driver, info = _frozen(cfg, task, optimizer, l0, frozen, total_steps)
-        return Schedule(optimizer, driver, info=info)
-    if name == META_TRAINED:
-        driver, net, engine = _meta_trained(cfg, task, model, optimizer, l0, device, lr_multiplier)
-        return Schedule(optimizer, driver, net, engine, {})
     params = (cfg.get("schedule_params") or {}).get(name)
+    if name == META_TRAINED:
+        safe = (params or {}).get("safe", False)
+        if frozen is not None:
+            driver, info = _frozen(cfg, task, optimizer, l0, frozen, total_steps)
+            return Schedule(optimizer, with_safety(driver, safe, optimizer, task, model, name), info=info)
+        driver, net, engine = _meta_trained(cfg, task, model, optimizer, l0, device, lr_multiplier)
+        return Schedule(optimizer, with_safety(driver, safe, optimizer, task, model, name), net, engine, {})
     optimizer, driver = build_driver(
         name, optimizer, model, task, total_steps=total_steps, steps_per_epoch=steps, params=params,
         lr_multiplier=lr_multiplier,

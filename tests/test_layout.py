@@ -9,7 +9,8 @@ from pathlib import Path
 import mlrsnet
 
 PACKAGE = Path(mlrsnet.__file__).parent
-ENTRY_POINTS = {"mlrsnet.train", "mlrsnet.transfer", "mlrsnet.bench", "mlrsnet.report", "mlrsnet.plot"}
+ENTRY_POINTS = {"mlrsnet.train", "mlrsnet.transfer", "mlrsnet.bench", "mlrsnet.report", "mlrsnet.plot",
+                "mlrsnet.rl.__main__"}
 
 
 def _module(path: Path) -> str:

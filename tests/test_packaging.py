@@ -53,6 +53,8 @@ def test_built_wheel_finds_its_configs(tmp_path):
     wheel = next((tmp_path / "dist").glob("mlrsnet-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "mlrsnet/conf/train.yaml" in names and "mlrsnet/conf/task/digits_cnn.yaml" in names
+    assert {"mlrsnet/conf/rl.yaml", "mlrsnet/rl/policies/nmf_synthetic.pt", "mlrsnet/rl/policies/digits_cnn.pt"} <= set(
+        names)  # the RL command's config and the shipped policies
     assert "mlrsnet/tasks/gpt_cpython_base.pt" in names  # the LLM tasks' pretrained base
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)

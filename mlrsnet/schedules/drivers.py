@@ -10,6 +10,8 @@ the optimiser to train with and the :class:`~mlrsnet.schedules.base.LRDriver` th
 - ``mlrsnet_frozen``: a meta-trained MLR-SNet checkpoint, frozen (:class:`~mlrsnet.scheduler.MLRSNetScheduler`;
   params ``checkpoint`` (default: the shipped one) and ``scale`` (default: the base optimiser's LR is the
   largest LR the net can emit));
+- ``rl``: a frozen PPO policy that multiplies the LR every few steps (:class:`mlrsnet.rl.policy.PolicyDriver`;
+  params ``policy`` (a path, or a shipped policy's name; default: the one shipped for the task's family));
 - every name of :data:`mlrsnet.schedules.registry.SCHEDULES`, driven according to its kind::
 
     scheduler              TorchSchedulerDriver: scheduler.step() after every optimizer.step()
@@ -50,6 +52,11 @@ SGD family (``sgd_hd``, ``sls``, ``sgd_schedulefree``); for the Adam family (``a
 ``adamw_schedulefree``) the base LR when the base optimiser is Adam/AdamW, else 1e-3; and 1.0 for the
 learning-rate-free ones (``prodigy``, ``dadapt_*``, ``l4``: ``lr`` multiplies their estimated step size).
 
+``safe: true`` in any schedule's ``params`` wraps its driver in :class:`SafeDriver`: every step's LR is clipped to
+the task's per-step stability bound (``task.stability_bound``; the NMF tasks have one, see
+:mod:`mlrsnet.tasks.nmf`). ``schedule=fixed`` with a very large ``optimizer.lr`` and ``safe: true`` runs at the
+bound itself.
+
 ``lr_multiplier`` scales the schedule's base LR (what a benchmark tunes): the base optimiser's LR for
 the schedules that wrap it (``lrbench``: through each group's ``lr_scale``), the replacement's LR, or
 the frozen MLR-SNet's ``scale``.
@@ -77,12 +84,12 @@ from mlrsnet.schedules.registry import SCHEDULES, available_schedules, build_opt
 from mlrsnet.tasks.base import Task
 
 __all__ = [
-    "FIXED", "FROZEN", "META_TRAINED", "ClosureDriver", "EvalLossDriver", "FrozenMLRSNetDriver",
-    "HypergradientDriver", "LossDriver", "MLRSNetDriver", "MetricDriver", "TrainEvalDriver", "TunerDriver",
-    "build_driver", "check_schedule", "default_params", "schedule_names",
+    "FIXED", "FROZEN", "META_TRAINED", "RL", "ClosureDriver", "EvalLossDriver", "FrozenMLRSNetDriver",
+    "HypergradientDriver", "LossDriver", "MLRSNetDriver", "MetricDriver", "SafeDriver", "TrainEvalDriver",
+    "TunerDriver", "build_driver", "check_schedule", "default_params", "schedule_names", "with_safety",
 ]
 
-FIXED, META_TRAINED, FROZEN = "fixed", "mlrsnet", "mlrsnet_frozen"
+FIXED, META_TRAINED, FROZEN, RL = "fixed", "mlrsnet", "mlrsnet_frozen", "rl"
 _REPLACING = frozenset({"optimizer", "train_eval_optimizer", "closure_optimizer", "loss_optimizer"})
 # Keyword arguments a replacement optimiser takes over from the base optimiser's first param group.
 _INHERITED: dict[str, tuple[str, ...]] = {
@@ -105,7 +112,7 @@ _ALTERNATIVES = {"step_size": "step_size_epochs", "milestones": "milestones_epoc
 
 def schedule_names() -> list[str]:
     """Every name ``schedule=`` accepts."""
-    return [FIXED, META_TRAINED, FROZEN, *available_schedules()]
+    return [FIXED, META_TRAINED, FROZEN, RL, *available_schedules()]
 
 
 def check_schedule(name: str) -> None:
@@ -129,6 +136,75 @@ def default_params(name: str, total_steps: int, steps_per_epoch: int, lr0: float
         "greedy_eval": {"eval_interval": max(1, steps_per_epoch // 4), "patience": 1, "factor": 0.7,
                         "reset_start": 0},
     }.get(name, {})
+
+
+class SafeDriver(LRDriver):
+    """Any driver, its LR clipped at every step to the task's stability bound for the step's batch
+    (:meth:`~mlrsnet.tasks.base.Task.stability_bound`; NMF: :func:`mlrsnet.tasks.nmf.nmf_stability_bound`).
+
+    The clip is applied after the wrapped driver has set the LR (``before_step``), so the loop records the
+    clipped LR, and undone after the step where the LR is still the clipped value: a schedule that derives
+    its next LR from the current one (torch's chainable schedulers, GreedyLR, the RL policy) carries on from
+    its own LR, not from the bound. One host read of the bound per step."""
+
+    def __init__(self, inner: LRDriver, optimizer: Optimizer, task: Task, model: nn.Module) -> None:
+        self.inner, self.optimizer, self.task, self.model = inner, optimizer, task, model
+        self.name = inner.name
+        self.bound: float | None = None
+        self._saved: list[tuple[dict, Any, float]] = []
+
+    def before_step(self, loss: torch.Tensor) -> None:
+        self.inner.before_step(loss)
+        self.bound = self.task.stability_bound(self.model)
+        self._saved = []
+        if self.bound is None:
+            return
+        for group in self.optimizer.param_groups:
+            lr = group["lr"]
+            if float(lr) > self.bound:
+                group["lr"] = self.bound
+                self._saved.append((group, lr, self.bound))
+
+    def after_step(self, loss: torch.Tensor) -> None:
+        for group, lr, clipped in self._saved:
+            if group["lr"] == clipped:  # an optimiser that set its own LR during the step keeps it
+                group["lr"] = lr
+        self._saved = []
+        self.inner.after_step(loss)
+
+    def step_optimizer(self, optimizer: Optimizer, closure: Callable[[], torch.Tensor]) -> None:
+        self.inner.step_optimizer(optimizer, closure)
+
+    def after_epoch(self, metrics: dict[str, Any]) -> None:
+        self.inner.after_epoch(metrics)
+
+    def before_eval(self) -> None:
+        self.inner.before_eval()
+
+    def after_eval(self) -> None:
+        self.inner.after_eval()
+
+    def state_dict(self) -> dict:
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.inner.load_state_dict(state)
+
+    def scale_lr(self, optimizer: Optimizer, factor: float) -> None:
+        self.inner.scale_lr(optimizer, factor)
+
+
+def with_safety(driver: LRDriver, safe: Any, optimizer: Optimizer, task: Task, model: nn.Module,
+                name: str) -> LRDriver:
+    """``driver`` wrapped in :class:`SafeDriver` when ``safe`` (the schedule's ``safe`` parameter) is true."""
+    if not isinstance(safe, bool):
+        raise ConfigError(f"schedule {name}: safe must be true or false, got {safe!r}")
+    if not safe:
+        return driver
+    if type(task).stability_bound is Task.stability_bound:
+        raise ConfigError(f"schedule {name}: safe=true needs a task with a stability bound (the NMF tasks); "
+                          f"task {task.info.name} has none, set safe=false")
+    return SafeDriver(driver, optimizer, task, model)
 
 
 def _with_defaults(name: str, params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
@@ -346,7 +422,17 @@ def build_driver(name: str, optimizer: Optimizer, model: nn.Module, task: Task, 
                  lr_multiplier: float = 1.0) -> tuple[Optimizer, LRDriver]:
     """The optimiser to train ``model`` with and the LR driver of schedule ``name`` (see the module
     docstring), for a run of ``total_steps`` steps. ``optimizer`` is the base optimiser over
-    ``model``'s parameters; schedules that wrap it change its LR in place, the others replace it."""
+    ``model``'s parameters; schedules that wrap it change its LR in place, the others replace it.
+    ``params["safe"]`` clips the LR to the task's stability bound (:class:`SafeDriver`)."""
+    params = dict(params or {})
+    safe = params.pop("safe", False)
+    optimizer, driver = _build_driver(name, optimizer, model, task, total_steps=total_steps,
+                                      steps_per_epoch=steps_per_epoch, params=params, lr_multiplier=lr_multiplier)
+    return optimizer, with_safety(driver, safe, optimizer, task, model, name)
+
+
+def _build_driver(name: str, optimizer: Optimizer, model: nn.Module, task: Task, *, total_steps: int,
+                  steps_per_epoch: int, params: dict[str, Any], lr_multiplier: float) -> tuple[Optimizer, LRDriver]:
     check_schedule(name)
     if name == META_TRAINED:
         raise ConfigError("schedule mlrsnet is meta-trained in place; build it with mlrsnet.run.build_schedule")
@@ -377,6 +463,10 @@ def build_driver(name: str, optimizer: Optimizer, model: nn.Module, task: Task, 
         return optimizer, LRDriver()
     if name == FROZEN:
         return optimizer, _frozen(optimizer, task, total_steps, kw, lr_multiplier)
+    if name == RL:
+        from mlrsnet.rl.policy import build_policy_driver
+
+        return optimizer, build_policy_driver(optimizer, model, task, total_steps, kw)
     if kind == "eval_metric_scheduler":
         metric_key = str(kw.pop("metric_key", "meta_loss"))
         if metric_key.startswith("test_"):

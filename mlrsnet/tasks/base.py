@@ -10,7 +10,11 @@ A task is the only thing the training loop (:mod:`mlrsnet.loop`) and the meta en
   ``torch.func.functional_call`` closure or a ``higher`` functional model;
 - ``train_loss(model, batch)``: the loss of a real training step (language models carry their hidden
   state across steps here);
-- ``evaluate(model, split)``: metrics on ``"test"``, ``"meta"`` or ``"train"``.
+- ``evaluate(model, split)``: metrics on ``"test"``, ``"meta"`` or ``"train"``;
+- ``after_step(model)``: runs after every optimiser step of the loop (a constrained task projects its
+  parameters here, e.g. NMF onto W, H >= 0); nothing by default;
+- ``stability_bound(model)``: the largest stable LR for the last training batch where the task knows one
+  (:mod:`mlrsnet.tasks.nmf`), else None.
 
 All data lives on ``device`` as tensors and batches are drawn by indexing, not by a DataLoader.
 """
@@ -85,6 +89,13 @@ class Task:
 
     def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
         raise NotImplementedError
+
+    def after_step(self, model: nn.Module) -> None:
+        """Called after every optimiser step of the loop (projection onto a constraint set)."""
+
+    def stability_bound(self, model: nn.Module) -> float | None:
+        """The largest LR for which a step on the last training batch is known to be stable; None: unknown."""
+        return None
 
     # Resume support: everything that determines the data order from here on.
     def rng_state(self) -> dict:
