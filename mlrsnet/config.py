@@ -92,6 +92,12 @@ class TaskSchema:
     rank: int = 8
     noise_level: float = 0.1
     instance_offset: int = 0
+    # LLM fine-tuning tasks (mlrsnet/tasks/llm.py)
+    base: str | None = None
+    lora: Any = None
+    train_chars: int = 12000
+    eval_chars: int = 6000
+    block_size: int = 64
 
 
 @dataclass
@@ -234,6 +240,8 @@ class RLSchema(TrainSchema):
     rl: dict[str, Any] = field(default_factory=dict)
 
 
+_BENCH_KEYS = frozenset(f.name for f in fields(BenchSchema))
+
 SCHEMAS: dict[str, type] = {"train": TrainSchema, "transfer": TransferSchema, "bench": BenchSchema,
                             "ensemble": EnsembleSchema, "rl": RLSchema}
 
@@ -317,6 +325,10 @@ def check_types(cfg: dict, entry: str) -> dict:
     from omegaconf.errors import OmegaConfBaseException
 
     schema = SCHEMAS[entry]
+    # A task file may carry the bench's defaults for that task (its schedules, LR grid...): other entry
+    # points ignore those keys rather than reject them.
+    own = {f.name for f in fields(schema)}
+    cfg = {k: v for k, v in cfg.items() if k in own or k not in _BENCH_KEYS}
     try:
         merged = OmegaConf.merge(_structured(entry), cfg)
         return OmegaConf.to_container(merged, resolve=True)  # type: ignore[return-value]

@@ -63,6 +63,7 @@ def test_built_wheel_finds_its_configs(tmp_path):
     assert "mlrsnet/conf/train.yaml" in names and "mlrsnet/conf/task/digits_cnn.yaml" in names
     assert {"mlrsnet/conf/rl.yaml", "mlrsnet/rl/policies/nmf_synthetic.pt", "mlrsnet/rl/policies/digits_cnn.pt"} <= set(
         names)  # the RL command's config and the shipped policies
+    assert "mlrsnet/tasks/gpt_cpython_base.pt" in names  # the LLM tasks' pretrained base
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     # Run from an unrelated directory with only the unpacked wheel on the path (no source checkout).

@@ -12,7 +12,8 @@ from mlrsnet.schedules.registry import (
     describe_schedule,
 )
 
-WRAPPING = {"scheduler", "metric_scheduler", "eval_metric_scheduler", "tuner", "hypergradient"}
+WRAPPING = {"scheduler", "metric_scheduler", "eval_metric_scheduler", "eval_loss_scheduler", "tuner",
+            "hypergradient"}
 PARAMS = {
     "lrbench": {"policy": "COS", "k0": 0.0, "k1": 0.1, "l": 10},
     "step": {"step_size": 5},
@@ -68,7 +69,7 @@ def test_every_name_builds_and_runs_a_few_steps(name):
         opt.step()
         if info.kind == "scheduler":
             sch.step()
-        elif info.kind in ("metric_scheduler", "eval_metric_scheduler"):
+        elif info.kind in ("metric_scheduler", "eval_metric_scheduler", "eval_loss_scheduler"):
             sch.step(float(loss.detach()))
     schedules.optimizer_eval(opt)
     assert all(torch.isfinite(p).all() for p in model.parameters())

@@ -22,6 +22,13 @@ Names and schedules (``lr0`` is the optimizer's lr, ``t`` the iteration after wa
     onecycle      warm up to max_lr then anneal over total_steps (Smith & Topin 2019)   OneCycleLR
     plateau       lr *= factor after patience non-improving metric calls             ReduceLROnPlateau
 
+LLM fine-tuning policies (LRBench++, Jin et al. 2023), each a linear warmup over a fraction
+``warmup_ratio`` of the run (default 0.03, ``W = max(1, ceil(warmup_ratio * total))``) in front of::
+
+    warmup_constant   lr0 after warmup                          DeepSpeed WarmupLR (linear warmup_type)
+    warmup_linear     linear decay to 0 over the rest           DeepSpeed WarmupDecayLR, HF "linear"
+    warmup_cosine     cosine decay to 0 over the rest           HF "cosine"
+
 Linear warmup (``warmup_steps`` or ``warmup_epochs``, ``warmup_start_factor``, default 1e-3) goes
 in front of any of them except ``onecycle`` (which has its own) and ``plateau``:
 ``lr = lr0 * (s + (1 - s) * t / W)`` for ``t < W``, then the main schedule starting from its own
@@ -32,6 +39,7 @@ warmup.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from torch.optim import Optimizer
@@ -39,7 +47,7 @@ from torch.optim import lr_scheduler as sched
 
 from mlrsnet.errors import ConfigError
 
-__all__ = ["TORCH_SCHEDULES", "build_torch_scheduler"]
+__all__ = ["TORCH_SCHEDULES", "WARMUP_POLICIES", "build_torch_scheduler", "build_warmup_policy"]
 
 # name -> keyword arguments it accepts (besides warmup_*), the *_epochs forms included.
 TORCH_SCHEDULES: dict[str, frozenset[str]] = {
@@ -142,3 +150,24 @@ def build_torch_scheduler(name: str, optimizer: Optimizer, total_steps: int, ste
         return sched.SequentialLR(optimizer, schedulers=[ramp, main], milestones=[warmup])
     except (TypeError, ValueError) as err:
         raise ConfigError(f"schedule {name}: torch rejected the parameters ({err}); fix them") from err
+
+
+# LLM fine-tuning policy -> the torch schedule that follows its warmup.
+WARMUP_POLICIES: dict[str, str] = {"warmup_constant": "constant", "warmup_linear": "linear",
+                                   "warmup_cosine": "cosine"}
+
+
+def build_warmup_policy(name: str, optimizer: Optimizer, total_steps: int, steps_per_epoch: int,
+                        warmup_ratio: float | None = 0.03, **kwargs: Any) -> sched.LRScheduler:
+    """Build LLM fine-tuning policy ``name`` of :data:`WARMUP_POLICIES` (see the module docstring): a
+    linear warmup over ``warmup_ratio`` of ``total_steps`` (or an explicit ``warmup_steps`` /
+    ``warmup_epochs``), then the policy's decay. ``kwargs`` are those of the underlying torch schedule."""
+    if name not in WARMUP_POLICIES:
+        raise ConfigError(f"unknown warmup policy {name!r}; use one of: {', '.join(sorted(WARMUP_POLICIES))}")
+    kw = {k: v for k, v in kwargs.items() if v is not None}
+    ratio = 0.03 if warmup_ratio is None else float(warmup_ratio)
+    if not 0.0 <= ratio < 1.0:
+        raise ConfigError(f"schedule {name}: warmup_ratio={ratio} must be in [0, 1)")
+    if "warmup_steps" not in kw and "warmup_epochs" not in kw and ratio > 0:
+        kw["warmup_steps"] = max(1, math.ceil(ratio * total_steps))
+    return build_torch_scheduler(WARMUP_POLICIES[name], optimizer, total_steps, steps_per_epoch, **kw)

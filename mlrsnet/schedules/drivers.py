@@ -18,6 +18,9 @@ the optimiser to train with and the :class:`~mlrsnet.schedules.base.LRDriver` th
     metric_scheduler       MetricDriver: scheduler.step(loss of the batch) after every optimizer.step()
     eval_metric_scheduler  TorchSchedulerDriver: scheduler.step(record[metric_key]) after every evaluation;
                            metric_key defaults to meta_loss, the meta-validation loss (never a test metric)
+    eval_loss_scheduler    EvalLossDriver: every eval_interval steps, scheduler.step(loss on the whole
+                           meta-validation split), as transformers' Trainer steps a plateau-type scheduler
+                           on its eval loss
     tuner                  TunerDriver: tuner.maybe_tune(step, batches) between backward and the step, the
                            probes training on extra batches from task.random_train_batch()
     optimizer              the replacement optimiser under a plain LRDriver (it sets its own LR)
@@ -40,6 +43,8 @@ wins (an ``*_epochs`` or ``gamma_per_epoch`` form replaces the default it stands
     lrbench      policy = TRI2, k0 = lr0 / 10, k1 = lr0, l = T // 4   (only when no policy is given)
     autolr       interval = steps per epoch, horizon = min(20, steps per epoch // 5)
     sls          n_batches_per_epoch = steps per epoch
+    greedy_eval  eval_interval = max(1, steps per epoch // 4), patience = 1, factor = 0.7, reset_start = 0,
+                 min_lr = lr / 100, max_lr = 10 lr  (lr: the base LR times the multiplier)
 
 Optimisers that replace the base one take its ``weight_decay`` and, where they have them, its
 ``momentum``, ``nesterov``, ``betas`` and ``eps``. Their LR (``params["lr"]`` wins) is the base LR for the
@@ -79,9 +84,9 @@ from mlrsnet.schedules.registry import SCHEDULES, available_schedules, build_opt
 from mlrsnet.tasks.base import Task
 
 __all__ = [
-    "FIXED", "FROZEN", "META_TRAINED", "RL", "ClosureDriver", "FrozenMLRSNetDriver", "HypergradientDriver",
-    "LossDriver", "MLRSNetDriver", "MetricDriver", "SafeDriver", "TrainEvalDriver", "TunerDriver", "build_driver",
-    "check_schedule", "default_params", "schedule_names", "with_safety",
+    "FIXED", "FROZEN", "META_TRAINED", "RL", "ClosureDriver", "EvalLossDriver", "FrozenMLRSNetDriver",
+    "HypergradientDriver", "LossDriver", "MLRSNetDriver", "MetricDriver", "SafeDriver", "TrainEvalDriver",
+    "TunerDriver", "build_driver", "check_schedule", "default_params", "schedule_names", "with_safety",
 ]
 
 FIXED, META_TRAINED, FROZEN, RL = "fixed", "mlrsnet", "mlrsnet_frozen", "rl"
@@ -128,6 +133,8 @@ def default_params(name: str, total_steps: int, steps_per_epoch: int, lr0: float
         "lrbench": {"policy": "TRI2", "k0": lr0 / 10, "k1": lr0, "l": max(1, t // 4)},
         "autolr": {"interval": steps_per_epoch, "horizon": max(1, min(20, steps_per_epoch // 5))},
         "sls": {"n_batches_per_epoch": steps_per_epoch},
+        "greedy_eval": {"eval_interval": max(1, steps_per_epoch // 4), "patience": 1, "factor": 0.7,
+                        "reset_start": 0},
     }.get(name, {})
 
 
@@ -271,6 +278,34 @@ class MetricDriver(LRDriver):
         return {"scheduler": copy.deepcopy(self.scheduler.state_dict())}
 
     def load_state_dict(self, state: dict) -> None:
+        self.scheduler.load_state_dict(copy.deepcopy(state["scheduler"]))
+
+
+class EvalLossDriver(LRDriver):
+    """Steps a metric-driven scheduler (GreedyLR) with the loss on the task's whole meta-validation split,
+    measured every ``eval_interval`` steps after ``optimizer.step()`` (eval mode, no gradients; the data
+    order and the test split are untouched)."""
+
+    def __init__(self, scheduler: GreedyLR, task: Task, model: nn.Module, eval_interval: int, name: str) -> None:
+        if eval_interval < 1:
+            raise ConfigError(f"schedule {name}: eval_interval={eval_interval} must be >= 1")
+        self.scheduler = scheduler
+        self.task = task
+        self.model = model
+        self.eval_interval = int(eval_interval)
+        self.name = name
+        self.step = 0
+
+    def after_step(self, loss: torch.Tensor) -> None:
+        self.step += 1
+        if self.step % self.eval_interval == 0:
+            self.scheduler.step(self.task.evaluate(self.model, "meta")["loss"])
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "scheduler": copy.deepcopy(self.scheduler.state_dict())}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
         self.scheduler.load_state_dict(copy.deepcopy(state["scheduler"]))
 
 
@@ -439,6 +474,14 @@ def _build_driver(name: str, optimizer: Optimizer, model: nn.Module, task: Task,
                               "meta_* (meta-validation) or train_loss key")
         scheduler = build_scheduler(name, optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch, **kw)
         return optimizer, TorchSchedulerDriver(scheduler, name, metric_key)
+    if kind == "eval_loss_scheduler":
+        kw = {k: v for k, v in kw.items() if v is not None}  # null in conf/schedule: the run-relative default
+        lr = float(optimizer.param_groups[0]["lr"])
+        kw.setdefault("min_lr", lr / 100)
+        kw.setdefault("max_lr", lr * 10)
+        interval = int(kw.pop("eval_interval", max(1, steps_per_epoch // 4)))
+        scheduler = build_scheduler(name, optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch, **kw)
+        return optimizer, EvalLossDriver(scheduler, task, model, interval, name)
     if kind == "metric_scheduler":
         scheduler = build_scheduler(name, optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch, **kw)
         return optimizer, MetricDriver(scheduler, name)

@@ -3,7 +3,7 @@
 :data:`SCHEDULES` is data only: for each name its :data:`KINDS` entry (how a training loop must
 call it), a one-line summary and the paper. Two small builders construct any of them:
 :func:`build_scheduler` for the names that wrap an existing optimizer (kinds ``scheduler``,
-``metric_scheduler``, ``eval_metric_scheduler``, ``tuner``) and :func:`build_optimizer` for the
+``metric_scheduler``, ``eval_metric_scheduler``, ``eval_loss_scheduler``, ``tuner``) and :func:`build_optimizer` for the
 names that replace the optimizer (kinds ``optimizer``, ``train_eval_optimizer``,
 ``closure_optimizer``). ``mlrsnet`` and ``fixed`` are driven by the training loop itself and are
 not listed here.
@@ -21,7 +21,7 @@ from torch.optim import Optimizer
 
 from mlrsnet.errors import ConfigError
 from mlrsnet.schedules.autolr import AutoLRTuner
-from mlrsnet.schedules.builtin import TORCH_SCHEDULES, build_torch_scheduler
+from mlrsnet.schedules.builtin import TORCH_SCHEDULES, WARMUP_POLICIES, build_torch_scheduler, build_warmup_policy
 from mlrsnet.schedules.greedy import GreedyLR
 from mlrsnet.schedules.hd import SGDHD, AdamHD
 from mlrsnet.schedules.l4 import L4
@@ -37,6 +37,10 @@ KINDS: dict[str, str] = {
     "scheduler": "wraps the optimizer; call scheduler.step() after every optimizer.step()",
     "metric_scheduler": "wraps the optimizer; call scheduler.step(train_loss) after every optimizer.step()",
     "eval_metric_scheduler": "wraps the optimizer; call scheduler.step(val_metric) after every evaluation",
+    "eval_loss_scheduler": (
+        "wraps the optimizer; call scheduler.step(eval_loss) after every evaluation on held-out data, every "
+        "eval_interval iterations"
+    ),
     "tuner": "wraps optimizer and model; call tuner.maybe_tune(step, batches) before every iteration",
     "optimizer": "replaces the base optimizer; call optimizer.step() as usual",
     "train_eval_optimizer": (
@@ -56,7 +60,8 @@ KINDS: dict[str, str] = {
         "backward(), then optimizer.step() (or optimizer.step(loss=loss))"
     ),
 }
-_WRAPPING = frozenset({"scheduler", "metric_scheduler", "eval_metric_scheduler", "tuner", "hypergradient"})
+_WRAPPING = frozenset({"scheduler", "metric_scheduler", "eval_metric_scheduler", "eval_loss_scheduler", "tuner",
+                       "hypergradient"})
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,7 @@ _HD = "Baydin et al., Hypergradient Descent, ICLR 2018"
 _SF = "Defazio et al., The Road Less Scheduled, NeurIPS 2024"
 _DA = "Defazio & Mishchenko, D-Adaptation, ICML 2023"
 _MARTHE = "Donini et al., MARTHE: Scheduling the Learning Rate via Online Hypergradients, IJCAI 2020"
+_LLM = "Jin et al., Rethinking Learning Rate Tuning in the Era of Large Language Models (LRBench++), 2023"
 SCHEDULES: dict[str, ScheduleInfo] = {
     "lrbench": ScheduleInfo(
         "scheduler",
@@ -96,6 +102,17 @@ SCHEDULES: dict[str, ScheduleInfo] = {
         "metric_scheduler",
         "GreedyLR: lr / factor after patience improvements, lr * factor after patience non-improvements",
         "Subramanian et al., Zeroth-Order Adaptive Learning Rate Scheduler (GreedyLR)"),
+    "greedy_eval": ScheduleInfo(
+        "eval_loss_scheduler",
+        "GreedyLR stepped on the meta-validation loss every eval_interval iterations (as transformers' Trainer "
+        "steps it on the eval loss)",
+        "Subramanian et al., Zeroth-Order Adaptive Learning Rate Scheduler (GreedyLR)"),
+    "warmup_constant": ScheduleInfo("scheduler", "linear warmup over warmup_ratio of the run, then constant "
+                                    "(DeepSpeed WarmupLR)", _LLM),
+    "warmup_linear": ScheduleInfo("scheduler", "linear warmup over warmup_ratio of the run, then linear decay "
+                                  "to 0 (DeepSpeed WarmupDecayLR, the HuggingFace default)", _LLM),
+    "warmup_cosine": ScheduleInfo("scheduler", "linear warmup over warmup_ratio of the run, then cosine decay "
+                                  "to 0", _LLM),
     "autolr": ScheduleInfo(
         "tuner",
         "probe lr * {1/4..4} for a few steps every interval, fit loss vs ln lr (interpretation of AutoLR)",
@@ -146,8 +163,8 @@ def build_scheduler(name: str, optimizer: Optimizer, *, total_steps: int, steps_
                     model: nn.Module | None = None,
                     loss_fn: Callable[[nn.Module, Any], torch.Tensor] | None = None, **params: Any) -> Any:
     """Build a schedule that wraps ``optimizer`` (kinds scheduler, metric_scheduler,
-    eval_metric_scheduler, tuner, hypergradient); ``params`` are the schedule's own keyword arguments.
-    ``autolr`` also needs ``model`` and ``loss_fn(model, batch)``."""
+    eval_metric_scheduler, eval_loss_scheduler, tuner, hypergradient); ``params`` are the schedule's own
+    keyword arguments. ``autolr`` also needs ``model`` and ``loss_fn(model, batch)``."""
     info = _info(name)
     if info.kind not in _WRAPPING:
         raise ConfigError(f"schedule {name} replaces the optimizer (kind {info.kind}); build it with "
@@ -158,8 +175,10 @@ def build_scheduler(name: str, optimizer: Optimizer, *, total_steps: int, steps_
         return LRBenchScheduler(optimizer, **params)
     if name in TORCH_SCHEDULES:
         return build_torch_scheduler(name, optimizer, total_steps, steps_per_epoch, **params)
+    if name in WARMUP_POLICIES:
+        return build_warmup_policy(name, optimizer, total_steps, steps_per_epoch, **params)
     try:
-        if name == "greedy":
+        if name in ("greedy", "greedy_eval"):
             return GreedyLR(optimizer, **params)
         if name in ("marthe", "rtho"):
             if name == "rtho":

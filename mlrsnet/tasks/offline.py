@@ -115,6 +115,18 @@ def cpython_documents() -> list[str]:
     return docs
 
 
+def split_documents(
+    docs: list[str], split_seed: int, test_fraction: float, meta_fraction: float
+) -> tuple[list[str], list[str], list[str]]:
+    """(train, meta, test) documents: shuffled with ``split_seed``, test first, then meta, the rest
+    training, so the three splits share no document."""
+    g = torch.Generator().manual_seed(split_seed)
+    shuffled = [docs[i] for i in torch.randperm(len(docs), generator=g).tolist()]
+    n_test = max(1, int(len(shuffled) * test_fraction))
+    n_meta = max(1, int(len(shuffled) * meta_fraction))
+    return shuffled[n_test + n_meta:], shuffled[n_test:n_test + n_meta], shuffled[:n_test]
+
+
 @register_dataset("cpython_text")
 def build_cpython_text(cfg: dict, seed: int, device: torch.device) -> LanguageModelTask:
     """Character-level language modelling on CPython's own documentation.
@@ -122,16 +134,11 @@ def build_cpython_text(cfg: dict, seed: int, device: torch.device) -> LanguageMo
     Documents are shuffled with a fixed seed and split into train / meta / test by document, so the
     three splits share no text. The vocabulary is the training characters plus ``<unk>``.
     """
-    docs = cpython_documents()
-    g = torch.Generator().manual_seed(int(cfg.get("split_seed", 0)))
-    order = torch.randperm(len(docs), generator=g).tolist()
+    train_docs, meta_docs, test_docs = split_documents(
+        cpython_documents(), int(cfg.get("split_seed", 0)), float(cfg.get("test_fraction", 0.1)),
+        float(cfg.get("meta_fraction", 0.1)),
+    )
     max_chars = int(cfg.get("max_chars", 400_000))
-    text_docs = [docs[i] for i in order]
-    n_test = max(1, int(len(text_docs) * float(cfg.get("test_fraction", 0.1))))
-    n_meta = max(1, int(len(text_docs) * float(cfg.get("meta_fraction", 0.1))))
-    test_docs = text_docs[:n_test]
-    meta_docs = text_docs[n_test:n_test + n_meta]
-    train_docs = text_docs[n_test + n_meta:]
 
     def join(parts: list[str], limit: int) -> str:
         return "\n\n".join(parts)[:limit]

@@ -1,0 +1,1 @@
+"""Integrations of mlrsnet schedules with other training frameworks (optional extras)."""
