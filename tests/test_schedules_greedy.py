@@ -83,6 +83,20 @@ def test_relative_threshold():
     assert sch.best == 0.85 and sch.num_good_steps == 1
 
 
+def test_relative_threshold_in_max_mode():
+    """Guards the direction of the relative threshold in max mode: an improvement must beat
+    best * (1 + threshold); below that (an inverted best * (1 - threshold) would accept it) it is a
+    bad step."""
+    assert GreedyLR(_opt(0.5), mode="max", threshold=0.1, threshold_mode="rel").is_better(1.09, 1.0) is False
+    assert GreedyLR(_opt(0.5), mode="max", threshold=0.1, threshold_mode="rel").is_better(1.11, 1.0) is True
+    # best 1.0 after the first value; +5% steps are not improvements at a 10% threshold: the LR falls
+    assert _feed(_make(mode="max", threshold=0.1, threshold_mode="rel", patience=1),
+                 [1.0, 1.05, 1.08, 1.09]) == [0.5, 0.5, 0.25, 0.25]
+    # +20% steps are: the LR rises
+    assert _feed(_make(mode="max", threshold=0.1, threshold_mode="rel", patience=1),
+                 [1.0, 1.2, 1.44, 1.8]) == [0.5, 1.0, 1.0, 2.0]
+
+
 def test_several_param_groups_with_per_group_bounds():
     sch = GreedyLR(_opt(0.5, 0.05), factor=0.5, patience=0, min_lr=[0.01, 0.04], max_lr=[0.5, 0.5],
                    reset_start=0)
@@ -112,8 +126,10 @@ def test_state_dict_round_trip_behaves_identically():
         assert a.get_last_lr() == b.get_last_lr()
 
 
-@pytest.mark.parametrize("kw", [{"factor": 1.0}, {"factor": 1.5}, {"mode": "up"}, {"threshold_mode": "pct"},
-                                {"patience": -1}, {"min_lr": 2.0, "max_lr": 1.0}, {"min_lr": [0.1, 0.2]}])
-def test_bad_parameters(kw):
-    with pytest.raises(ConfigError):
+@pytest.mark.parametrize("kw,names", [({"factor": 1.0}, "factor"), ({"factor": 1.5}, "factor"),
+                                      ({"mode": "up"}, "mode"), ({"threshold_mode": "pct"}, "threshold_mode"),
+                                      ({"patience": -1}, "patience"),
+                                      ({"min_lr": 2.0, "max_lr": 1.0}, "min_lr"), ({"min_lr": [0.1, 0.2]}, "min_lr")])
+def test_bad_parameters(kw, names):
+    with pytest.raises(ConfigError, match=f"GreedyLR: {names}"):
         GreedyLR(_opt(0.5), **kw)

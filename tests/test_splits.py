@@ -7,6 +7,7 @@ from mlrsnet.errors import ConfigError
 from mlrsnet.run import to_plain
 from mlrsnet.tasks import build_task
 from mlrsnet.tasks.data.splits import class_balanced_split, corrupt_labels
+from mlrsnet.tasks.offline import split_classification
 from tests.conftest import compose
 
 
@@ -16,6 +17,34 @@ def test_class_balanced_split_is_disjoint_and_balanced():
     assert set(train_idx.tolist()).isdisjoint(meta_idx.tolist())
     assert len(train_idx) + len(meta_idx) == 500
     assert torch.bincount(y[meta_idx], minlength=10).tolist() == [10] * 10
+
+
+@pytest.mark.parametrize("meta_size", [13, 19, 7])
+def test_meta_split_remainder_goes_one_each_to_the_first_classes(meta_size):
+    """Guards the remainder rule of the class-balanced meta split when meta_size is not a multiple of the
+    class count: exactly meta_size examples, meta_size // C of every class plus one more for each of the
+    first meta_size % C classes (an off-by-one gives one too many or too few)."""
+    y = torch.arange(10).repeat_interleave(30)[torch.randperm(300, generator=torch.Generator().manual_seed(0))]
+    train_idx, meta_idx = class_balanced_split(y, meta_size, 10, torch.Generator().manual_seed(1))
+    q, r = divmod(meta_size, 10)
+    assert torch.bincount(y[meta_idx], minlength=10).tolist() == [q + 1] * r + [q] * (10 - r)
+    assert len(meta_idx) == meta_size and len(train_idx) == 300 - meta_size
+    assert set(train_idx.tolist()).isdisjoint(meta_idx.tolist())
+
+
+@pytest.mark.parametrize("train_fraction", [0.3, 0.77])
+def test_subsampled_training_set_never_holds_a_meta_example(train_fraction):
+    """Guards against a meta leak under train_fraction < 1: the subsample must be drawn from the
+    training part left after the meta split, not from the full training set."""
+    n = 400
+    x = torch.arange(n, dtype=torch.float32).reshape(n, 1)  # each example is its own index
+    y = torch.arange(4).repeat(n // 4)
+    cfg = {"meta_size": 40, "train_fraction": train_fraction}
+    data = split_classification(x, y, x[:4], y[:4], 4, cfg, seed=0, device=torch.device("cpu"))
+    train, meta = set(data.train_x.flatten().tolist()), set(data.meta_x.flatten().tolist())
+    assert train.isdisjoint(meta)
+    assert len(train) == round(train_fraction * (n - 40)) and len(meta) == 40
+    assert torch.equal(data.train_y, y[data.train_x.flatten().long()])
 
 
 def test_split_errors_are_clear():
@@ -39,6 +68,16 @@ def test_realised_noise_rate_matches_request(kind, rate):
     else:
         # symmetric: flipped labels are spread over all other classes
         assert len(set((noisy[flipped] - y[flipped]).remainder(10).tolist())) == 9
+
+
+@pytest.mark.parametrize("n,rate", [(9, 0.3), (100, 0.29), (1000, 0.4555)])
+def test_noise_count_is_rounded_not_truncated(n, rate):
+    """Guards the rounding of the number of corrupted labels: round(rate * n), where int() would
+    truncate (2.7 -> 2; 0.29 * 100 is 28.999999999999996 in floating point; 455.5 -> 456)."""
+    y = torch.arange(10).repeat(n // 10 + 1)[:n]
+    for kind in ("sym", "pair"):
+        noisy = corrupt_labels(y, kind, rate, 10, torch.Generator().manual_seed(3))
+        assert int((noisy != y).sum()) == round(rate * n)
 
 
 def test_noise_is_seeded():
