@@ -47,6 +47,14 @@ def test_subsampled_training_set_never_holds_a_meta_example(train_fraction):
     assert torch.equal(data.train_y, y[data.train_x.flatten().long()])
 
 
+def test_split_takes_every_example_of_a_class_when_asked_and_allows_no_meta_set():
+    y = torch.tensor([0, 0, 1, 1, 1, 1])
+    train_idx, meta_idx = class_balanced_split(y, 4, 2, torch.Generator().manual_seed(0))
+    assert sorted(y[meta_idx].tolist()) == [0, 0, 1, 1] and y[train_idx].tolist() == [1, 1]
+    train_idx, meta_idx = class_balanced_split(y, 0, 2, torch.Generator())
+    assert meta_idx.numel() == 0 and train_idx.tolist() == list(range(6))
+
+
 def test_split_errors_are_clear():
     y = torch.arange(3).repeat(4)
     with pytest.raises(ConfigError, match="meta_size"):
@@ -78,6 +86,21 @@ def test_noise_count_is_rounded_not_truncated(n, rate):
     for kind in ("sym", "pair"):
         noisy = corrupt_labels(y, kind, rate, 10, torch.Generator().manual_seed(3))
         assert int((noisy != y).sum()) == round(rate * n)
+
+
+def test_noise_aliases_and_two_classes():
+    """The documented aliases mean what they say, and two classes are enough for label noise (pair and
+    symmetric noise then both swap the two labels)."""
+    y = torch.arange(10).repeat(20)
+    for alias, kind in (("asym", "pair"), ("asymmetric", "pair"), ("symmetric", "sym"), ("uniform", "sym")):
+        assert torch.equal(corrupt_labels(y, alias, 0.3, 10, torch.Generator().manual_seed(4)),
+                           corrupt_labels(y, kind, 0.3, 10, torch.Generator().manual_seed(4)))
+    assert torch.equal(corrupt_labels(y, "none", 0.3, 10, torch.Generator()), y)
+    binary = torch.arange(2).repeat(50)
+    for kind in ("sym", "pair"):
+        noisy = corrupt_labels(binary, kind, 0.2, 2, torch.Generator().manual_seed(0))
+        flipped = noisy != binary
+        assert int(flipped.sum()) == 20 and torch.equal(noisy[flipped], 1 - binary[flipped])
 
 
 def test_noise_is_seeded():
