@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 
@@ -44,10 +45,16 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@functools.cache
+def seed0_task(task_cfg: str):
+    return build_task(json.loads(task_cfg), 0, "cpu")
+
+
 def fresh(cfg: dict, schedule: str, lr_multiplier: float = 1.0, **params):
-    """A task, model and the schedule's optimiser and driver, all from seed 0."""
+    """A task, model and the schedule's optimiser and driver, all from seed 0 (the task is built once and
+    deep-copied: the same data and generator states as a fresh build, at a tenth of the time)."""
     cfg = {**cfg, "schedule": schedule, "schedule_params": {schedule: params}}
-    task = build_task(cfg["task"], 0, "cpu")
+    task = copy.deepcopy(seed0_task(json.dumps(cfg["task"], sort_keys=True)))
     torch.manual_seed(0)
     model = task.build_model()
     optimizer = build_base_optimizer(model.parameters(), cfg["optimizer"])

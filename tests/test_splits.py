@@ -118,10 +118,15 @@ def test_noise_rate_out_of_range():
         corrupt_labels(torch.arange(10), "weird", 0.2, 10, torch.Generator())
 
 
-def test_digits_task_noise_touches_training_split_only():
-    clean = to_plain(compose(overrides=["+task=digits_cnn"]))["task"]
+@pytest.fixture(scope="module")
+def digits_task():
+    """The default digits_cnn task (meta_size 100, no noise), built once: the tests below only read it."""
+    return build_task(to_plain(compose(overrides=["+task=digits_cnn"]))["task"], seed=0)
+
+
+def test_digits_task_noise_touches_training_split_only(digits_task):
     noisy = to_plain(compose(overrides=["+task=digits_cnn", "task.noise.kind=sym", "task.noise.rate=0.4"]))["task"]
-    a, b = build_task(clean, seed=0), build_task(noisy, seed=0)
+    a, b = digits_task, build_task(noisy, seed=0)
     assert torch.equal(a.data.meta_y, b.data.meta_y) and torch.equal(a.data.meta_x, b.data.meta_x)
     assert torch.equal(a.data.test_y, b.data.test_y) and torch.equal(a.data.test_x, b.data.test_x)
     assert torch.equal(a.data.train_x, b.data.train_x)
@@ -130,10 +135,8 @@ def test_digits_task_noise_touches_training_split_only():
     assert torch.equal(a.data.train_y, b.data.clean_train_y)
 
 
-def test_digits_meta_set_is_disjoint_from_training_and_test():
-    cfg = to_plain(compose(overrides=["+task=digits_cnn", "task.meta_size=100"]))["task"]
-    task = build_task(cfg, seed=0)
-    d = task.data
+def test_digits_meta_set_is_disjoint_from_training_and_test(digits_task):
+    d = digits_task.data
     assert torch.bincount(d.meta_y, minlength=10).tolist() == [10] * 10
 
     def rows(x):
