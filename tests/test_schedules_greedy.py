@@ -75,26 +75,36 @@ def test_max_mode():
 
 
 def test_relative_threshold():
+    # best = 10, far from 1, so that the relative bound (9.0) and the absolute one (9.9) differ
     sch = _make(threshold=0.1, threshold_mode="rel")
-    sch.step(1.0)
-    sch.step(0.95)  # needs < 0.9 to count
-    assert sch.best == 1.0 and sch.num_bad_steps == 1
-    sch.step(0.85)
-    assert sch.best == 0.85 and sch.num_good_steps == 1
+    sch.step(10.0)
+    sch.step(9.5)  # needs < 9.0 to count (an absolute threshold would accept it)
+    assert sch.best == 10.0 and sch.num_bad_steps == 1
+    sch.step(8.5)
+    assert sch.best == 8.5 and sch.num_good_steps == 1
 
 
 def test_relative_threshold_in_max_mode():
     """Guards the direction of the relative threshold in max mode: an improvement must beat
-    best * (1 + threshold); below that (an inverted best * (1 - threshold) would accept it) it is a
-    bad step."""
-    assert GreedyLR(_opt(0.5), mode="max", threshold=0.1, threshold_mode="rel").is_better(1.09, 1.0) is False
-    assert GreedyLR(_opt(0.5), mode="max", threshold=0.1, threshold_mode="rel").is_better(1.11, 1.0) is True
-    # best 1.0 after the first value; +5% steps are not improvements at a 10% threshold: the LR falls
+    best * (1 + threshold); below that (an inverted best * (1 - threshold) would accept it, and so would
+    an absolute threshold at best = 10) it is a bad step."""
+    rel = GreedyLR(_opt(0.5), mode="max", threshold=0.1, threshold_mode="rel")
+    assert not rel.is_better(10.9, 10.0) and rel.is_better(11.1, 10.0)
+    # best 10 after the first value; +5% steps are not improvements at a 10% threshold: the LR falls
     assert _feed(_make(mode="max", threshold=0.1, threshold_mode="rel", patience=1),
-                 [1.0, 1.05, 1.08, 1.09]) == [0.5, 0.5, 0.25, 0.25]
+                 [10.0, 10.5, 10.8, 10.9]) == [0.5, 0.5, 0.25, 0.25]
     # +20% steps are: the LR rises
     assert _feed(_make(mode="max", threshold=0.1, threshold_mode="rel", patience=1),
-                 [1.0, 1.2, 1.44, 1.8]) == [0.5, 1.0, 1.0, 2.0]
+                 [10.0, 12.0, 14.4, 18.0]) == [0.5, 1.0, 1.0, 2.0]
+
+
+def test_absolute_threshold_in_both_modes():
+    """An absolute threshold is added in the direction of improvement: max mode needs m > best + t,
+    min mode m < best - t."""
+    up = GreedyLR(_opt(0.5), mode="max", threshold=0.5)
+    assert not up.is_better(1.3, 1.0) and up.is_better(1.6, 1.0)
+    down = GreedyLR(_opt(0.5), mode="min", threshold=0.5)
+    assert not down.is_better(0.7, 1.0) and down.is_better(0.4, 1.0)
 
 
 def test_several_param_groups_with_per_group_bounds():

@@ -57,8 +57,10 @@ def test_split_takes_every_example_of_a_class_when_asked_and_allows_no_meta_set(
 
 def test_split_errors_are_clear():
     y = torch.arange(3).repeat(4)
-    with pytest.raises(ConfigError, match="meta_size"):
+    with pytest.raises(ConfigError, match="meta_size=12 is not smaller .* lower task.meta_size"):
         class_balanced_split(y, 12, 3, torch.Generator())
+    with pytest.raises(ConfigError, match="meta_size must be >= 0, got -1"):
+        class_balanced_split(y, -1, 3, torch.Generator())
     with pytest.raises(ConfigError, match="class 0"):
         class_balanced_split(torch.tensor([0, 1, 1, 1, 1, 1]), 4, 2, torch.Generator())
 
@@ -116,6 +118,8 @@ def test_noise_rate_out_of_range():
         corrupt_labels(torch.arange(10), "sym", 1.0, 10, torch.Generator())
     with pytest.raises(ConfigError, match="noise kind"):
         corrupt_labels(torch.arange(10), "weird", 0.2, 10, torch.Generator())
+    with pytest.raises(ConfigError, match="label noise needs at least 2 classes"):
+        corrupt_labels(torch.zeros(10, dtype=torch.long), "sym", 0.2, 1, torch.Generator())
 
 
 @pytest.fixture(scope="module")
