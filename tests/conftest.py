@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from mlrsnet.cli import compose
+from mlrsnet.cli import compose as compose_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,6 +23,17 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 300, env: dict | None =
     return subprocess.run(
         [sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env
     )
+
+
+@functools.cache
+def _composed(config_name: str, overrides: tuple[str, ...]) -> Any:
+    return compose_config(config_name, list(overrides))
+
+
+def compose(config_name: str = "train", overrides: list[str] | None = None) -> Any:
+    """:func:`mlrsnet.cli.compose`, composed once per (config, overrides) in a test session (a Hydra
+    compose costs about a second on a busy machine); each caller gets its own deep copy to change."""
+    return copy.deepcopy(_composed(config_name, tuple(overrides or ())))
 
 
 @pytest.fixture

@@ -5,22 +5,13 @@ import copy
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from mlrsnet.errors import ConfigError
 from mlrsnet.meta.engine import MetaEngine
 from mlrsnet.net import MLRSNet
 from mlrsnet.schedules.base import set_lr
-from mlrsnet.tasks.base import ClassificationData, ClassificationTask, LanguageModelTask, TaskInfo
+from mlrsnet.tasks.base import ClassificationData, ClassificationTask, LanguageModelTask, Task, TaskInfo
 from tests.conftest import warm_up
-
-
-class Float64Task(ClassificationTask):
-    """A BatchNorm CNN task whose loss stays in float64, so that backends can be compared tightly."""
-
-    def loss(self, forward, batch):
-        x, y = batch
-        return F.cross_entropy(forward(x), y)
 
 
 def make_setup(opt_name: str, warm_steps: int = 2, clip: float | None = None):
@@ -29,7 +20,8 @@ def make_setup(opt_name: str, warm_steps: int = 2, clip: float | None = None):
     x = torch.randn(n + meta + 8, 1, 8, 8, generator=g, dtype=torch.float64)
     y = torch.randint(0, classes, (n + meta + 8,), generator=g)
     data = ClassificationData(x[:n], y[:n], x[n:n + meta], y[n:n + meta], x[n + meta:], y[n + meta:])
-    task = Float64Task(TaskInfo("synthetic", classes), data, "cnn", {"width": 4}, 16, 64, 0)
+    # a BatchNorm CNN; ClassificationTask keeps a float64 loss in float64, so backends compare tightly
+    task = ClassificationTask(TaskInfo("synthetic", classes), data, "cnn", {"width": 4}, 16, 64, 0)
     torch.manual_seed(0)
     model = task.build_model().double()
     opt = {
@@ -80,16 +72,88 @@ def test_native_unroll_matches_higher_package_with_grad_clip():
     assert rel(native, library) < 1e-9
 
 
-def test_exact_is_the_one_step_unroll():
-    setup = make_setup("adam")
-    library = hypergrad(setup, backend="higher", K=1)
-    assert rel(hypergrad(setup, backend="exact"), library) < 1e-9
+class QuadraticTask(Task):
+    """One weight w (``nn.Linear(1, 1)``): every training batch has L(w) = A/2 (w - B)^2, the meta batch
+    L_meta(w) = 1/2 (w - M)^2, and MLR-SNet reads L / 2 (loss_scale = 2)."""
+
+    A, B, M = 4.0, 0.25, -0.5
+
+    def __init__(self) -> None:
+        self.info = TaskInfo("quadratic", 2, loss_scale=2.0)
+        self.meta_generator = torch.Generator()
+        one = torch.ones(1, 1, dtype=torch.float64)
+        self.train = (one * self.A ** 0.5, one * self.A ** 0.5 * self.B)
+        self.meta = (one, one * self.M)
+
+    def loss(self, forward, batch):
+        x, y = batch
+        return 0.5 * ((forward(x) - y) ** 2).sum()
+
+    def random_train_batch(self):
+        return self.train
+
+    def meta_batch(self):
+        return self.meta
 
 
-def test_first_order_changes_nothing_at_k1():
-    setup = make_setup("sgd_momentum_wd")
-    first_order = hypergrad(setup, backend="unroll", K=1, first_order=True)
-    assert rel(first_order, hypergrad(setup, backend="exact")) < 1e-12
+def quadratic_setup():
+    task = QuadraticTask()
+    model = torch.nn.Linear(1, 1, bias=False).double()
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    loss = task.loss(model, task.train)
+    loss.backward()
+    torch.manual_seed(0)
+    net = MLRSNet(gamma=0.2).double()
+    return task, model, opt, net, task.train, loss
+
+
+def quadratic_by_hand(net: MLRSNet) -> tuple[torch.Tensor, torch.Tensor]:
+    """dL_meta(theta_2)/dphi for K = 2 plain-SGD steps on the quadratic, worked out by hand:
+    g_k = A (theta_k - B), lr_k = MLR-SNet(L_k / 2) (input detached, LSTM state detached between steps),
+    theta_{k+1} = theta_k - lr_k g_k, dL_meta/dtheta_2 = theta_2 - M. First order treats g_1 as a constant:
+    dtheta_2/dlr_0 = -g_0; second order also differentiates g_1 = A (theta_1 - B):
+    dtheta_2/dlr_0 = -(1 - A lr_1) g_0. Both have dtheta_2/dlr_1 = -g_1. Returns (first, second order)."""
+    A, B, M = QuadraticTask.A, QuadraticTask.B, QuadraticTask.M
+    theta0 = 1.0
+    g0, l0 = A * (theta0 - B), A / 2 * (theta0 - B) ** 2
+    lr0, state = net(torch.tensor(l0 / 2, dtype=torch.float64), net.state)
+    theta1 = theta0 - float(lr0.detach()) * g0
+    g1, l1 = A * (theta1 - B), A / 2 * (theta1 - B) ** 2
+    lr1, _ = net(torch.tensor(l1 / 2, dtype=torch.float64), (state[0].detach(), state[1].detach()))
+    theta2 = theta1 - float(lr1.detach()) * g1
+    params = list(net.parameters())
+
+    def flat(c0: float, c1: float) -> torch.Tensor:
+        grads = torch.autograd.grad(c0 * lr0 + c1 * lr1, params, retain_graph=True)
+        return torch.cat([g.flatten() for g in grads])
+
+    first = flat(-(theta2 - M) * g0, -(theta2 - M) * g1)
+    second = flat(-(theta2 - M) * (1 - A * float(lr1.detach())) * g0, -(theta2 - M) * g1)
+    return first, second
+
+
+def test_first_and_second_order_at_k2_match_a_hand_computed_quadratic():
+    """Guards ``first_order`` (it must drop exactly the dg_1/dlr_0 term at K = 2, where it is read),
+    the second-order unroll itself, and the loss_scale division of MetaEngine._net_input."""
+    setup = quadratic_setup()
+    first, second = quadratic_by_hand(setup[3])
+    assert rel(first, second) > 0.1  # the dropped term is large here
+    assert rel(hypergrad(setup, backend="unroll", K=2, first_order=True), first) < 1e-12
+    assert rel(hypergrad(setup, backend="unroll", K=2), second) < 1e-12
+    assert rel(hypergrad(setup, backend="higher", K=2), second) < 1e-12
+
+
+def test_a_clip_above_the_gradient_norm_changes_nothing():
+    """MetaEngine._clip scales a gradient *down* to grad_clip and never up: a threshold far above every
+    gradient norm leaves the unrolled hypergradient bit for bit (a missing clamp(max=1) would scale
+    the small gradients up to norm grad_clip)."""
+    setup = quadratic_setup()
+    second = quadratic_by_hand(setup[3])[1]
+    assert rel(hypergrad(setup, backend="unroll", K=2, grad_clip=1e3), second) < 1e-12
+    assert rel(hypergrad(setup, backend="higher", K=2, grad_clip=1e3), second) < 1e-12
+    assert rel(hypergrad(setup, backend="unroll", K=2, grad_clip=0.1), second) > 1e-3  # a binding clip acts
 
 
 @pytest.mark.parametrize("opt_name", ["sgd_momentum_wd", "adam"])
@@ -152,6 +216,9 @@ def test_first_order_rejects_the_higher_package():
 
 
 def test_other_optimisers_still_unroll_through_higher():
+    """RMSprop has no native UpdateRule: the unroll falls back to the higher package, and its K = 2
+    hypergradient is the derivative of the meta loss after two *real* ``RMSprop.step()`` calls with
+    lr_k = MLR-SNet(L_k): checked against a central finite difference along a random direction of phi."""
     task, model, _, net, batch, _ = make_setup("sgd_plain", 0)
     rms = torch.optim.RMSprop(model.parameters(), lr=1e-3)
     rms.zero_grad()
@@ -159,8 +226,48 @@ def test_other_optimisers_still_unroll_through_higher():
     loss.backward()
     engine = MetaEngine(net, task, model, rms, backend="unroll", K=2)
     assert engine.use_higher_library
-    engine.hypergradient(batch, loss)
-    assert all(p.grad is not None for p in net.parameters())
+    got = hypergrad((task, model, rms, net, batch, loss), backend="unroll", K=2)
+
+    def meta_loss_after_two_real_steps(inputs: list | None = None) -> float:
+        """The meta loss after two real RMSprop steps; with ``inputs``, MLR-SNet reads the recorded
+        (loss, LSTM state) pairs, since the engine treats its inputs as constants (detached)."""
+        rng = task.meta_generator.get_state()
+        m = copy.deepcopy(model)
+        o = torch.optim.RMSprop(m.parameters(), lr=1e-3)
+        state, seen = net.state, []
+        for k in range(2):
+            o.zero_grad()
+            inner = task.loss(m, batch if k == 0 else task.random_train_batch())
+            inner.backward()
+            x, state = (inner.detach(), state) if inputs is None else inputs[k]
+            seen.append((x, state))
+            with torch.no_grad():
+                lr, state = net(x, state)
+            o.param_groups[0]["lr"] = float(lr)
+            o.step()
+        with torch.no_grad():
+            value = float(task.loss(m, task.meta_batch()))
+        task.meta_generator.set_state(rng)
+        if inputs is None:
+            inputs_at_phi.extend(seen)
+        return value
+
+    inputs_at_phi: list = []
+    meta_loss_after_two_real_steps()
+    direction = torch.randn(got.numel(), generator=torch.Generator().manual_seed(2), dtype=got.dtype)
+    eps = 1e-5
+
+    def shifted(sign: float) -> float:
+        with torch.no_grad():
+            torch.nn.utils.vector_to_parameters(phi + sign * eps * direction, net.parameters())
+        return meta_loss_after_two_real_steps(inputs_at_phi)
+
+    phi = torch.nn.utils.parameters_to_vector(net.parameters()).detach().clone()
+    fd = (shifted(1.0) - shifted(-1.0)) / (2 * eps)
+    with torch.no_grad():
+        torch.nn.utils.vector_to_parameters(phi, net.parameters())
+    assert abs(fd) > 1e-8
+    assert float(got @ direction) == pytest.approx(fd, rel=1e-5)
 
 
 def test_tensor_lr_stays_a_tensor_for_fused_optimisers():

@@ -80,9 +80,9 @@ def test_gamma_guard_when_log_is_not_positive(l0, c):
 
 
 def test_gamma_rejects_nonsense():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="initial loss must be positive and finite"):
         compute_gamma(float("nan"), 10)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="num_classes must be >= 1"):
         compute_gamma(1.0, 0)
 
 

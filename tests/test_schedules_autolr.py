@@ -1,3 +1,4 @@
+import copy
 import math
 
 import pytest
@@ -93,21 +94,35 @@ def test_choose_factor():
 
 
 def test_state_dict_round_trip():
-    _, _, tuner = _quadratic(lr=0.1 / CURV)
+    """A tuner restored from its state dict (with the model's and optimiser's) then tunes and trains
+    exactly as the original: the same LRs, probe losses and weights after further tuning rounds."""
+    model, opt, tuner = _quadratic(lr=0.1 / CURV, momentum=0.9, horizon=2)
     tuner.maybe_tune(0, [CURV])
-    _, _, other = _quadratic(lr=0.1 / CURV)
+    model2, opt2, other = _quadratic(lr=0.3 / CURV, momentum=0.9, horizon=2)
+    model2.load_state_dict(model.state_dict())
+    opt2.load_state_dict(copy.deepcopy(opt.state_dict()))
     other.load_state_dict(tuner.state_dict())
-    assert other.history == tuner.history
+    assert other.history == tuner.history and other.get_last_lr() == tuner.get_last_lr()
+    for step in (10, 20):
+        for m, o, t in ((model, opt, tuner), (model2, opt2, other)):
+            t.maybe_tune(step, [CURV])
+            o.zero_grad()
+            (0.5 * CURV * (m.weight**2).sum()).backward()
+            o.step()
+    assert other.history == tuner.history and len(tuner.history) == 3
+    assert other.get_last_lr() == tuner.get_last_lr() != [0.1 / CURV]
+    assert torch.equal(model.weight, model2.weight)
 
 
-@pytest.mark.parametrize("kw", [{"interval": 0}, {"horizon": 0}, {"factors": [1.0]}, {"factors": [0.0, 1.0]},
-                                {"min_lr": 1.0, "max_lr": 0.5}])
-def test_bad_parameters(kw):
-    with pytest.raises(ConfigError):
+@pytest.mark.parametrize("kw,names", [({"interval": 0}, "interval=0"), ({"horizon": 0}, "horizon=0"),
+                                      ({"factors": [1.0]}, "factors="), ({"factors": [0.0, 1.0]}, "factors="),
+                                      ({"min_lr": 1.0, "max_lr": 0.5}, "min_lr <= max_lr")])
+def test_bad_parameters(kw, names):
+    with pytest.raises(ConfigError, match=f"AutoLR: .*{names}"):
         _quadratic(lr=0.1, **kw)
 
 
 def test_no_batches_is_a_config_error():
     _, _, tuner = _quadratic(lr=0.1)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="no batches"):
         tuner.maybe_tune(0, [])

@@ -76,12 +76,36 @@ def test_max_mode():
 
 
 def test_relative_threshold():
+    # best = 10, far from 1, so that the relative bound (9.0) and the absolute one (9.9) differ
     sch = _make(threshold=0.1, threshold_mode="rel")
-    sch.step(1.0)
-    sch.step(0.95)  # needs < 0.9 to count
-    assert sch.best == 1.0 and sch.num_bad_steps == 1
-    sch.step(0.85)
-    assert sch.best == 0.85 and sch.num_good_steps == 1
+    sch.step(10.0)
+    sch.step(9.5)  # needs < 9.0 to count (an absolute threshold would accept it)
+    assert sch.best == 10.0 and sch.num_bad_steps == 1
+    sch.step(8.5)
+    assert sch.best == 8.5 and sch.num_good_steps == 1
+
+
+def test_relative_threshold_in_max_mode():
+    """Guards the direction of the relative threshold in max mode: an improvement must beat
+    best * (1 + threshold); below that (an inverted best * (1 - threshold) would accept it, and so would
+    an absolute threshold at best = 10) it is a bad step."""
+    rel = GreedyLR(_opt(0.5), mode="max", threshold=0.1, threshold_mode="rel")
+    assert not rel.is_better(10.9, 10.0) and rel.is_better(11.1, 10.0)
+    # best 10 after the first value; +5% steps are not improvements at a 10% threshold: the LR falls
+    assert _feed(_make(mode="max", threshold=0.1, threshold_mode="rel", patience=1),
+                 [10.0, 10.5, 10.8, 10.9]) == [0.5, 0.5, 0.25, 0.25]
+    # +20% steps are: the LR rises
+    assert _feed(_make(mode="max", threshold=0.1, threshold_mode="rel", patience=1),
+                 [10.0, 12.0, 14.4, 18.0]) == [0.5, 1.0, 1.0, 2.0]
+
+
+def test_absolute_threshold_in_both_modes():
+    """An absolute threshold is added in the direction of improvement: max mode needs m > best + t,
+    min mode m < best - t."""
+    up = GreedyLR(_opt(0.5), mode="max", threshold=0.5)
+    assert not up.is_better(1.3, 1.0) and up.is_better(1.6, 1.0)
+    down = GreedyLR(_opt(0.5), mode="min", threshold=0.5)
+    assert not down.is_better(0.7, 1.0) and down.is_better(0.4, 1.0)
 
 
 def test_several_param_groups_with_per_group_bounds():
@@ -113,8 +137,10 @@ def test_state_dict_round_trip_behaves_identically():
         assert a.get_last_lr() == b.get_last_lr()
 
 
-@pytest.mark.parametrize("kw", [{"factor": 1.0}, {"factor": 1.5}, {"mode": "up"}, {"threshold_mode": "pct"},
-                                {"patience": -1}, {"min_lr": 2.0, "max_lr": 1.0}, {"min_lr": [0.1, 0.2]}])
-def test_bad_parameters(kw):
-    with pytest.raises(ConfigError):
+@pytest.mark.parametrize("kw,names", [({"factor": 1.0}, "factor"), ({"factor": 1.5}, "factor"),
+                                      ({"mode": "up"}, "mode"), ({"threshold_mode": "pct"}, "threshold_mode"),
+                                      ({"patience": -1}, "patience"),
+                                      ({"min_lr": 2.0, "max_lr": 1.0}, "min_lr"), ({"min_lr": [0.1, 0.2]}, "min_lr")])
+def test_bad_parameters(kw, names):
+    with pytest.raises(ConfigError, match=f"GreedyLR: {names}"):
         GreedyLR(_opt(0.5), **kw)

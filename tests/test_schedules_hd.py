@@ -105,8 +105,10 @@ def test_param_groups_adapt_separately_and_state_round_trips():
     assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in opt2.param_groups]
 
 
-@pytest.mark.parametrize("opt_cls,kw", [(SGDHD, {"lr": -1.0}), (SGDHD, {"lr": 0.1, "nesterov": True}),
-                                        (AdamHD, {"betas": (1.0, 0.9)}), (AdamHD, {"hypergrad_lr": -1.0})])
-def test_bad_parameters(opt_cls, kw):
-    with pytest.raises(ConfigError):
+@pytest.mark.parametrize("opt_cls,kw,names", [(SGDHD, {"lr": -1.0}, "lr=-1.0"),
+                                              (SGDHD, {"lr": 0.1, "nesterov": True}, "momentum=0"),
+                                              (AdamHD, {"betas": (1.0, 0.9)}, "betas="),
+                                              (AdamHD, {"hypergrad_lr": -1.0}, "hypergrad_lr=-1.0")])
+def test_bad_parameters(opt_cls, kw, names):
+    with pytest.raises(ConfigError, match=names):
         opt_cls([torch.nn.Parameter(torch.zeros(1))], **kw)

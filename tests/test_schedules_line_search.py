@@ -116,14 +116,15 @@ def test_closure_sees_the_same_randomness_and_rng_advances_once():
         assert opt.last_armijo_held
 
 
-@pytest.mark.parametrize("kw", [{"c": 0.0}, {"beta_b": 1.0}, {"gamma": 0.5}, {"reset_option": 3},
-                                {"init_step_size": 0.0}])
-def test_bad_parameters(kw):
-    with pytest.raises(ConfigError):
+@pytest.mark.parametrize("kw,names", [({"c": 0.0}, "0 < c < 1"), ({"beta_b": 1.0}, "0 < beta_b < 1"),
+                                      ({"gamma": 0.5}, "gamma >= 1"), ({"reset_option": 3}, "reset_option=3"),
+                                      ({"init_step_size": 0.0}, "init_step_size > 0")])
+def test_bad_parameters(kw, names):
+    with pytest.raises(ConfigError, match=f"SGDArmijo: .*{names}"):
         SGDArmijo([torch.nn.Parameter(torch.zeros(1))], **kw)
 
 
 def test_step_without_closure_is_a_config_error():
     opt = SGDArmijo([torch.nn.Parameter(torch.zeros(1))])
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="needs a closure"):
         opt.step()

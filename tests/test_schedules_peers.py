@@ -39,10 +39,32 @@ def test_each_peer_builds_and_steps(name):
 
 
 def test_train_eval_helpers_are_no_ops_for_plain_optimizers():
-    opt = torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=0.1)
-    assert not needs_train_eval(opt)
-    optimizer_train(opt)
-    optimizer_eval(opt)
+    """optimizer_train / optimizer_eval leave a plain optimiser's parameters, state and groups as they
+    are (schedule-free ones swap to their averaged point), and training goes on as if never called."""
+    X, y = _problem()
+    runs = []
+    for call_helpers in (True, False):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(4, 1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        losses = []
+        for _ in range(3):
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(X), y)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss))
+            if call_helpers:
+                before = [p.detach().clone() for p in model.parameters()]
+                groups = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+                optimizer_eval(opt)
+                optimizer_train(opt)
+                assert all(torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
+                assert groups == [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
+        runs.append((losses, [p.detach().clone() for p in model.parameters()]))
+        assert not needs_train_eval(opt)
+    assert runs[0][0] == runs[1][0] and runs[0][0][-1] < runs[0][0][0]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1], strict=True))
 
 
 def test_missing_extra_names_the_install_command(monkeypatch):
@@ -53,7 +75,7 @@ def test_missing_extra_names_the_install_command(monkeypatch):
 
 def test_unknown_name_and_bad_parameters():
     params = [torch.nn.Parameter(torch.zeros(1))]
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="unknown peer optimizer 'lion'"):
         build_peer_optimizer("lion", params, lr=1.0)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="rejected the parameters .*nonsense"):
         build_peer_optimizer("dadapt_sgd", params, lr=1.0, nonsense=3)

@@ -7,6 +7,7 @@ from mlrsnet.errors import ConfigError
 from mlrsnet.run import to_plain
 from mlrsnet.tasks import build_task
 from mlrsnet.tasks.data.splits import class_balanced_split, corrupt_labels
+from mlrsnet.tasks.offline import split_classification
 from tests.conftest import compose
 
 
@@ -18,10 +19,48 @@ def test_class_balanced_split_is_disjoint_and_balanced():
     assert torch.bincount(y[meta_idx], minlength=10).tolist() == [10] * 10
 
 
+@pytest.mark.parametrize("meta_size", [13, 19, 7])
+def test_meta_split_remainder_goes_one_each_to_the_first_classes(meta_size):
+    """Guards the remainder rule of the class-balanced meta split when meta_size is not a multiple of the
+    class count: exactly meta_size examples, meta_size // C of every class plus one more for each of the
+    first meta_size % C classes (an off-by-one gives one too many or too few)."""
+    y = torch.arange(10).repeat_interleave(30)[torch.randperm(300, generator=torch.Generator().manual_seed(0))]
+    train_idx, meta_idx = class_balanced_split(y, meta_size, 10, torch.Generator().manual_seed(1))
+    q, r = divmod(meta_size, 10)
+    assert torch.bincount(y[meta_idx], minlength=10).tolist() == [q + 1] * r + [q] * (10 - r)
+    assert len(meta_idx) == meta_size and len(train_idx) == 300 - meta_size
+    assert set(train_idx.tolist()).isdisjoint(meta_idx.tolist())
+
+
+@pytest.mark.parametrize("train_fraction", [0.3, 0.77])
+def test_subsampled_training_set_never_holds_a_meta_example(train_fraction):
+    """Guards against a meta leak under train_fraction < 1: the subsample must be drawn from the
+    training part left after the meta split, not from the full training set."""
+    n = 400
+    x = torch.arange(n, dtype=torch.float32).reshape(n, 1)  # each example is its own index
+    y = torch.arange(4).repeat(n // 4)
+    cfg = {"meta_size": 40, "train_fraction": train_fraction}
+    data = split_classification(x, y, x[:4], y[:4], 4, cfg, seed=0, device=torch.device("cpu"))
+    train, meta = set(data.train_x.flatten().tolist()), set(data.meta_x.flatten().tolist())
+    assert train.isdisjoint(meta)
+    assert len(train) == round(train_fraction * (n - 40)) and len(meta) == 40
+    assert torch.equal(data.train_y, y[data.train_x.flatten().long()])
+
+
+def test_split_takes_every_example_of_a_class_when_asked_and_allows_no_meta_set():
+    y = torch.tensor([0, 0, 1, 1, 1, 1])
+    train_idx, meta_idx = class_balanced_split(y, 4, 2, torch.Generator().manual_seed(0))
+    assert sorted(y[meta_idx].tolist()) == [0, 0, 1, 1] and y[train_idx].tolist() == [1, 1]
+    train_idx, meta_idx = class_balanced_split(y, 0, 2, torch.Generator())
+    assert meta_idx.numel() == 0 and train_idx.tolist() == list(range(6))
+
+
 def test_split_errors_are_clear():
     y = torch.arange(3).repeat(4)
-    with pytest.raises(ConfigError, match="meta_size"):
+    with pytest.raises(ConfigError, match="meta_size=12 is not smaller .* lower task.meta_size"):
         class_balanced_split(y, 12, 3, torch.Generator())
+    with pytest.raises(ConfigError, match="meta_size must be >= 0, got -1"):
+        class_balanced_split(y, -1, 3, torch.Generator())
     with pytest.raises(ConfigError, match="class 0"):
         class_balanced_split(torch.tensor([0, 1, 1, 1, 1, 1]), 4, 2, torch.Generator())
 
@@ -41,6 +80,31 @@ def test_realised_noise_rate_matches_request(kind, rate):
         assert len(set((noisy[flipped] - y[flipped]).remainder(10).tolist())) == 9
 
 
+@pytest.mark.parametrize("n,rate", [(9, 0.3), (100, 0.29), (1000, 0.4555)])
+def test_noise_count_is_rounded_not_truncated(n, rate):
+    """Guards the rounding of the number of corrupted labels: round(rate * n), where int() would
+    truncate (2.7 -> 2; 0.29 * 100 is 28.999999999999996 in floating point; 455.5 -> 456)."""
+    y = torch.arange(10).repeat(n // 10 + 1)[:n]
+    for kind in ("sym", "pair"):
+        noisy = corrupt_labels(y, kind, rate, 10, torch.Generator().manual_seed(3))
+        assert int((noisy != y).sum()) == round(rate * n)
+
+
+def test_noise_aliases_and_two_classes():
+    """The documented aliases mean what they say, and two classes are enough for label noise (pair and
+    symmetric noise then both swap the two labels)."""
+    y = torch.arange(10).repeat(20)
+    for alias, kind in (("asym", "pair"), ("asymmetric", "pair"), ("symmetric", "sym"), ("uniform", "sym")):
+        assert torch.equal(corrupt_labels(y, alias, 0.3, 10, torch.Generator().manual_seed(4)),
+                           corrupt_labels(y, kind, 0.3, 10, torch.Generator().manual_seed(4)))
+    assert torch.equal(corrupt_labels(y, "none", 0.3, 10, torch.Generator()), y)
+    binary = torch.arange(2).repeat(50)
+    for kind in ("sym", "pair"):
+        noisy = corrupt_labels(binary, kind, 0.2, 2, torch.Generator().manual_seed(0))
+        flipped = noisy != binary
+        assert int(flipped.sum()) == 20 and torch.equal(noisy[flipped], 1 - binary[flipped])
+
+
 def test_noise_is_seeded():
     y = torch.arange(10).repeat(50)
     a = corrupt_labels(y, "sym", 0.4, 10, torch.Generator().manual_seed(5))
@@ -54,12 +118,19 @@ def test_noise_rate_out_of_range():
         corrupt_labels(torch.arange(10), "sym", 1.0, 10, torch.Generator())
     with pytest.raises(ConfigError, match="noise kind"):
         corrupt_labels(torch.arange(10), "weird", 0.2, 10, torch.Generator())
+    with pytest.raises(ConfigError, match="label noise needs at least 2 classes"):
+        corrupt_labels(torch.zeros(10, dtype=torch.long), "sym", 0.2, 1, torch.Generator())
 
 
-def test_digits_task_noise_touches_training_split_only():
-    clean = to_plain(compose(overrides=["+task=digits_cnn"]))["task"]
+@pytest.fixture(scope="module")
+def digits_task():
+    """The default digits_cnn task (meta_size 100, no noise), built once: the tests below only read it."""
+    return build_task(to_plain(compose(overrides=["+task=digits_cnn"]))["task"], seed=0)
+
+
+def test_digits_task_noise_touches_training_split_only(digits_task):
     noisy = to_plain(compose(overrides=["+task=digits_cnn", "task.noise.kind=sym", "task.noise.rate=0.4"]))["task"]
-    a, b = build_task(clean, seed=0), build_task(noisy, seed=0)
+    a, b = digits_task, build_task(noisy, seed=0)
     assert torch.equal(a.data.meta_y, b.data.meta_y) and torch.equal(a.data.meta_x, b.data.meta_x)
     assert torch.equal(a.data.test_y, b.data.test_y) and torch.equal(a.data.test_x, b.data.test_x)
     assert torch.equal(a.data.train_x, b.data.train_x)
@@ -68,10 +139,8 @@ def test_digits_task_noise_touches_training_split_only():
     assert torch.equal(a.data.train_y, b.data.clean_train_y)
 
 
-def test_digits_meta_set_is_disjoint_from_training_and_test():
-    cfg = to_plain(compose(overrides=["+task=digits_cnn", "task.meta_size=100"]))["task"]
-    task = build_task(cfg, seed=0)
-    d = task.data
+def test_digits_meta_set_is_disjoint_from_training_and_test(digits_task):
+    d = digits_task.data
     assert torch.bincount(d.meta_y, minlength=10).tolist() == [10] * 10
 
     def rows(x):

@@ -179,12 +179,6 @@ def test_cli_end_to_end_with_the_shipped_checkpoint(tmp_path):
     assert "done: test accuracy mlrsnet" in r.stdout
 
 
-def test_unknown_query_is_one_line(tmp_path):
-    r = run_cli(["mlrsnet.transfer", "+query=imagenet"], cwd=tmp_path)
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
-    assert "unknown query 'imagenet'" in r.stderr and "text_lstm" in r.stderr
-
-
 @pytest.mark.parametrize("kind", ["corrupt", "foreign", "mismatch"])
 def test_bad_checkpoint_is_one_line_naming_the_file(tmp_path, kind):
     path = tmp_path / f"{kind}.pt"
