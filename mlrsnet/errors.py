@@ -36,3 +36,7 @@ class RunInterrupted(MLRSNetError):
     """A run stopped on SIGTERM / SIGUSR1 / SIGUSR2 after saving its state; re-running it resumes."""
 
     exit_code = 75  # sysexits.h EX_TEMPFAIL: a temporary failure, retrying will work
+
+
+class SchedulerCompositionError(MLRSNetError, RuntimeError):
+    """A scheduler used in a way it cannot work (e.g. MLRSNetScheduler inside torch's ChainedScheduler)."""
