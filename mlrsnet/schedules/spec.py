@@ -82,7 +82,7 @@ def schedule_spec(cfg: dict, name: str | None = None) -> ScheduleSpec:
     chosen = cfg.get("schedule", "mlrsnet")
     name = schedule_name(cfg) if name is None else str(name)
     if isinstance(chosen, dict) and str(chosen.get("name")) == name:
-        entry = {**chosen, "optimizer": dict(chosen.get("optimizer") or {})}
+        entry = dict(chosen)
     else:
         entry = schedule_file(name)
     legacy = (cfg.get("schedule_params") or {})
