@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from mlrsnet.checkpoint import file_sha256, resolve_checkpoint
 from mlrsnet.errors import ConfigError
 from mlrsnet.loop import Guard, LoopConfig
 from mlrsnet.meta.engine import MetaEngine
@@ -334,7 +335,14 @@ def build_schedule(
         name, optimizer, model, task, total_steps=total_steps, steps_per_epoch=steps, params=params,
         lr_multiplier=lr_multiplier,
     )
-    return Schedule(optimizer, driver, info={"schedule_params": params, "initial_lr": float(cfg["optimizer"]["lr"])})
+    info: dict[str, Any] = {"schedule_params": params, "initial_lr": float(cfg["optimizer"]["lr"])}
+    if name == "mlrsnet_frozen":
+        sources = params.get("checkpoint")
+        sources = sources if isinstance(sources, list) else [sources]
+        info["checkpoints"] = [{"name": s, "path": str(p), "sha256": file_sha256(p)}
+                               for s, p in ((s, resolve_checkpoint(s)) for s in sources)
+                               if not isinstance(s, MLRSNet)]
+    return Schedule(optimizer, driver, info=info)
 
 
 def build_run(

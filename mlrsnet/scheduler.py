@@ -246,7 +246,7 @@ class MLRSNetScheduler(LRScheduler):
         k = self.net_index(t)
         if self.scale == "recompute" and self.gammas[k] is None:
             if k == 0:
-                value = float(loss)
+                value = float(loss.detach() if isinstance(loss, torch.Tensor) else loss)
             elif self.train_loss is not None:
                 value = float(self.train_loss())
             else:

@@ -124,6 +124,7 @@ def meta_train(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) ->
         "task": task.info.name,
         "schedule": run.schedule,
         "optimizer": run.info["optimizer"],
+        **({"checkpoints": run.info["checkpoints"]} if "checkpoints" in run.info else {}),
         "seed": seed,
         "epochs": loop_cfg.epochs,
         "initial_loss": l0,

@@ -86,3 +86,16 @@ def test_net_from_memory_is_not_a_name():
     net = MLRSNet(gamma=0.5)
     sched = MLRSNetScheduler(torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1), net, scale="checkpoint")
     assert len(sched.nets) == 1
+
+
+def test_a_run_under_mlrsnet_frozen_records_the_resolved_path_and_sha256(tmp_path, monkeypatch):
+    from mlrsnet.run import build_run, to_plain
+
+    monkeypatch.chdir(tmp_path)
+    cfg = to_plain(compose("train", ["+task=digits_mlp", "epochs=1", "schedule=mlrsnet_frozen",
+                                     "schedule.checkpoint=paper_cifar10_resnet18"]))
+    info = build_run(cfg).info
+    (record,) = info["checkpoints"]
+    assert record["name"] == "paper_cifar10_resnet18"
+    assert record["path"] == str(shipped_dir().resolve() / "paper_cifar10_resnet18.pt")
+    assert record["sha256"] == file_sha256(record["path"])
