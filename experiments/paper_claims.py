@@ -310,7 +310,10 @@ def tables() -> None:
     head = ["# The paper's claims at CPU scale", "",
             "Command: `python experiments/paper_claims.py` (parts run as parallel processes with "
             "`--part NAME`, then `--tables`), on the shared 2-core CPU machine, `OMP_NUM_THREADS=1 nice -n 10`.", "",
-            f"Scale cuts relative to issue 11: {SCALE}", ""]
+            f"Scale cuts relative to issue 11: {SCALE}", "",
+            "Rows marked `not run` or `(k/3 seeds)` did not finish within the session's CPU budget (2 cores shared "
+            "by eight sessions, this one at nice 10); the same command completes them, reusing every finished run.",
+            ""]
     atomic_write_text(OUT / "README.md", "\n".join(head + a_lines + b_lines + c))
     print("\n".join(c))
 
