@@ -218,7 +218,10 @@ def table_6a() -> tuple[list[str], list[dict]]:
         lines.append("")
         figure_6a(name, curves, metric)
         lines += [f"![6a {name}](fig_6a_{name}.png)", ""]
-        if "mlrsnet" in finals and len(finals) > 1:
+        missing = [LABELS[b] for b in [*BASELINES, "adam"] if len(finals.get(b, [])) < len(SEEDS)]
+        if missing:
+            lines += [f"Not finished: {', '.join(missing)} (no verdict for this task).", ""]
+        elif "mlrsnet" in finals:
             verdicts.append(_verdict(f"6a {name}", "mlrsnet", finals, higher))
     return lines, verdicts
 
@@ -230,8 +233,11 @@ def _verdict(where: str, ours: str, finals: dict[str, list[float]], higher: bool
     diff = mean[ours] - others[best]
     tie = abs(diff) <= (1 / 540 if higher else 0.005 * abs(others[best]))
     better = diff > 0 if higher else diff < 0
+    result = "tie" if tie else ("win" if better else "LOSS")
+    if any(len(v) < len(SEEDS) for v in finals.values()):
+        result += " (partial: not every run finished)"
     return {"where": where, "ours": ours, "ours_mean": mean[ours], "best": best, "best_mean": others[best],
-            "result": "tie" if tie else ("win" if better else "LOSS"), "higher": higher}
+            "result": result, "higher": higher}
 
 
 def results_6b(query: str) -> dict[str, list[float]] | None:
