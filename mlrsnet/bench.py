@@ -10,7 +10,10 @@ Python::
     results = bench(cfg, out_dir="runs/my_bench")   # cfg: the composed conf/bench.yaml + task
 
 Protocol, for every schedule of ``schedules`` (any ``schedule=`` name, :mod:`mlrsnet.schedules.drivers`;
-MLR-SNet takes part as ``mlrsnet``, meta-trained in place, and ``mlrsnet_frozen``, a checkpoint):
+MLR-SNet takes part as ``mlrsnet``, meta-trained in place, and ``mlrsnet_frozen``, a bundle), each under
+its own defaults (``conf/schedule/<name>.yaml``: its parameters and its optimiser, SGD momentum 0 under
+MLR-SNet and 0.9 for the SGDM baselines; ``schedule_params.<name>.<key>=value`` overrides them); the
+tables name the optimiser each schedule ran with:
 
 1. Tuning (``tune=true``): for every multiplier ``m`` of ``lr_grid``, a run with seed ``tune_seed`` trains
    ``tune_epochs`` epochs (null: ``epochs``) with ``m`` times the schedule's base LR (the base optimiser's
@@ -77,7 +80,7 @@ __all__ = ["BENCH_KEYS", "bench", "summarise", "train_run", "tune_lr"]
 # Keys of conf/bench.yaml that choose what to run, not how a run trains: left out of the fingerprint.
 BENCH_KEYS = ("schedules", "seeds", "lr_grid", "tune", "tune_epochs", "tune_seed", "target_metric", "out_dir",
               "progress", "schedule", "select", "select_params")
-RESULT_COLUMNS = ("schedule", "seed", "status", "lr_multiplier", "peak_lr", "final_test", "best_test",
+RESULT_COLUMNS = ("schedule", "optimizer", "seed", "status", "lr_multiplier", "peak_lr", "final_test", "best_test",
                   "epochs_to_target", "seconds_to_target", "wall_time_s", "loss_gap", "confidence_mean",
                   "confidence_std")
 
@@ -130,8 +133,8 @@ def train_run(cfg: dict, schedule: str, seed: int, lr_multiplier: float, *, epoc
     def keep(epoch: int, step: int, so_far: list[dict]) -> None:
         history[:] = so_far
 
-    record: dict[str, Any] = {"schedule": schedule, "seed": seed, "lr_multiplier": lr_multiplier,
-                              "epochs": epochs, "metric": task.info.metric,
+    record: dict[str, Any] = {"schedule": schedule, "optimizer": run.info["optimizer"], "seed": seed,
+                              "lr_multiplier": lr_multiplier, "epochs": epochs, "metric": task.info.metric,
                               "higher_is_better": task.info.higher_is_better}
     t0 = time.perf_counter()
     try:
@@ -217,7 +220,8 @@ def _reached(history: list[dict], key: str, target: float, higher: bool) -> tupl
 def result_row(rec: dict, target: float | None) -> dict:
     """One ``results.csv`` row from a run record."""
     nan = math.nan
-    row: dict[str, Any] = {"schedule": rec["schedule"], "seed": rec["seed"], "status": rec["status"],
+    row: dict[str, Any] = {"schedule": rec["schedule"], "optimizer": rec.get("optimizer", ""), "seed": rec["seed"],
+                           "status": rec["status"],
                            "lr_multiplier": rec["lr_multiplier"], "wall_time_s": rec["wall_time_s"]}
     history = rec["history"]
     key = f"test_{rec['metric']}"
@@ -253,7 +257,7 @@ def summarise(rows: list[dict], metric: str, target: float | None, seeds: list[i
     """The Markdown table: one row per schedule, mean ± std over its seeds. Schedules in ``grid_edge``
     had their multiplier chosen at an end of the tuning grid (a wider grid might do better)."""
     tgt = "target" if target is None else f"{target:g}"
-    header = ["schedule", "LR ×", "peak LR", f"final test {metric}", f"best test {metric}",
+    header = ["schedule", "optimizer", "LR ×", "peak LR", f"final test {metric}", f"best test {metric}",
               f"epochs to {tgt}", f"seconds to {tgt}", "wall time (s)", "test−train loss gap",
               "confidence (correct) mean", "confidence (correct) std"]
     lines = [f"Mean ± std over seeds {seeds}. LR ×: the tuned multiplier of the schedule's base LR "
@@ -264,7 +268,8 @@ def summarise(rows: list[dict], metric: str, target: float | None, seeds: list[i
         diverged = sum(r["status"] != "complete" for r in mine)
         label = name if not diverged else f"{name} ({diverged} diverged)"
         edge = " (edge)" if name in grid_edge else ""
-        cells = [label, f"{mine[0]['lr_multiplier']:g}{edge}", _fmt([r["peak_lr"] for r in mine], 4)]
+        cells = [label, str(mine[0].get("optimizer", "")), f"{mine[0]['lr_multiplier']:g}{edge}",
+                 _fmt([r["peak_lr"] for r in mine], 4)]
         cells += [_fmt([r[k] for r in mine], 4) for k in ("final_test", "best_test")]
         cells += [_fmt([r["epochs_to_target"] for r in mine], 1), _fmt([r["seconds_to_target"] for r in mine], 1),
                   _fmt([r["wall_time_s"] for r in mine], 1)]

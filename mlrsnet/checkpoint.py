@@ -1,16 +1,33 @@
-"""Versioned, atomic checkpoints.
+"""Versioned, atomic checkpoints; MLR-SNet nets, bundles, the authors' published nets, shipped names.
 
 A file is written to a temporary name in the target directory and renamed into place, so a crash
 never leaves a half-written checkpoint. Every checkpoint carries ``format`` and ``schema_version``;
 loading checks both and turns every failure into a one-line :class:`CheckpointError`.
+
+MLR-SNet files come in three shapes, all read by :func:`load_nets`:
+
+- one net (kind ``mlrsnet``, :func:`save_mlrsnet`);
+- a bundle (kind ``mlrsnet_bundle``, :func:`save_bundle`): the nets of one meta-training run after
+  epochs 1, N/2 and N, each with its gamma, epoch and architecture, as the paper's meta-test uses them;
+- the authors' own ``.pth`` files (github.com/xjtushujun/MLR-SNet, MIT): a plain state dict with keys
+  ``layer1.fc_i2h.*``, ``layer1.fc_h2h.*`` and ``layer3.*``, recognised by those keys and converted
+  (their gates are ordered input, forget, output, cell candidate; ours input, forget, candidate, output).
+  They carry no gamma; it is set to 1 (the paper recomputes gamma on the task anyway).
+
+Shipped checkpoints live inside the package (``mlrsnet/checkpoints/<name>.pt``, found with
+:mod:`importlib.resources`, so a non-editable install has them) and are selected by their short name
+(``checkpoint=paper_cifar10_resnet18``): a name without a directory or a suffix is always a shipped one,
+so no file in the working directory can stand in for it (write ``./name`` to mean a local file).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import tempfile
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +38,19 @@ from mlrsnet.net import MLRSNet, MLRSNetConfig
 
 FORMAT = "mlrsnet"
 SCHEMA_VERSION = 1
-KINDS = ("mlrsnet", "run_state", "rl_policy")
+KINDS = ("mlrsnet", "mlrsnet_bundle", "run_state", "rl_policy")
 SNAPSHOT_DIR = "snapshots"  # a meta-training run's MLR-SNet at a few epochs: snapshots/mlrsnet_epochNNNN.pt
+BUNDLE_FILE = "mlrsnet_bundle.pt"  # a meta-training run's nets after epochs 1, N/2 and N
+# The default of mlrsnet.transfer and MLRSNetScheduler: meta-trained on CPU (checkpoints/README.md).
+DEFAULT_CHECKPOINT = "digits_cnn_sym40"
+# The authors' state-dict keys and our module names (the gate rows of the second Linear are reordered).
+_REFERENCE_KEYS = {
+    "layer1.fc_i2h.0.weight": "ih.0.weight", "layer1.fc_i2h.0.bias": "ih.0.bias",
+    "layer1.fc_i2h.2.weight": "ih.2.weight", "layer1.fc_i2h.2.bias": "ih.2.bias",
+    "layer1.fc_h2h.0.weight": "hh.0.weight", "layer1.fc_h2h.0.bias": "hh.0.bias",
+    "layer1.fc_h2h.2.weight": "hh.2.weight", "layer1.fc_h2h.2.bias": "hh.2.bias",
+    "layer3.weight": "head.weight", "layer3.bias": "head.bias",
+}
 
 
 def _umask() -> int:
@@ -71,21 +99,30 @@ def save(path: str | os.PathLike, kind: str, payload: dict) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load(path: str | os.PathLike, kind: str, map_location: str | torch.device = "cpu") -> dict:
-    """Load and validate a checkpoint of ``kind``; every failure is a one-line CheckpointError."""
-    path = Path(path)
+def _read(path: Path, map_location: str | torch.device) -> Any:
     if path.is_dir():
-        raise CheckpointError(f"checkpoint {path} is a directory, not a file; pass the .pt file in it, e.g. "
-                              f"checkpoint={path / 'mlrsnet.pt'} (the net a training run learned)")
+        raise CheckpointError(f"checkpoint {path} is a directory; pass checkpoint=PATH to a .pt file (a run's "
+                              f"{BUNDLE_FILE} or mlrsnet.pt)")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; pass checkpoint=PATH to an existing .pt file")
     try:
-        obj = torch.load(path, map_location=map_location, weights_only=False)
+        return torch.load(path, map_location=map_location, weights_only=False)
     except Exception as e:  # torch raises many types for truncated / foreign files
         raise CheckpointError(
             f"checkpoint {path} is corrupt or not a torch file ({type(e).__name__}); "
             "re-create it with python -m mlrsnet.train"
         ) from None
+
+
+def load(path: str | os.PathLike, kind: str, map_location: str | torch.device = "cpu") -> dict:
+    """Load and validate a checkpoint of ``kind``; every failure is a one-line CheckpointError."""
+    path = Path(path)
+    obj = _read(path, map_location)
+    return _check(obj, path, kind)
+
+
+def _check(obj: Any, path: Path, kind: str | tuple[str, ...]) -> dict:
+    kinds = (kind,) if isinstance(kind, str) else kind
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an mlrsnet checkpoint (no 'format: {FORMAT}' header)")
     version = obj.get("schema_version")
@@ -94,8 +131,9 @@ def load(path: str | os.PathLike, kind: str, map_location: str | torch.device = 
             f"checkpoint {path} has schema version {version}, this mlrsnet reads version {SCHEMA_VERSION}; "
             "re-create it with this version of python -m mlrsnet.train"
         )
-    if obj.get("kind") != kind:
-        raise CheckpointError(f"checkpoint {path} holds a {obj.get('kind')!r}, expected a {kind!r} checkpoint")
+    if obj.get("kind") not in kinds:
+        raise CheckpointError(f"checkpoint {path} holds a {obj.get('kind')!r}, expected a "
+                              f"{' or '.join(repr(k) for k in kinds)} checkpoint")
     return obj
 
 
@@ -113,18 +151,130 @@ def save_mlrsnet(path: str | os.PathLike, net: MLRSNet, **meta: Any) -> None:
     )
 
 
-def load_mlrsnet(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[MLRSNet, dict]:
-    """Rebuild an MLR-SNet from a checkpoint; returns ``(net, metadata)``."""
-    obj = load(path, "mlrsnet", map_location=map_location)
+def _build_net(entry: dict, path: Path | str) -> MLRSNet:
     try:
-        config = MLRSNetConfig(**obj["net_config"])
-        net = MLRSNet(config, gamma=obj["gamma"])
-        net.load_state_dict(obj["state_dict"])
+        net = MLRSNet(MLRSNetConfig(**entry["net_config"]), gamma=entry["gamma"])
+        net.load_state_dict(entry["state_dict"])
     except (KeyError, TypeError, RuntimeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CheckpointError(
             f"checkpoint {path} does not match the MLR-SNet architecture ({first}); "
             "it was written by an incompatible version or edited by hand"
         ) from None
-    meta = {k: v for k, v in obj.items() if k not in ("state_dict",)}
-    return net, meta
+    return net
+
+
+def is_reference_state_dict(obj: Any) -> bool:
+    """Whether ``obj`` is a state dict in the authors' format (their published ``mlr_snet *.pth``)."""
+    return isinstance(obj, dict) and "format" not in obj and set(_REFERENCE_KEYS) <= set(obj)
+
+
+def _reorder_gates(t: torch.Tensor) -> torch.Tensor:
+    """Rows (input, forget, output, candidate) -> ours (input, forget, candidate, output)."""
+    i, f, o, g = t.chunk(4, dim=0)
+    return torch.cat([i, f, g, o], dim=0)
+
+
+def from_reference_state_dict(state: dict) -> MLRSNet:
+    """An :class:`MLRSNet` with the weights of an authors'-format state dict (gate rows reordered,
+    gamma 1, forget-gate shift -1 as in their cell). Hidden size and MLP width are read off the shapes."""
+    hidden = int(state["layer3.weight"].shape[1])
+    width = int(state["layer1.fc_h2h.0.weight"].shape[0])
+    inputs = int(state["layer1.fc_i2h.0.weight"].shape[1])
+    net = MLRSNet(MLRSNetConfig(hidden_size=hidden, input_size=inputs, mlp_ratio=width / hidden), gamma=1.0)
+    ours = {}
+    for theirs, mine in _REFERENCE_KEYS.items():
+        value = state[theirs].detach().to(torch.float32).clone()
+        ours[mine] = _reorder_gates(value) if mine.endswith(".2.weight") or mine.endswith(".2.bias") else value
+    ours["gamma"] = torch.tensor(1.0)
+    net.load_state_dict(ours)
+    return net
+
+
+def save_bundle(path: str | os.PathLike, nets: list[MLRSNet], epochs: list[int], **meta: Any) -> None:
+    """Save the nets of one meta-training run (after ``epochs``) as one file, each with its gamma and
+    architecture: the transfer bundle of the paper's meta-test (nets swapped at equal fractions)."""
+    if len(nets) != len(epochs) or not nets:
+        raise ValueError("save_bundle needs one epoch per net, and at least one net")
+    save(path, "mlrsnet_bundle", {
+        "nets": [{"net_config": n.config.to_dict(), "gamma": float(n.gamma), "epoch": int(e),
+                  "state_dict": {k: v.detach().cpu() for k, v in n.state_dict().items()}}
+                 for n, e in zip(nets, epochs, strict=True)],
+        **meta,
+    })
+
+
+def load_nets(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[list[MLRSNet], dict]:
+    """Every net of an MLR-SNet file: one net, a bundle (in epoch order) or an authors' ``.pth``;
+    returns ``(nets, metadata)``. A file in none of these formats is a one-line CheckpointError."""
+    path = Path(path)
+    obj = _read(path, "cpu")
+    if is_reference_state_dict(obj):
+        net = from_reference_state_dict(obj)
+        return [net.to(map_location)], {"source": "reference", "file": str(path)}
+    obj = _check(obj, path, ("mlrsnet", "mlrsnet_bundle"))
+    if obj["kind"] == "mlrsnet":
+        entries = [obj]
+    else:
+        entries = obj.get("nets") or []
+        if not entries:
+            raise CheckpointError(f"bundle {path} holds no nets; re-create it with python -m mlrsnet.train")
+    nets = [_build_net(e, path).to(map_location) for e in entries]
+    meta = {k: v for k, v in obj.items() if k not in ("state_dict", "nets")}
+    if obj["kind"] == "mlrsnet_bundle":
+        meta["epochs"] = [int(e.get("epoch", -1)) for e in entries]
+        meta["gammas"] = [float(e["gamma"]) for e in entries]
+    return nets, meta
+
+
+def load_mlrsnet(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[MLRSNet, dict]:
+    """Rebuild one MLR-SNet from a checkpoint (ours, or the authors' ``.pth``); returns ``(net, metadata)``.
+    A bundle holds several nets: read it with :func:`load_nets`."""
+    nets, meta = load_nets(path, map_location)
+    if len(nets) != 1:
+        raise CheckpointError(f"{path} is a bundle of {len(nets)} nets; read it with "
+                              "mlrsnet.checkpoint.load_nets, or pass it as checkpoint= (swapped at equal fractions)")
+    return nets[0], meta
+
+
+def shipped_dir() -> Path:
+    """The package folder of the shipped checkpoints (``mlrsnet/checkpoints``)."""
+    return Path(str(resources.files("mlrsnet") / "checkpoints"))
+
+
+def shipped_checkpoints() -> list[str]:
+    """The short names of the shipped checkpoints."""
+    root = shipped_dir()
+    return sorted(p.stem for p in root.glob("*.pt")) if root.is_dir() else []
+
+
+def resolve_checkpoint(value: str | os.PathLike | None) -> Path:
+    """The absolute file a ``checkpoint`` argument names: ``None`` is :data:`DEFAULT_CHECKPOINT`; a bare
+    name (no directory, no suffix) is a shipped checkpoint, never a file of the working directory; anything
+    else is a path."""
+    text = DEFAULT_CHECKPOINT if value is None else os.fspath(value)
+    p = Path(text).expanduser()
+    if p.name == text and not p.suffix:
+        shipped = shipped_dir() / f"{text}.pt"
+        if not shipped.is_file():
+            raise CheckpointError(
+                f"no shipped checkpoint named {text!r}; use one of: {', '.join(shipped_checkpoints()) or 'none'}, "
+                f"or a path (./{text} for a file in the working directory)"
+            )
+        return shipped.resolve()
+    return p.resolve()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file, recorded beside every result that used it."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def is_shipped(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is (or would overwrite) a shipped checkpoint."""
+    target = Path(path).resolve()
+    return target.parent == shipped_dir().resolve()

@@ -41,7 +41,7 @@ class DataSchema:
 class OptimizerSchema:
     name: str = "sgd"
     lr: float = 0.1
-    momentum: float = 0.9
+    momentum: float | None = None  # null: the schedule's own (conf/schedule/NAME.yaml)
     nesterov: bool = False
     weight_decay: float = 5e-4
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])

@@ -43,3 +43,7 @@ class WriteError(MLRSNetError):
     written before (the last ``run_state.pt``, ``metrics.jsonl``) is left intact."""
 
     exit_code = 74  # sysexits.h EX_IOERR
+
+
+class SchedulerCompositionError(MLRSNetError, RuntimeError):
+    """A scheduler used in a way it cannot work (e.g. MLRSNetScheduler inside torch's ChainedScheduler)."""

@@ -3,7 +3,7 @@
 One definition, used by meta-training (:mod:`mlrsnet.meta`), transfer and
 :class:`mlrsnet.scheduler.MLRSNetScheduler`.
 
-    gates_t = MLP_ih(x_t) + MLP_hh(h_{t-1}),   MLP = Linear-ReLU-Linear
+    gates_t = MLP_ih(x_t) + MLP_hh(h_{t-1}),   MLP = Linear(in, hidden // 2)-ReLU-Linear(hidden // 2, 4 hidden)
     i, f, g, o = sigmoid(i), sigmoid(f - 1), tanh(g), sigmoid(o)      (forget gate shifted by -1)
     c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
     lr_t = gamma * sigmoid(W h_t + b)
@@ -40,14 +40,38 @@ def compute_gamma(initial_loss: float, num_classes: int, gamma_min: float = 1e-2
     return max(value, gamma_min)
 
 
+def recomputed_gamma(loss: float, num_classes: int, gamma_min: float = 0.0) -> float:
+    """The reference meta-test's gamma at the start and at each net swap of a transfer run:
+
+        gamma = | sqrt(L) * ln(L * C) / (4 * C**0.25) |
+
+    with L the current mean training loss. The absolute value matters: late in training L < 1/C and the
+    formula turns negative. ``gamma_min`` floors the result (0: unfloored, as in the reference)."""
+    if not math.isfinite(loss) or loss < 0:
+        raise ValueError(f"the training loss must be finite and >= 0 to recompute gamma, got {loss}")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    if loss == 0.0:
+        return float(gamma_min)
+    value = abs(math.sqrt(loss) * math.log(loss * num_classes) / (4.0 * num_classes**0.25))
+    return max(value, float(gamma_min))
+
+
 @dataclass
 class MLRSNetConfig:
     """Architecture of an MLR-SNet; stored in checkpoints so a loaded net is rebuilt identically."""
 
     hidden_size: int = 50
     input_size: int = 1
-    mlp_ratio: int = 2
+    # Width of the MLP maps as a fraction of hidden_size: 0.5 is the reference cell (25 for 50 hidden
+    # units, as in the authors' published nets). Checkpoints written before this default (width 2 x
+    # hidden) store mlp_ratio 2 and are rebuilt with it.
+    mlp_ratio: float = 0.5
     forget_bias: float = -1.0
+
+    @property
+    def mlp_width(self) -> int:
+        return max(1, int(round(self.hidden_size * self.mlp_ratio)))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,9 +86,9 @@ class MLRSNet(nn.Module):
     def __init__(self, config: MLRSNetConfig | None = None, gamma: float = 1.0) -> None:
         super().__init__()
         self.config = config or MLRSNetConfig()
-        h, r = self.config.hidden_size, self.config.mlp_ratio
-        self.ih = nn.Sequential(nn.Linear(self.config.input_size, r * h), nn.ReLU(), nn.Linear(r * h, 4 * h))
-        self.hh = nn.Sequential(nn.Linear(h, r * h), nn.ReLU(), nn.Linear(r * h, 4 * h))
+        h, w = self.config.hidden_size, self.config.mlp_width
+        self.ih = nn.Sequential(nn.Linear(self.config.input_size, w), nn.ReLU(), nn.Linear(w, 4 * h))
+        self.hh = nn.Sequential(nn.Linear(h, w), nn.ReLU(), nn.Linear(w, 4 * h))
         self.head = nn.Linear(h, 1)
         self.register_buffer("gamma", torch.tensor(float(gamma)))
         self._state: State | None = None

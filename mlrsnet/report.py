@@ -57,6 +57,8 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
         config_file = path.parent / "config.yaml"
         if config_file.is_file():
             config = flatten(yaml.safe_load(config_file.read_text()) or {})
+            if "schedule.name" in config:  # the schedule config group: its name is the schedule column
+                config["schedule"] = config.pop("schedule.name")
         else:
             config = {"task.name": summary.get("task"), "schedule": summary.get("schedule")}
         runs.append({"dir": path.parent, "summary": summary, "config": config})

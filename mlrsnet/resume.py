@@ -153,6 +153,12 @@ def snapshot_epochs(epochs: int, count: int) -> set[int]:
     return {round(i * epochs / (count - 1)) for i in range(count)}
 
 
+def bundle_epochs(epochs: int) -> list[int]:
+    """The epochs after which a meta-training run's nets form its transfer bundle: 1, N/2 and N, as the
+    reference meta-test's nets of epochs 1, 100 and 200 of 200."""
+    return sorted({1, max(1, epochs // 2), epochs})
+
+
 def previous_state(cfg: dict, path: Path) -> dict | None:
     """The run state to continue from, per ``resume`` (auto / true / false), or None to start afresh."""
     if cfg["resume"] is False:
@@ -177,7 +183,7 @@ class Checkpointer:
         self.run_dir, self.cfg, self.run, self.logger, self.l0 = run_dir, cfg, run, logger, l0
         self.path = run_dir / RUN_STATE
         self.epochs = int(cfg["epochs"])
-        self.snapshots = snapshot_epochs(self.epochs, int(cfg["snapshots"]))
+        self.snapshots = snapshot_epochs(self.epochs, int(cfg["snapshots"])) | set(bundle_epochs(self.epochs))
         self.t0 = time.perf_counter()
         self.wall_before = 0.0 if saved is None else float(saved["wall_time_s"])
         self.rollbacks = 0 if saved is None else int(saved["rollbacks"])
@@ -232,7 +238,7 @@ class Checkpointer:
             return loop_position(last)
         task = self.run.task
         self.logger.log({**record, "action": "stop"})
-        self.logger.summary({"status": "diverged", "task": task.info.name, "schedule": self.cfg["schedule"],
+        self.logger.summary({"status": "diverged", "task": task.info.name, "schedule": self.run.schedule,
                              "seed": int(self.cfg["seed"]), "divergence": record, "rollbacks": self.rollbacks,
                              "run_dir": str(self.run_dir)})
         self.logger.close()

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
+from mlrsnet.checkpoint import file_sha256, resolve_checkpoint
 from mlrsnet.config import check_types
 from mlrsnet.errors import ConfigError
 from mlrsnet.loop import Guard, LoopConfig
@@ -39,6 +40,7 @@ from mlrsnet.schedules.drivers import (
     check_schedule,
     with_safety,
 )
+from mlrsnet.schedules.spec import describe_optimizer, resolve_optimizer, schedule_name, schedule_spec
 from mlrsnet.tasks import Task, build_task
 
 __all__ = [
@@ -182,7 +184,8 @@ def validate(cfg: dict, entry: str = "train") -> None:
     _at_least(cfg, 0, "snapshots", "guard.max_rollbacks", "meta.weight_decay", "guard.lr_min")
     _positive(cfg, "meta.lr", "net.gamma", "net.gamma_min")
     _choice(cfg, "meta.backend", ("exact", "higher", "unroll"))
-    check_schedule(cfg["schedule"])
+    check_schedule(schedule_name(cfg))
+    schedule_spec(cfg)  # the group's shape and the schedule_params alias
     if cfg["resume"] not in ("auto", True, False):
         raise ConfigError(f"resume must be auto, true or false, got {cfg['resume']!r}; set resume=auto")
     _choice(cfg, "guard.on_divergence", ("stop", "rollback"))
@@ -212,7 +215,9 @@ def build_base_optimizer(params: Iterable[torch.nn.Parameter], cfg: dict[str, An
     if wd < 0:
         raise ConfigError(f"optimizer.weight_decay must be >= 0, got {wd}")
     if name == "sgd":
-        momentum = float(cfg.get("momentum", 0.0))
+        momentum = float(cfg.get("momentum") or 0.0)
+        if momentum < 0:
+            raise ConfigError(f"optimizer.momentum must be >= 0, got {momentum}")
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=wd,
                                nesterov=bool(cfg.get("nesterov", False)) and momentum > 0, fused=fused)
     if name in ("adam", "adamw"):
@@ -369,28 +374,31 @@ def _meta_trained(cfg: dict, task: Task, model: torch.nn.Module, optimizer: torc
     return MLRSNetDriver(net, optimizer, task.info.loss_scale), net, engine
 
 
-def _frozen(cfg: dict, task: Task, optimizer: torch.optim.Optimizer, l0: float, nets: list[MLRSNet],
-            total_steps: int) -> tuple[LRDriver, dict]:
-    """Frozen MLR-SNet(s) on a query task, gamma per ``cfg["gamma"]`` (recompute / checkpoint / a number),
-    and what the summary records about them."""
+def _frozen(cfg: dict, task: Task, model: torch.nn.Module, optimizer: torch.optim.Optimizer, l0: float,
+            nets: list[MLRSNet], total_steps: int) -> tuple[LRDriver, dict]:
+    """Frozen MLR-SNet(s) on a query task, gamma per ``cfg["gamma"]``, and what the summary records.
+
+    ``recompute`` (the reference meta-test): gamma = |sqrt(L) ln(L C) / (4 C^0.25)| at the start and at each
+    swap of the bundle, with L the mean loss over the whole training split in eval mode at that moment;
+    ``checkpoint``: each net's stored gamma; a number: that gamma."""
     mode = cfg["gamma"]
+    scale: float | str = mode if mode in ("recompute", "checkpoint") else float(mode)
     if mode == "recompute":
-        scale: float | str = compute_gamma(l0, task.info.num_classes, float(cfg.get("gamma_min", 1e-2)))
-        warn_adaptive_gamma(cfg, scale, "gamma")
-    elif mode == "checkpoint":
-        scale = "checkpoint"
-    else:
-        scale = float(mode)
+        warn_adaptive_gamma(cfg, compute_gamma(l0, task.info.num_classes, float(cfg.get("gamma_min", 1e-2))), "gamma")
     if len(nets) > total_steps:
         raise ConfigError(f"{len(nets)} checkpoints need at least as many steps and the run has "
                           f"{total_steps}; raise epochs or pass fewer checkpoints")
-    sched = MLRSNetScheduler(optimizer, nets, scale=scale, loss_scale=task.info.loss_scale,
-                             total_steps=total_steps)
-    gammas = [float(net.gamma) for net in nets]
+
+    def full_train_loss() -> float:
+        return float(task.evaluate(model, "train")["loss"])
+
+    sched = MLRSNetScheduler(optimizer, nets, scale=scale, loss_scale=task.info.loss_scale, total_steps=total_steps,
+                             num_classes=task.info.num_classes, train_loss=full_train_loss,
+                             gamma_min=float(cfg.get("gamma_min") or 0.0))
     info = {
         "gamma_mode": mode if mode in ("recompute", "checkpoint") else "fixed",
-        "gamma": scale if isinstance(scale, float) else gammas[0], "checkpoint_gammas": gammas,
-        "initial_loss": l0, "loss_scale": task.info.loss_scale,
+        "checkpoint_gammas": list(sched.stored_gammas), "initial_loss": l0, "loss_scale": task.info.loss_scale,
+        "num_nets": len(nets),
     }
     return FrozenMLRSNetDriver(sched), info
 
@@ -418,22 +426,29 @@ def build_schedule(
     ``cfg["gamma"]`` (transfer). Every other name goes to
     :func:`~mlrsnet.schedules.drivers.build_driver` with ``cfg["schedule_params"][name]``; it may replace
     the optimiser. ``lr_multiplier`` scales the schedule's base LR (what a benchmark tunes)."""
-    name = str(cfg.get("schedule", META_TRAINED) if name is None else name)
+    name = schedule_name(cfg) if name is None else str(name)
     steps = task.steps_per_epoch
     total_steps = int(cfg["epochs"]) * steps
-    params = (cfg.get("schedule_params") or {}).get(name)
     if name == META_TRAINED:
-        safe = (params or {}).get("safe", False)
+        safe = bool(schedule_spec(cfg, name).params.get("safe", False)) if frozen is None else False
         if frozen is not None:
-            driver, info = _frozen(cfg, task, optimizer, l0, frozen, total_steps)
-            return Schedule(optimizer, with_safety(driver, safe, optimizer, task, model, name), info=info)
+            driver, info = _frozen(cfg, task, model, optimizer, l0, frozen, total_steps)
+            return Schedule(optimizer, driver, info=info)
         driver, net, engine = _meta_trained(cfg, task, model, optimizer, l0, device, lr_multiplier)
         return Schedule(optimizer, with_safety(driver, safe, optimizer, task, model, name), net, engine, {})
+    params = schedule_spec(cfg, name).params
     optimizer, driver = build_driver(
         name, optimizer, model, task, total_steps=total_steps, steps_per_epoch=steps, params=params,
         lr_multiplier=lr_multiplier,
     )
-    return Schedule(optimizer, driver, info={"schedule_params": params, "initial_lr": float(cfg["optimizer"]["lr"])})
+    info: dict[str, Any] = {"schedule_params": params, "initial_lr": float(cfg["optimizer"]["lr"])}
+    if name == "mlrsnet_frozen":
+        sources = params.get("checkpoint")
+        sources = sources if isinstance(sources, list) else [sources]
+        info["checkpoints"] = [{"name": s, "path": str(p), "sha256": file_sha256(p)}
+                               for s, p in ((s, resolve_checkpoint(s)) for s in sources)
+                               if not isinstance(s, MLRSNet)]
+    return Schedule(optimizer, driver, info=info)
 
 
 def build_run(
@@ -444,10 +459,13 @@ def build_run(
     thread count (``threads``, :func:`set_threads`), seed, task, model (speed options applied), base
     optimiser, L0, schedule (:func:`build_schedule`).
 
-    ``seed`` and ``schedule`` default to ``cfg["seed"]`` and ``cfg["schedule"]``. ``l0`` is the initial
-    loss to use (a resumed run's), else it is measured (:func:`initial_loss`)."""
+    ``seed`` and ``schedule`` default to ``cfg["seed"]`` and the chosen schedule. The base optimiser is
+    ``cfg["optimizer"]`` with its null keys filled by the schedule's ``optimizer`` overrides
+    (:mod:`mlrsnet.schedules.spec`: momentum 0 under MLR-SNet, 0.9 for the SGDM baselines). ``l0`` is the
+    initial loss to use (a resumed run's), else it is measured (:func:`initial_loss`)."""
     seed = int(cfg["seed"] if seed is None else seed)
-    schedule = str(cfg.get("schedule", META_TRAINED) if schedule is None else schedule)
+    schedule = schedule_name(cfg) if schedule is None else str(schedule)
+    spec = schedule_spec(cfg, schedule)
     device = resolve_device(str(cfg["device"]))
     set_threads(cfg.get("threads"))
     seed_everything(seed)
@@ -455,9 +473,10 @@ def build_run(
     torch.manual_seed(seed)
     model = task.build_model()
     train_model = apply_speed_options(cfg, task, model, device)
-    optimizer = build_base_optimizer(model.parameters(), cfg["optimizer"])
+    optimizer = build_base_optimizer(model.parameters(), resolve_optimizer(cfg["optimizer"], spec.optimizer))
     if l0 is None:
         l0 = initial_loss(task, model, seed)
     built = build_schedule(cfg, task, model, optimizer, l0, device, lr_multiplier, name=schedule, frozen=frozen)
+    info = {**(built.info or {}), "optimizer": describe_optimizer(built.optimizer)}
     return Run(cfg, seed, schedule, device, task, model, train_model, built.optimizer, built.driver, l0,
-               built.net, built.engine, built.info or {})
+               built.net, built.engine, info)

@@ -1,37 +1,46 @@
 """A frozen, meta-learned MLR-SNet as a ``torch.optim.lr_scheduler`` scheduler: plug-and-play transfer.
 
-Two lines in any training loop::
+Two lines in any training loop (``T``: the number of ``optimizer.step()`` calls of the run)::
 
-    sched = MLRSNetScheduler(optimizer)        # the shipped checkpoint; or checkpoint=PATH / an MLRSNet
+    sched = MLRSNetScheduler(optimizer, total_steps=T)   # the shipped default bundle
     ...
     loss.backward(); optimizer.step(); sched.step(loss)
 
-The net is frozen (no gradients, eval mode). Every :meth:`MLRSNetScheduler.step` feeds the loss to the
-LSTM (its state carried across steps) and sets the learning rate of the next ``optimizer.step()``::
+This follows the reference meta-test (``meta-test/meta_test.py`` of github.com/xjtushujun/MLR-SNet):
 
-    s_t       = MLRSNet_k(loss_t / loss_scale) / gamma_k      in (0, 1), the net's normalised output
-    lr_{g,t}  = scale_g * s_t                                 for every param group g
+- **a bundle of nets** (the nets of one meta-training run after epochs 1, N/2 and N; a shipped bundle by
+  its short name, a file, or a list of nets): with ``n`` nets and ``T`` steps, net ``k`` reads the losses
+  of steps ``[k T / n, (k + 1) T / n)``; the LSTM state carries across the swaps;
+- **gamma recomputed** (``scale="recompute"``, the default) at the start and at each swap::
 
-``gamma_k`` is the output scale stored with checkpoint ``k`` (the paper's gamma), so ``s_t`` is what the
-net learned independently of the task it was meta-trained on. ``scale_g`` fixes the size of the LRs:
+      gamma_k = |sqrt(L_k) ln(L_k C) / (4 C^0.25)|        (:func:`mlrsnet.net.recomputed_gamma`)
 
-- ``scale=None`` (default): ``scale_g`` is group g's initial LR, as with ``LambdaLR``: the optimizer's
-  LR is the largest LR the net can emit and every group keeps its own;
-- ``scale=<float>``: group 0 gets ``scale * s_t`` and the other groups keep their initial ratio to
-  group 0 (``scale_g = scale * lr0_g / lr0_0``). The paper's protocol recomputes gamma for the new task
-  from its initial loss L0 and class count C: ``scale=mlrsnet.compute_gamma(L0, C)``;
-- ``scale="checkpoint"``: as a float, with each checkpoint's own gamma (group 0 then gets exactly the
-  LR the net emits, ``MLRSNet_k(loss_t / loss_scale)``).
+  with ``C`` the class count (vocabulary size for a language model) and ``L_k`` the mean training loss at
+  that moment. The reference measures ``L_k`` over the whole training set in eval mode; pass
+  ``train_loss=<callable returning that mean>`` to do the same (:mod:`mlrsnet.transfer` does). In your
+  own loop without it, the scheduler cannot see the whole split, so ``L_k`` is **the mean of the
+  mini-batch losses passed to** :meth:`step` **since the previous swap**, and ``L_0`` is ``initial_loss``
+  if given, else the first loss passed to :meth:`step` (the first step then runs at the optimizer's own
+  LR). ``num_classes=None`` estimates ``C = exp(L_0)`` (a fresh classifier's loss is about ln C);
+- the LR of a step is ``lr_{g,t} = gamma_k * s_t * r_g``, with ``s_t = MLRSNet_k(loss_t / loss_scale) /
+  gamma_stored_k`` in (0, 1) the net's normalised output and ``r_g`` param group g's initial LR relative to
+  group 0's.
 
-Several checkpoints (a list) implement the paper's multi-checkpoint protocol: with ``n`` of them and
-``total_steps`` steps, checkpoint ``k`` reads the losses of steps ``[k T / n, (k + 1) T / n)``; the LSTM
-state carries over from one to the next. ``loss_scale`` is the task's loss normaliser: 1 for
-classification, ``ln(vocabulary size)`` for language models, as in the paper.
+Other scales: ``scale="checkpoint"`` (each net's stored gamma), ``scale=<float>`` (a fixed gamma), or
+``scale=None`` / ``"optimizer"`` (each group's initial LR is the largest LR the net can emit, as with
+``LambdaLR``). ``lr_factor`` multiplies every LR (what a benchmark tunes). A single net works as one
+window. ``loss_scale`` is the task's loss normaliser: 1 for classification, ``ln(vocabulary size)`` for
+language models, as in the paper.
+
+Inside ``torch.optim.lr_scheduler.SequentialLR`` (e.g. after a ``LinearLR`` warm-up), pass
+``total_steps`` = the steps it schedules, and call ``sched.observe(loss)`` before ``seq.step()`` at
+every step: ``SequentialLR`` calls its schedulers without arguments. ``ChainedScheduler`` multiplies the
+factors of its schedulers into the LR, while MLR-SNet sets the LR itself from the loss, so the two cannot
+compose: it raises a one-line :class:`~mlrsnet.errors.SchedulerCompositionError`.
 
 The LR stays a device tensor where the optimizer reads it on the device (``fused=True``, or Adam /
-AdamW with ``capturable=True``), so on CUDA a step never waits for the host; other optimizers get a
-Python float (:func:`mlrsnet.schedules.base.set_lr`: one sync per step, which their own step would do
-anyway).
+AdamW with ``capturable=True``), so on CUDA a step never waits for the host, except at a swap in the
+window-mean mode; other optimizers get a Python float (:func:`mlrsnet.schedules.base.set_lr`).
 
 :class:`mlrsnet.schedules.drivers.FrozenMLRSNetDriver` runs the same scheduler inside
 :func:`mlrsnet.loop.train_loop` with the paper's timing (the LR of step t from the loss of step t);
@@ -41,65 +50,76 @@ anyway).
 from __future__ import annotations
 
 import copy
+import math
 import os
-from collections.abc import Sequence
-from pathlib import Path
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LRScheduler
+from torch.optim.lr_scheduler import ChainedScheduler, LRScheduler
 
-from mlrsnet.checkpoint import load_mlrsnet
-from mlrsnet.errors import CheckpointError
-from mlrsnet.net import MLRSNet, State
+from mlrsnet.checkpoint import DEFAULT_CHECKPOINT, load_nets, resolve_checkpoint
+from mlrsnet.errors import CheckpointError, SchedulerCompositionError
+from mlrsnet.net import MLRSNet, State, recomputed_gamma
 from mlrsnet.schedules.base import set_lr
 
 __all__ = ["DEFAULT_CHECKPOINT", "MLRSNetScheduler", "load_frozen", "resolve_checkpoint"]
 
-DEFAULT_CHECKPOINT = "checkpoints/digits_cnn_seed0.pt"
-_SOURCE_ROOT = Path(__file__).resolve().parents[1]
-
 CheckpointLike = str | os.PathLike | MLRSNet
+SCALE_MODES = ("recompute", "checkpoint", "optimizer")
 
 
-def resolve_checkpoint(path: str | os.PathLike | None) -> Path:
-    """The file a checkpoint argument names: ``None`` is the shipped :data:`DEFAULT_CHECKPOINT`; a
-    relative path is looked up in the working directory, then in the source tree (where
-    ``checkpoints/`` lives), so the shipped checkpoint is found from any directory."""
-    p = Path(DEFAULT_CHECKPOINT if path is None else path).expanduser()
-    if p.is_absolute() or p.exists():
-        return p
-    shipped = _SOURCE_ROOT / p
-    return shipped if shipped.exists() else p
-
-
-def load_frozen(checkpoint: CheckpointLike | None, device: torch.device | str = "cpu") -> MLRSNet:
-    """A frozen copy of an MLR-SNet (from a checkpoint path, ``None`` for the shipped one, or a net):
-    no gradients, eval mode, on ``device``. A net passed in is copied, never modified."""
-    if isinstance(checkpoint, MLRSNet):
-        net, label = copy.deepcopy(checkpoint), "the MLRSNet passed in"
-    else:
-        path = resolve_checkpoint(checkpoint)
-        net, label = load_mlrsnet(path, map_location="cpu")[0], f"checkpoint {path}"
+def _freeze(net: MLRSNet, label: str, device: torch.device | str) -> MLRSNet:
     net.reset_state()
     if not float(net.gamma) > 0:
         raise CheckpointError(f"{label} has gamma {float(net.gamma)}; gamma must be positive")
     return net.to(device).requires_grad_(False).eval()
 
 
+def load_frozen(checkpoint: CheckpointLike | Sequence[CheckpointLike] | None,
+                device: torch.device | str = "cpu") -> list[MLRSNet]:
+    """Frozen copies of the nets a ``checkpoint`` argument names, in swap order: ``None`` (the shipped
+    default bundle), a shipped short name, a path (one net, a bundle or an authors' ``.pth``), an
+    :class:`MLRSNet` (copied, never modified), or a list of these. No gradients, eval mode, on ``device``."""
+    items = list(checkpoint) if isinstance(checkpoint, list | tuple) else [checkpoint]
+    if not items:
+        raise CheckpointError("checkpoint=[] names no net; give a short name, a path or a list of them")
+    nets: list[MLRSNet] = []
+    for item in items:
+        if isinstance(item, MLRSNet):
+            nets.append(_freeze(copy.deepcopy(item), "the MLRSNet passed in", device))
+            continue
+        path = resolve_checkpoint(item)
+        nets += [_freeze(n, f"checkpoint {path}", device) for n in load_nets(path, map_location="cpu")[0]]
+    configs = {tuple(sorted(net.config.to_dict().items())) for net in nets}
+    if len(configs) > 1:
+        raise CheckpointError(
+            f"checkpoints {items} hold different MLR-SNet architectures; the LSTM state can only carry over "
+            "between nets of one architecture"
+        )
+    return nets
+
+
 class MLRSNetScheduler(LRScheduler):
-    """A frozen MLR-SNet (or a sequence of them) as a torch LR scheduler; see the module docstring.
+    """A frozen MLR-SNet bundle (or one net) as a torch LR scheduler; see the module docstring.
 
     Args:
         optimizer: any torch optimizer, any number of param groups.
-        checkpoint: a checkpoint path, an :class:`~mlrsnet.net.MLRSNet`, or a sequence of them (the
-            multi-checkpoint protocol; needs ``total_steps``). ``None``: the shipped checkpoint.
-        scale: ``None`` (each group's initial LR), a positive float, or ``"checkpoint"``.
+        checkpoint: ``None`` (the shipped default bundle), a shipped short name, a path (one net, a bundle,
+            an authors' ``.pth``), an :class:`~mlrsnet.net.MLRSNet`, or a list of these (swap order).
+        total_steps: the number of steps this scheduler runs; required with more than one net.
+        scale: ``"recompute"`` (default), ``"checkpoint"``, a positive float, or ``None`` / ``"optimizer"``.
+        num_classes: C of the gamma formula (vocabulary size for LMs); ``None``: ``exp(L_0)``.
         loss_scale: the loss is divided by this before it enters the net (``ln(vocab)`` for LMs).
-        total_steps: the run's number of steps; required with several checkpoints.
-        initial_loss: L0, the loss of the fresh model; if given, the first step's LR is the net's output
-            for it (the state is not advanced). Otherwise the first step runs at ``scale_g``.
+        initial_loss: L_0, the loss of the fresh model; the first step's LR is then the net's output for it
+            (the state is not advanced).
+        train_loss: a callable returning the mean training loss over the whole training split (eval mode),
+            called at the start (when ``initial_loss`` is not given) and at each swap; ``None``: the mean of
+            the losses passed to :meth:`step` since the previous swap.
+        gamma_min: floor of a recomputed gamma (0: the reference's ``abs(...)`` unfloored).
+        lr_factor: multiplies every LR.
 
     Call :meth:`step` with the loss after every ``optimizer.step()``. :meth:`get_last_lr` returns the
     groups' current LRs (device tensors where the optimizer reads them on the device).
@@ -110,56 +130,87 @@ class MLRSNetScheduler(LRScheduler):
         optimizer: Optimizer,
         checkpoint: CheckpointLike | Sequence[CheckpointLike] | None = None,
         *,
-        scale: float | str | None = None,
-        loss_scale: float = 1.0,
         total_steps: int | None = None,
+        scale: float | str | None = "recompute",
+        num_classes: int | None = None,
+        loss_scale: float = 1.0,
         initial_loss: float | torch.Tensor | None = None,
+        train_loss: Callable[[], float] | None = None,
+        gamma_min: float = 0.0,
+        lr_factor: float = 1.0,
     ) -> None:
-        sources = list(checkpoint) if isinstance(checkpoint, list | tuple) else [checkpoint]
-        if not sources:
-            raise ValueError("MLRSNetScheduler needs at least one checkpoint")
-        if len(sources) > 1 and (total_steps is None or total_steps < len(sources)):
-            raise ValueError(
-                f"{len(sources)} checkpoints are swapped at equal fractions of training: pass "
-                f"total_steps >= {len(sources)} (got {total_steps})"
-            )
         if not loss_scale > 0:
             raise ValueError(f"loss_scale must be positive, got {loss_scale}")
+        if not lr_factor > 0:
+            raise ValueError(f"lr_factor must be positive, got {lr_factor}")
+        if num_classes is not None and int(num_classes) < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         params = [p for g in optimizer.param_groups for p in g["params"]]
         self.device = params[0].device if params else torch.device("cpu")
-        self.nets = [load_frozen(src, self.device) for src in sources]
-        configs = {tuple(sorted(net.config.to_dict().items())) for net in self.nets}
-        if len(configs) > 1:
-            raise CheckpointError(
-                f"checkpoints {sources} have different MLR-SNet architectures; the LSTM state can only "
-                "carry over between nets of one architecture"
+        self.nets = load_frozen(checkpoint, self.device)
+        if len(self.nets) > 1 and (total_steps is None or int(total_steps) < len(self.nets)):
+            raise ValueError(
+                f"a bundle of {len(self.nets)} nets is swapped at equal fractions of the run: pass "
+                f"total_steps >= {len(self.nets)}, the number of optimizer steps (got {total_steps})"
             )
+        if scale == "optimizer":
+            scale = None
+        numeric = isinstance(scale, int | float) and not isinstance(scale, bool)
+        if not (scale is None or scale in ("recompute", "checkpoint") or (numeric and scale > 0)):  # type: ignore[operator]
+            raise ValueError(f"scale must be 'recompute', 'checkpoint', a positive number or None, got {scale!r}")
         self.optimizer = optimizer
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", float(group["lr"]))
         self.base_lrs = [float(g["initial_lr"]) for g in optimizer.param_groups]
-        self.loss_scale = float(loss_scale)
-        self.total_steps = total_steps
-        gammas = [float(net.gamma) for net in self.nets]  # host copies, read once
-        ratios = [lr / self.base_lrs[0] for lr in self.base_lrs]
-        if scale is None:
-            self.factors = [[lr / gk for lr in self.base_lrs] for gk in gammas]
-        elif scale == "checkpoint":
-            self.factors = [list(ratios) for _ in gammas]
-        elif isinstance(scale, int | float) and not isinstance(scale, bool) and scale > 0:
-            self.factors = [[float(scale) * r / gk for r in ratios] for gk in gammas]
-        else:
-            raise ValueError(f"scale must be None, 'checkpoint' or a positive number, got {scale!r}")
         self.scale = scale
+        self.loss_scale = float(loss_scale)
+        self.total_steps = None if total_steps is None else int(total_steps)
+        self.num_classes = None if num_classes is None else int(num_classes)
+        self.train_loss = train_loss
+        self.gamma_min = float(gamma_min)
+        self.lr_factor = float(lr_factor)
+        self.stored_gammas = [float(net.gamma) for net in self.nets]  # host copies, read once
+        n = len(self.nets)
+        if scale == "checkpoint":
+            self.gammas: list[float | None] = list(self.stored_gammas)
+        elif numeric:
+            self.gammas = [float(scale)] * n  # type: ignore[arg-type]
+        else:
+            self.gammas = [None] * n  # recompute: filled at the start and at each swap
+        self.swap_losses: list[float | None] = [None] * n  # L_k of each window (recompute)
         self.lstm_state: State | None = None
+        self._window_sum: torch.Tensor | float = 0.0
+        self._window_count = 0
+        self._observed: torch.Tensor | float | None = None
         self.last_epoch = 0
         self._step_count = 0
-        if initial_loss is None:
-            self._set_lrs(gammas[0], self.factors[0])  # scale_g: the largest LR the net can emit
-        else:
+        l0 = initial_loss
+        if l0 is None and scale == "recompute" and train_loss is not None:
+            l0 = float(train_loss())
+        if scale == "recompute" and l0 is not None:
+            self._recompute(0, float(l0))
+        if l0 is not None:
             with torch.no_grad():
-                lr, _ = self.nets[0](self._net_input(initial_loss), None)
-            self._set_lrs(lr, self.factors[0])
+                lr, _ = self.nets[0](self._net_input(l0), None)
+            self._set_lrs(lr, 0)
+        elif scale != "recompute":
+            self._set_lrs(self.stored_gammas[0], 0)  # the largest LR the net can emit
+        else:
+            self._last_lr = [g["lr"] for g in optimizer.param_groups]  # gamma unknown until the first loss
+
+    def _recompute(self, k: int, loss: float) -> None:
+        if self.num_classes is None:
+            self.num_classes = max(2, round(math.exp(min(loss, 50.0))))
+        self.swap_losses[k] = loss
+        self.gammas[k] = recomputed_gamma(loss, self.num_classes, self.gamma_min)
+
+    def _factors(self, k: int) -> list[float]:
+        """LR of group g = net output * factor_g (the net's output already carries its stored gamma)."""
+        if self.scale is None:
+            return [self.lr_factor * lr / self.stored_gammas[k] for lr in self.base_lrs]
+        gamma = self.gammas[k]
+        assert gamma is not None
+        return [self.lr_factor * gamma * lr / (self.base_lrs[0] * self.stored_gammas[k]) for lr in self.base_lrs]
 
     def _net_input(self, loss: torch.Tensor | float) -> torch.Tensor:
         if isinstance(loss, torch.Tensor):
@@ -170,34 +221,86 @@ class MLRSNetScheduler(LRScheduler):
             x = torch.tensor(float(loss), device=self.device)
         return x / self.loss_scale
 
-    def _set_lrs(self, lr: torch.Tensor | float, factors: list[float]) -> None:
-        set_lr(self.optimizer, lr, factors)
+    def _set_lrs(self, lr: torch.Tensor | float, k: int) -> None:
+        set_lr(self.optimizer, lr, self._factors(k))
         self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
 
     def net_index(self, step: int) -> int:
-        """The checkpoint that reads the loss of ``step`` (0-based)."""
+        """The net that reads the loss of ``step`` (0-based)."""
         n = len(self.nets)
         if n == 1:
             return 0
-        return min(n - 1, step * n // int(self.total_steps))  # type: ignore[arg-type]
+        return min(n - 1, max(0, step) * n // int(self.total_steps))  # type: ignore[arg-type]
 
     @property
     def net(self) -> MLRSNet:
         """The net that reads the next loss."""
         return self.nets[self.net_index(self.last_epoch)]
 
-    def step(self, loss: torch.Tensor | float) -> None:  # type: ignore[override]
-        """Feed this step's loss to the net and set the LR of the next ``optimizer.step()``."""
-        k = self.net_index(self.last_epoch)
+    def observe(self, loss: torch.Tensor | float) -> None:
+        """Record this step's loss for a :meth:`step` called without one (inside ``SequentialLR``)."""
+        self._observed = loss
+
+    def _advance(self, loss: torch.Tensor | float) -> None:
+        t = self.last_epoch
+        k = self.net_index(t)
+        if self.scale == "recompute" and self.gammas[k] is None:
+            if k == 0:
+                value = float(loss.detach() if isinstance(loss, torch.Tensor) else loss)
+            elif self.train_loss is not None:
+                value = float(self.train_loss())
+            else:
+                value = float(self._window_sum) / max(1, self._window_count)
+            self._recompute(k, value)
+        if k != self.net_index(t - 1) and t > 0:
+            self._window_sum, self._window_count = 0.0, 0
         with torch.no_grad():
             lr, state = self.nets[k](self._net_input(loss), self.lstm_state)
         self.lstm_state = (state[0].detach(), state[1].detach())
-        self._set_lrs(lr, self.factors[k])
-        self.last_epoch += 1
+        if self.scale == "recompute" and self.train_loss is None:
+            x = loss.detach() if isinstance(loss, torch.Tensor) else float(loss)
+            self._window_sum = self._window_sum + x
+            self._window_count += 1
+        self._set_lrs(lr, k)
+        self.last_epoch = t + 1
         self._step_count += 1
 
+    def step(self, loss: torch.Tensor | float | None = None) -> None:  # type: ignore[override]
+        """Feed this step's loss to the net and set the LR of the next ``optimizer.step()``."""
+        if loss is None:
+            if getattr(self, "_is_initial", False):
+                return  # SequentialLR's initial step of its first scheduler: the LRs are already set
+            caller = sys._getframe(1).f_locals.get("self")
+            if isinstance(caller, ChainedScheduler):
+                raise SchedulerCompositionError(
+                    "MLRSNetScheduler cannot run inside ChainedScheduler: ChainedScheduler multiplies each "
+                    "scheduler's factor into the LR, MLR-SNet sets the LR itself from the loss; use SequentialLR "
+                    "(sched.observe(loss) before seq.step()), or scale the optimizer's LR yourself"
+                )
+            if self._observed is None:
+                raise SchedulerCompositionError(
+                    "MLRSNetScheduler.step() needs this step's loss: call sched.step(loss), or inside "
+                    "SequentialLR call sched.observe(loss) before seq.step()"
+                )
+            loss, self._observed = self._observed, None
+        self._advance(loss)
+
+    def get_lr(self) -> list[float | torch.Tensor]:  # type: ignore[override]
+        """Called by ``SequentialLR`` at the milestone where this scheduler takes over: the LRs from the
+        loss given to :meth:`observe`."""
+        if self._observed is None:
+            raise SchedulerCompositionError(
+                "MLRSNetScheduler takes over inside SequentialLR from the loss of the step: call "
+                "sched.observe(loss) before seq.step() at every step"
+            )
+        loss, self._observed = self._observed, None
+        self.last_epoch = max(0, self.last_epoch)
+        self._advance(loss)
+        return list(self._last_lr)
+
     def state_dict(self) -> dict[str, Any]:
-        """Step count, LSTM state and LRs; the nets themselves come from the checkpoint(s) again."""
+        """Step count, LSTM state, gammas and LRs; the nets themselves come from the checkpoint(s) again."""
+        window = self._window_sum
         return {
             "last_epoch": self.last_epoch,
             "_step_count": self._step_count,
@@ -206,6 +309,10 @@ class MLRSNetScheduler(LRScheduler):
             "_last_lr": list(self._last_lr),
             "num_nets": len(self.nets),
             "hidden_size": self.nets[0].hidden_size,
+            "gammas": list(self.gammas),
+            "swap_losses": list(self.swap_losses),
+            "num_classes": self.num_classes,
+            "window": (window.clone() if isinstance(window, torch.Tensor) else window, self._window_count),
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
@@ -222,6 +329,12 @@ class MLRSNetScheduler(LRScheduler):
         lstm = state_dict["lstm_state"]
         self.lstm_state = None if lstm is None else (lstm[0].to(self.device), lstm[1].to(self.device))
         self.base_lrs = list(state_dict["base_lrs"])
+        if "gammas" in state_dict:
+            self.gammas = list(state_dict["gammas"])
+            self.swap_losses = list(state_dict["swap_losses"])
+            self.num_classes = state_dict["num_classes"]
+            window, self._window_count = state_dict["window"]
+            self._window_sum = window.to(self.device) if isinstance(window, torch.Tensor) else window
         for group, value in zip(self.optimizer.param_groups, state_dict["_last_lr"], strict=True):
             group["lr"] = value.to(self.device) if isinstance(value, torch.Tensor) else value
         self._last_lr = [g["lr"] for g in self.optimizer.param_groups]

@@ -12,7 +12,9 @@ Python::
 
 Outputs in the run directory: ``metrics.jsonl`` (per step the LR and loss, per epoch train / meta /
 test metrics and LR statistics), ``summary.json``, ``config.yaml`` (resolved), ``environment.json``
-(package versions, git commit), ``mlrsnet.pt`` (the learned MLR-SNet), ``lr_schedule.csv`` /
+(package versions, git commit), ``mlrsnet.pt`` (the learned MLR-SNet), ``mlrsnet_bundle.pt`` (the
+transfer bundle: the nets after epochs 1, N/2 and N with their gamma and config, what
+:mod:`mlrsnet.transfer` and :class:`~mlrsnet.scheduler.MLRSNetScheduler` take), ``lr_schedule.csv`` /
 ``lr_schedule.png`` (the learned LR against iteration), ``run_state.pt`` (everything a resumed run
 needs, see :mod:`mlrsnet.resume`) and ``snapshots/`` (MLR-SNet at a few epochs, for :mod:`mlrsnet.plot`).
 Exit codes: 0 done, 2 bad input, 3 diverged (:class:`DivergenceError`), 75 stopped by a signal with the
@@ -25,12 +27,20 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from mlrsnet.checkpoint import save_mlrsnet
-from mlrsnet.errors import RunInterrupted
+from mlrsnet.checkpoint import (
+    BUNDLE_FILE,
+    SNAPSHOT_DIR,
+    file_sha256,
+    is_shipped,
+    load_mlrsnet,
+    save_bundle,
+    save_mlrsnet,
+)
+from mlrsnet.errors import ConfigError, RunInterrupted
 from mlrsnet.figures import save_lr_schedule
 from mlrsnet.log import RunLogger, WandbSink, dump_config, environment, read_metrics
 from mlrsnet.loop import Diverged, Interrupted, train_loop
-from mlrsnet.resume import RUN_STATE, Checkpointer, StopSignals, loop_position, previous_state
+from mlrsnet.resume import RUN_STATE, Checkpointer, StopSignals, bundle_epochs, loop_position, previous_state
 from mlrsnet.run import build_run, to_plain, validate
 from mlrsnet.rundir import open_run_dir
 
@@ -52,6 +62,9 @@ def meta_train(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) ->
     """
     cfg = to_plain(cfg)
     validate(cfg)
+    if cfg.get("copy_to_checkpoints") and is_shipped(Path(cfg.get("checkpoints_dir", "checkpoints")) / "x.pt"):
+        raise ConfigError(f"copy_to_checkpoints=true with checkpoints_dir={cfg['checkpoints_dir']} would write "
+                          "into the shipped checkpoints; set checkpoints_dir=<another folder>")
     with open_run_dir(run_dir) as locked:
         return _meta_train(cfg, locked, config_yaml)
 
@@ -103,7 +116,9 @@ def _meta_train(cfg: dict, run_dir: Path, config_yaml: str | None) -> dict:
     summary: dict[str, Any] = {
         "status": "complete",
         "task": task.info.name,
-        "schedule": cfg["schedule"],
+        "schedule": run.schedule,
+        "optimizer": run.info["optimizer"],
+        **({"checkpoints": run.info["checkpoints"]} if "checkpoints" in run.info else {}),
         "seed": seed,
         "epochs": loop_cfg.epochs,
         "initial_loss": l0,
@@ -125,18 +140,24 @@ def _meta_train(cfg: dict, run_dir: Path, config_yaml: str | None) -> dict:
             initial_loss=l0, config=cfg, epochs=loop_cfg.epochs, **environment(),
         )
         summary["checkpoint"] = str(path)
+        epochs = bundle_epochs(loop_cfg.epochs)
+        bundle = run_dir / BUNDLE_FILE
+        nets = [load_mlrsnet(run_dir / SNAPSHOT_DIR / f"mlrsnet_epoch{e:04d}.pt")[0] for e in epochs]
+        save_bundle(bundle, nets, epochs, task=info.name, num_classes=info.num_classes, loss_scale=info.loss_scale,
+                    initial_loss=l0, config=cfg, **environment())
+        summary["bundle"] = {"path": str(bundle.resolve()), "epochs": epochs, "sha256": file_sha256(bundle)}
         if cfg["logger"].get("log_checkpoint", True):
             logger.artifact(path, f"mlrsnet-{task.info.name}-seed{seed}", "model")
         if cfg.get("copy_to_checkpoints"):
             dest = Path(cfg.get("checkpoints_dir", "checkpoints")) / f"{task.info.name}_seed{seed}.pt"
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = dest.with_suffix(".pt.tmp")
-            shutil.copyfile(path, tmp)
+            shutil.copyfile(bundle, tmp)
             tmp.replace(dest)
-            summary["checkpoint_copy"] = str(dest)
+            summary["checkpoint_copy"] = {"path": str(dest.resolve()), "sha256": file_sha256(dest)}
     steps = [(r["step"], r["lr"]) for r in read_metrics(run_dir / "metrics.jsonl") if r.get("type") == "step"]
     if steps:
-        save_lr_schedule(run_dir, steps, f"{task.info.name}: {cfg['schedule']} LR (seed {seed})")
+        save_lr_schedule(run_dir, steps, f"{task.info.name}: {run.schedule} LR (seed {seed})")
         logger.image("lr_schedule", run_dir / "lr_schedule.png")
     logger.summary(summary)
     logger.close()

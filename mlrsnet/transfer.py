@@ -2,7 +2,7 @@
 
 Command line (Hydra)::
 
-    python -m mlrsnet.transfer +query=text_lstm [checkpoint=PATH gamma=checkpoint compare=[multistep,cosine]]
+    python -m mlrsnet.transfer +query=text_lstm [checkpoint=NAME|PATH gamma=checkpoint compare=[multistep,cosine]]
 
 Python::
 
@@ -11,21 +11,25 @@ Python::
 
 The query's task is trained by :func:`mlrsnet.loop.train_loop` (the loop meta-training uses) with the LR
 that the frozen net emits at every step from that step's loss
-(:class:`~mlrsnet.schedules.drivers.FrozenMLRSNetDriver`, built by :func:`mlrsnet.run.build_run`). The
-output scale on the query task (``gamma``):
+(:class:`~mlrsnet.schedules.drivers.FrozenMLRSNetDriver`, built by :func:`mlrsnet.run.build_run`), with the
+inner SGD at momentum 0, as the reference meta-test (``conf/schedule/mlrsnet.yaml``). The protocol is the
+reference meta-test's:
 
-- ``recompute`` (default, the paper's protocol): gamma = sqrt(L0) ln(L0 C) / (4 C^0.25), with L0 the
-  query model's initial loss and C its class count (vocabulary size for a language model);
-- ``checkpoint``: the gamma stored in the checkpoint(s); a number: that gamma.
-
-``checkpoint`` is a path (``null``: the shipped ``checkpoints/digits_cnn_seed0.pt``) or a list of paths
-swapped at equal fractions of training (the paper's multi-checkpoint protocol).
+- ``checkpoint`` names a bundle (``null``: the shipped default bundle; a shipped short name such as
+  ``paper_cifar10_resnet18``, the authors' three CIFAR-10 nets; a run's ``mlrsnet_bundle.pt``; or a list
+  of files, each one net, a bundle or an authors' ``.pth``): its nets are swapped at equal fractions of
+  the run (1/3 and 2/3 for three), the LSTM state carried across;
+- ``gamma=recompute`` (default): gamma = |sqrt(L) ln(L C) / (4 C^0.25)| at the start and at each swap,
+  with L the mean loss over the whole training split in eval mode at that moment and C the class count
+  (vocabulary size for a language model); ``checkpoint``: each net's stored gamma; a number: that gamma.
 
 ``compare=[multistep,cosine,...]`` also trains the query under other schedules: any name ``schedule=``
 accepts in :mod:`mlrsnet.train` except the meta-trained ``mlrsnet`` (:mod:`mlrsnet.schedules.drivers`: the
-torch built-ins, stepped every iteration, and the rest of the zoo), with its run-relative defaults and
-``schedule_params.NAME.KEY=VALUE`` overrides, starting from the query's ``optimizer.lr``. Every schedule
-of a run uses the same seed, so the same model initialisation and the same data order.
+torch built-ins, stepped every iteration, and the rest of the zoo), each under its own defaults
+(``conf/schedule/NAME.yaml``: its parameters, run-relative where null, and its optimiser: SGD momentum 0.9
+for the SGDM baselines), with ``schedule_params.NAME.KEY=VALUE`` overrides, starting from the query's
+``optimizer.lr``. Every schedule of a run uses the same seed, so the same model initialisation and the
+same data order. The tables name the optimiser each schedule ran with.
 
 Outputs in the run directory, as :mod:`mlrsnet.train` writes them: ``metrics.jsonl``, ``summary.json``,
 ``config.yaml`` (resolved), ``environment.json``, ``lr_schedule.csv`` / ``lr_schedule.png`` (the MLR-SNet
@@ -40,7 +44,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlrsnet.checkpoint import atomic_write_json, atomic_write_text
+from mlrsnet.checkpoint import atomic_write_json, atomic_write_text, file_sha256, resolve_checkpoint
 from mlrsnet.errors import ConfigError
 from mlrsnet.figures import save_lr_schedule
 from mlrsnet.log import RunLogger, dump_config, read_metrics
@@ -48,14 +52,14 @@ from mlrsnet.loop import train_loop
 from mlrsnet.net import MLRSNet
 from mlrsnet.run import build_run, resolve_device, to_plain, validate
 from mlrsnet.rundir import open_run_dir
-from mlrsnet.scheduler import load_frozen, resolve_checkpoint
+from mlrsnet.scheduler import load_frozen
 from mlrsnet.schedules.drivers import META_TRAINED, check_schedule
 
 GAMMA_MODES = ("recompute", "checkpoint")
 
 
 def checkpoint_list(value: Any) -> list[str | None]:
-    """The ``checkpoint`` key as a list (``null`` is the shipped checkpoint)."""
+    """The ``checkpoint`` key as a list (``null`` is the shipped default bundle)."""
     if value is None or isinstance(value, str):
         return [value]
     items = list(value)
@@ -90,7 +94,7 @@ def validate_transfer(cfg: dict) -> None:
 
 
 def _train_one(
-    cfg: dict, name: str, run_dir: Path, config_yaml: str | None, nets: list[MLRSNet], sources: list[str]
+    cfg: dict, name: str, run_dir: Path, config_yaml: str | None, nets: list[MLRSNet], sources: list[dict]
 ) -> dict:
     """Train the query task once under schedule ``name``; write ``run_dir`` and return its summary.
     Every call re-seeds, so every schedule gets the same initialisation and data order."""
@@ -107,6 +111,9 @@ def _train_one(
     t0 = time.perf_counter()
     history = train_loop(task, run.train_model, run.optimizer, run.driver, loop_cfg, logger=logger)
     wall = time.perf_counter() - t0
+    sched = getattr(run.driver, "scheduler", None)
+    if name == META_TRAINED and sched is not None:
+        extra = {**extra, "gammas": list(sched.gammas), "swap_losses": list(sched.swap_losses)}
 
     metric = task.info.metric
     key = f"test_{metric}"
@@ -144,22 +151,23 @@ def comparison_table(summaries: list[dict]) -> tuple[str, str]:
     key = f"test_{metric}"
     finals = [s[f"final_{key}"] for s in summaries]
     best = max(finals) if summaries[0]["higher_is_better"] else min(finals)
-    cols = ["schedule", f"final_{key}", f"best_{key}", "final_train_loss", "lr_mean", "wall_time_s"]
+    cols = ["schedule", "optimizer", f"final_{key}", f"best_{key}", "final_train_loss", "lr_mean", "wall_time_s"]
     csv = ",".join(cols) + "\n" + "".join(
-        ",".join([s["schedule"]] + [f"{s[c]:.6g}" for c in cols[1:]]) + "\n" for s in summaries
+        ",".join([s["schedule"], f'"{s["optimizer"]}"'] + [f"{s[c]:.6g}" for c in cols[2:]]) + "\n"
+        for s in summaries
     )
     s0 = summaries[0]
     md = [
         f"# Transfer: query {s0['query']} (task {s0['task']}, axis {s0['axis']}), seed {s0['seed']}, "
         f"{s0['epochs']} epochs",
         "",
-        f"| schedule | final test {metric} | best test {metric} | final train loss | mean LR | wall s |",
-        "|---|---|---|---|---|---|",
+        f"| schedule | optimizer | final test {metric} | best test {metric} | final train loss | mean LR | wall s |",
+        "|---|---|---|---|---|---|---|",
     ]
     for s, final in zip(summaries, finals, strict=True):
         shown = f"**{final:.4f}**" if final == best else f"{final:.4f}"
-        md.append(f"| {s['schedule']} | {shown} | {s[f'best_{key}']:.4f} | {s['final_train_loss']:.4f} | "
-                  f"{s['lr_mean']:.4g} | {s['wall_time_s']:.1f} |")
+        md.append(f"| {s['schedule']} | {s['optimizer']} | {shown} | {s[f'best_{key}']:.4f} | "
+                  f"{s['final_train_loss']:.4f} | {s['lr_mean']:.4g} | {s['wall_time_s']:.1f} |")
     return csv, "\n".join(md) + "\n"
 
 
@@ -175,15 +183,16 @@ def transfer(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) -> d
 def _transfer(cfg: dict, run_dir: Path, config_yaml: str | None) -> dict:
     device = resolve_device(str(cfg["device"]))
     sources = checkpoint_list(cfg["checkpoint"])
-    resolved = [str(resolve_checkpoint(s)) for s in sources]
+    resolved = [resolve_checkpoint(s) for s in sources]
+    records = [{"name": s, "path": str(p), "sha256": file_sha256(p)} for s, p in zip(sources, resolved, strict=True)]
     # Loaded once, before any seeding, so that building them draws nothing from the seeded generators.
-    nets = [load_frozen(path, device) for path in resolved]
+    nets = load_frozen(resolved, device)
 
-    summary = _train_one(cfg, "mlrsnet", run_dir, config_yaml, nets, resolved)
+    summary = _train_one(cfg, "mlrsnet", run_dir, config_yaml, nets, records)
     if cfg["compare"]:
         summaries = [summary]
         for name in dict.fromkeys(cfg["compare"]):
-            summaries.append(_train_one(cfg, name, run_dir / "compare" / name, None, nets, resolved))
+            summaries.append(_train_one(cfg, name, run_dir / "compare" / name, None, nets, records))
         csv, md = comparison_table(summaries)
         atomic_write_text(run_dir / "comparison.csv", csv)
         atomic_write_text(run_dir / "comparison.md", md)

@@ -48,12 +48,17 @@ def test_bench_writes_the_table_the_csv_and_the_plots(results):
         (s, k) for s in ("fixed", "cosine", "mlrsnet") for k in ("0", "1")]
     assert all(r["status"] == "complete" and 0 <= float(r["final_test"]) <= 1 for r in rows)
     assert all(0 < float(r["confidence_mean"]) <= 1 and math.isfinite(float(r["loss_gap"])) for r in rows)
+    # Every schedule under its own defaults: SGDM 0.9 for the baselines, SGD momentum 0 under MLR-SNet.
+    optimizers = {r["schedule"]: r["optimizer"] for r in rows}
+    assert optimizers["fixed"].startswith("SGD(momentum=0.9") and optimizers["cosine"].startswith("SGD(momentum=0.9")
+    assert optimizers["mlrsnet"].startswith("SGD(momentum=0,")
     text = (out / "results.md").read_text()
     assert res["table"] in text
     main, tuning_part = text.split("Tuning:")
     body = [line for line in main.splitlines() if line.startswith("| ") and "schedule" not in line]
     assert [line.split(" | ")[0][2:] for line in body] == ["fixed", "cosine", "mlrsnet"]
     assert "±" in body[0] and "final test accuracy" in main and "epochs to 0.2" in main
+    assert "| optimizer |" in main and "SGD(momentum=0.9" in body[0] and "SGD(momentum=0," in body[2]
     assert "×0.5 | ×1 |" in tuning_part and tuning_part.count("**") == 2 + 6
     for name in ("lr_curves.png", "metric_curves.png"):
         assert (out / name).read_bytes()[:8] == PNG

@@ -23,6 +23,7 @@ def test_architecture_follows_the_paper():
     assert [type(m).__name__ for m in net.ih] == ["Linear", "ReLU", "Linear"]
     assert [type(m).__name__ for m in net.hh] == ["Linear", "ReLU", "Linear"]
     assert linears[-1].out_features == 4 * 50 and net.hh[0].in_features == 50
+    assert linears[0].out_features == 25 and net.hh[0].out_features == 25  # width hidden // 2
     assert net.head.in_features == 50 and net.head.out_features == 1
     assert net.config.forget_bias == -1.0
 

@@ -20,7 +20,7 @@ def test_quickstart_is_stored_with_its_outputs():
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)
     source = "".join(c.source for c in nb.cells)
-    assert "MLRSNetScheduler(optimizer)" in source and "sched.step(loss)" in source
+    assert "MLRSNetScheduler(optimizer, total_steps=" in source and "sched.step(loss)" in source
 
 
 def test_quickstart_executes(tmp_path):
@@ -32,7 +32,7 @@ def test_quickstart_executes(tmp_path):
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
     assert time.monotonic() - start < 180
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    assert "digits_cnn_seed0.pt: meta-trained on digits_cnn" in text
-    for name in ("MLR-SNet (frozen)", "step (x0.1 at 1/2 and 3/4)", "cosine"):
+    assert "digits_cnn_sym40: 3 nets after epochs [1, 15, 30] of meta-training on digits_cnn" in text
+    for name in ("MLR-SNet (frozen bundle)", "step (x0.1 at 1/2 and 3/4)", "cosine"):
         assert name in text
     assert "next lr" in text

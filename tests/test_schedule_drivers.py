@@ -24,6 +24,7 @@ from mlrsnet.schedules.drivers import (
     schedule_names,
 )
 from mlrsnet.schedules.registry import SCHEDULES
+from mlrsnet.schedules.spec import resolve_optimizer, schedule_spec
 from mlrsnet.tasks import build_task
 from mlrsnet.train import meta_train
 
@@ -57,7 +58,8 @@ def fresh(cfg: dict, schedule: str, lr_multiplier: float = 1.0, **params):
     task = copy.deepcopy(seed0_task(json.dumps(cfg["task"], sort_keys=True)))
     torch.manual_seed(0)
     model = task.build_model()
-    optimizer = build_base_optimizer(model.parameters(), cfg["optimizer"])
+    optimizer = build_base_optimizer(model.parameters(),
+                                     resolve_optimizer(cfg["optimizer"], schedule_spec(cfg).optimizer))
     built = build_schedule(cfg, task, model, optimizer, initial_loss(task, model, 0), torch.device("cpu"),
                            lr_multiplier)
     return task, model, built
@@ -116,7 +118,8 @@ def test_lr_multiplier_scales_each_kind_of_base_lr(cfg):
 
 def test_replacement_inherits_the_base_optimizers_hyperparameters(cfg):
     group = fresh(cfg, "sgd_hd")[2].optimizer.param_groups[0]
-    assert group["momentum"] == cfg["optimizer"]["momentum"]
+    assert cfg["optimizer"]["momentum"] is None  # the schedule's own: SGDM 0.9 for sgd_hd
+    assert group["momentum"] == schedule_spec(cfg, "sgd_hd").optimizer["momentum"] == 0.9
     assert group["weight_decay"] == cfg["optimizer"]["weight_decay"]
 
 

@@ -8,7 +8,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from mlrsnet.checkpoint import save_mlrsnet
 from mlrsnet.errors import CheckpointError
-from mlrsnet.net import MLRSNet
+from mlrsnet.net import MLRSNet, recomputed_gamma
 from mlrsnet.scheduler import DEFAULT_CHECKPOINT, MLRSNetScheduler, resolve_checkpoint
 
 LOSSES = [2.3, 1.9, 1.2, 0.8, 0.5, 0.42, 0.3, 0.31, 0.2, 0.1]
@@ -51,7 +51,7 @@ def test_lr_sequence_equals_the_in_memory_net():
 def test_each_group_gets_its_initial_lr_times_the_normalised_output():
     net = make_net(gamma=0.8)
     opt = two_group_optimizer(momentum=0.9)
-    sched = MLRSNetScheduler(opt, net)
+    sched = MLRSNetScheduler(opt, net, scale=None)
     for loss, ref in zip(LOSSES, reference_lrs([net], LOSSES), strict=True):
         sched.step(torch.tensor(loss))
         s = ref / 0.8
@@ -74,16 +74,19 @@ def test_works_inside_a_real_loop_with_any_optimizer_and_several_groups():
     x, y = torch.randn(64, 3), torch.randn(64, 1)
     for cls in (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop):
         a, b = torch.nn.Linear(3, 4), torch.nn.Linear(4, 1)
-        opt = cls([{"params": a.parameters(), "lr": 0.01}, {"params": b.parameters(), "lr": 0.001}])
-        sched = MLRSNetScheduler(opt)
-        for _ in range(5):
-            opt.zero_grad()
-            loss = torch.nn.functional.mse_loss(b(torch.relu(a(x))), y)
-            loss.backward()
-            opt.step()
-            sched.step(loss)
-        lr0, lr1 = sched.get_last_lr()
-        assert 0 < lr0 < 0.01 and lr1 == pytest.approx(lr0 / 10)
+        for scale in (None, "recompute"):
+            opt = cls([{"params": a.parameters(), "lr": 0.01}, {"params": b.parameters(), "lr": 0.001}])
+            sched = MLRSNetScheduler(opt, total_steps=6, scale=scale)
+            for _ in range(6):
+                opt.zero_grad()
+                loss = torch.nn.functional.mse_loss(b(torch.relu(a(x))), y)
+                loss.backward()
+                opt.step()
+                sched.step(loss)
+            lr0, lr1 = sched.get_last_lr()
+            # scale=None: the optimizer's LR is the largest the net emits; recompute: the paper's gamma.
+            high = 0.01 if scale is None else max(sched.gammas)
+            assert 0 < lr0 < high and lr1 == pytest.approx(lr0 / 10)
 
 
 def test_the_net_is_frozen_and_the_callers_net_untouched():
@@ -189,10 +192,11 @@ def test_argument_errors():
 def test_default_is_the_shipped_checkpoint_found_from_any_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     path = resolve_checkpoint(None)
-    assert path.is_file() and path.as_posix().endswith(DEFAULT_CHECKPOINT)
-    sched = MLRSNetScheduler(torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1))
+    assert path.is_file() and path.as_posix().endswith(f"mlrsnet/checkpoints/{DEFAULT_CHECKPOINT}.pt")
+    sched = MLRSNetScheduler(torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1), total_steps=30)
+    assert len(sched.nets) == 3
     sched.step(2.3)
-    assert 0 < sched.get_last_lr()[0] < 0.1
+    assert 0 < sched.get_last_lr()[0] < recomputed_gamma(2.3, 10)
 
 
 def test_checkpoint_file_round_trip_and_errors(tmp_path):
@@ -225,7 +229,8 @@ def test_cuda_steps_never_sync_with_the_host(make_opt):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1)).cuda()
     opt = make_opt(model.parameters())
-    sched = MLRSNetScheduler(opt)
+    # Within a window no step syncs (a recompute at a swap in the window-mean mode reads the mean once).
+    sched = MLRSNetScheduler(opt, total_steps=30, num_classes=10, initial_loss=2.3)
     x, y = torch.randn(32, 8, device="cuda"), torch.randn(32, 1, device="cuda")
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
@@ -240,4 +245,4 @@ def test_cuda_steps_never_sync_with_the_host(make_opt):
         torch.cuda.set_sync_debug_mode("default")
     lr = sched.get_last_lr()[0]
     assert isinstance(lr, torch.Tensor) and lr.device.type == "cuda"
-    assert 0 < float(lr) < opt.param_groups[0]["initial_lr"]
+    assert 0 < float(lr) < recomputed_gamma(2.3, 10)

@@ -3,8 +3,9 @@
 import json
 
 import pytest
+import torch
 
-from mlrsnet.checkpoint import load_mlrsnet
+from mlrsnet.checkpoint import file_sha256, load_mlrsnet, load_nets
 from mlrsnet.log import read_metrics
 from mlrsnet.train import meta_train
 from tests.conftest import compose, run_cli
@@ -36,7 +37,17 @@ def test_cli_end_to_end_writes_all_outputs(tmp_path):
     assert meta["task"] == "digits_mlp" and meta["schema_version"] == 1
     assert float(net.gamma) == pytest.approx(summary["gamma"])
     assert "torch" in meta["versions"]
-    assert (tmp_path / "checkpoints" / "digits_mlp_seed0.pt").is_file()
+    # The transfer bundle: the nets after epochs 1, N/2 and N (here N = 2), each with its gamma and config.
+    nets, bmeta = load_nets(run / "mlrsnet_bundle.pt")
+    assert bmeta["epochs"] == [1, 2] and bmeta["gammas"] == pytest.approx([summary["gamma"]] * 2)
+    assert bmeta["config"]["task"]["name"] == "digits_mlp"
+    assert all(torch.equal(a, b) for a, b in zip(nets[-1].state_dict().values(), net.state_dict().values(),
+                                                    strict=True))
+    assert summary["bundle"]["sha256"] == file_sha256(run / "mlrsnet_bundle.pt")
+    copy = tmp_path / "checkpoints" / "digits_mlp_seed0.pt"
+    assert copy.is_file() and summary["checkpoint_copy"] == {"path": str(copy.resolve()),
+                                                             "sha256": summary["bundle"]["sha256"]}
+    assert summary["optimizer"] == "SGD(momentum=0, wd=0.0005)"  # the reference meta-training's SGD
     assert (run / "lr_schedule.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -6,13 +6,13 @@ import math
 import pytest
 import torch
 
-from mlrsnet.checkpoint import save, save_mlrsnet
+from mlrsnet.checkpoint import DEFAULT_CHECKPOINT, file_sha256, save, save_mlrsnet
 from mlrsnet.cli import available_configs
 from mlrsnet.errors import CheckpointError, ConfigError
 from mlrsnet.log import read_metrics
 from mlrsnet.loop import LoopConfig, train_loop
 from mlrsnet.meta.engine import MetaEngine
-from mlrsnet.net import MLRSNet, MLRSNetConfig
+from mlrsnet.net import MLRSNet, MLRSNetConfig, recomputed_gamma
 from mlrsnet.run import build_base_optimizer, build_net, initial_loss, seed_everything, to_plain
 from mlrsnet.schedules.drivers import MLRSNetDriver
 from mlrsnet.tasks import available_datasets, build_task
@@ -67,15 +67,19 @@ def test_meta_train_save_load_transfer_gives_the_in_memory_lr_sequence(meta_trai
     losses, lrs = steps_of(tmp_path)
     assert len(lrs) == summary["steps"] > 3
     assert lrs == pytest.approx(replay(net, losses), rel=1e-6, abs=0)
-    assert summary["checkpoints"] == [str(path)] and summary["gamma"] == pytest.approx(float(net.gamma))
+    assert [c["path"] for c in summary["checkpoints"]] == [str(path.resolve())]
+    assert summary["checkpoints"][0]["sha256"] == file_sha256(path)
+    assert summary["gammas"] == pytest.approx([float(net.gamma)])
 
 
 def test_recomputed_gamma_rescales_the_same_sequence(meta_trained, tmp_path):
     net, path = meta_trained
     summary = transfer(transfer_cfg("digits_cnn", f"checkpoint={path}"), tmp_path)
     losses, lrs = steps_of(tmp_path)
-    factor = summary["gamma"] / float(net.gamma)
+    factor = summary["gammas"][0] / float(net.gamma)
     assert summary["gamma_mode"] == "recompute" and factor != pytest.approx(1.0)
+    # gamma from the mean loss over the whole training split in eval mode, as the reference meta-test
+    assert summary["gammas"][0] == pytest.approx(recomputed_gamma(summary["swap_losses"][0], 10))
     assert lrs == pytest.approx([lr * factor for lr in replay(net, losses)], rel=1e-6)
     assert summary["initial_loss"] == pytest.approx(math.log(10), rel=0.2)
 
@@ -109,7 +113,7 @@ def test_multi_checkpoint_protocol_swaps_at_equal_fractions(meta_trained, tmp_pa
             lr, state = (net if t < half else other)(torch.tensor(loss), state)
         expected.append(float(lr))
     assert lrs == pytest.approx(expected, rel=1e-6)
-    assert summary["checkpoints"] == [str(path), str(other_path)]
+    assert [c["path"] for c in summary["checkpoints"]] == [str(path.resolve()), str(other_path.resolve())]
 
 
 def test_baselines_share_seed_init_and_data_order(tmp_path):
@@ -127,9 +131,9 @@ def test_baselines_share_seed_init_and_data_order(tmp_path):
     assert cos[-1] < cos[0] and set(const) == {0.05}
     assert set(summary["comparison"]) == {"mlrsnet", "multistep", "cosine", "fixed"}
     md = (tmp_path / "comparison.md").read_text()
-    assert "| mlrsnet |" in md and "| cosine |" in md and "**" in md
+    assert "| mlrsnet | SGD(momentum=0," in md and "| cosine | SGD(momentum=0.9," in md and "**" in md
     rows = (tmp_path / "comparison.csv").read_text().strip().splitlines()
-    assert rows[0].startswith("schedule,final_test_accuracy") and len(rows) == 5
+    assert rows[0].startswith("schedule,optimizer,final_test_accuracy") and len(rows) == 5
 
 
 def test_every_query_composes_and_names_a_known_dataset():
@@ -175,7 +179,10 @@ def test_cli_end_to_end_with_the_shipped_checkpoint(tmp_path):
                  "compare/multistep/summary.json"]:
         assert (run / name).is_file(), name
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["query"] == "digits_cnn_data25" and summary["checkpoints"][0].endswith("digits_cnn_seed0.pt")
+    shipped = summary["checkpoints"][0]
+    assert summary["query"] == "digits_cnn_data25" and shipped["name"] is None
+    assert shipped["path"].endswith(f"mlrsnet/checkpoints/{DEFAULT_CHECKPOINT}.pt")
+    assert shipped["sha256"] == file_sha256(shipped["path"]) and len(summary["gammas"]) == 3
     assert "done: test accuracy mlrsnet" in r.stdout
 
 

@@ -7,9 +7,10 @@ the optimiser to train with and the :class:`~mlrsnet.schedules.base.LRDriver` th
 - ``mlrsnet``: MLR-SNet meta-trained in place (it needs the meta engine, so the run builder
   :func:`mlrsnet.run.build_run` builds it, driven by :class:`MLRSNetDriver`, and hands every other name to
   :func:`build_driver`);
-- ``mlrsnet_frozen``: a meta-trained MLR-SNet checkpoint, frozen (:class:`~mlrsnet.scheduler.MLRSNetScheduler`;
-  params ``checkpoint`` (default: the shipped one) and ``scale`` (default: the base optimiser's LR is the
-  largest LR the net can emit));
+- ``mlrsnet_frozen``: a meta-trained MLR-SNet bundle, frozen (:class:`~mlrsnet.scheduler.MLRSNetScheduler`;
+  params ``checkpoint`` (default: the shipped default bundle), ``scale`` (default ``recompute``: the
+  paper's gamma at the start and at each swap, from the mean loss over the whole training split in eval
+  mode) and ``gamma_min``);
 - ``rl``: a frozen PPO policy that multiplies the LR every few steps (:class:`mlrsnet.rl.policy.PolicyDriver`;
   params ``policy`` (a path, or a shipped policy's name; default: the one shipped for the task's family));
 - every name of :data:`mlrsnet.schedules.registry.SCHEDULES`, driven according to its kind::
@@ -59,7 +60,7 @@ bound itself.
 
 ``lr_multiplier`` scales the schedule's base LR (what a benchmark tunes): the base optimiser's LR for
 the schedules that wrap it (``lrbench``: through each group's ``lr_scale``), the replacement's LR, or
-the frozen MLR-SNet's ``scale``.
+every LR of the frozen MLR-SNet.
 """
 
 from __future__ import annotations
@@ -462,7 +463,7 @@ def _build_driver(name: str, optimizer: Optimizer, model: nn.Module, task: Task,
             raise ConfigError(f"schedule fixed takes no parameters, got {', '.join(sorted(kw))}")
         return optimizer, LRDriver()
     if name == FROZEN:
-        return optimizer, _frozen(optimizer, task, total_steps, kw, lr_multiplier)
+        return optimizer, _frozen(optimizer, model, task, total_steps, kw, lr_multiplier)
     if name == RL:
         from mlrsnet.rl.policy import build_policy_driver
 
@@ -496,20 +497,22 @@ def _build_driver(name: str, optimizer: Optimizer, model: nn.Module, task: Task,
     return optimizer, TorchSchedulerDriver(scheduler, name)
 
 
-def _frozen(optimizer: Optimizer, task: Task, total_steps: int, kw: dict[str, Any],
+def _frozen(optimizer: Optimizer, model: nn.Module, task: Task, total_steps: int, kw: dict[str, Any],
             lr_multiplier: float) -> FrozenMLRSNetDriver:
-    checkpoint, scale = kw.pop("checkpoint", None), kw.pop("scale", None)
+    checkpoint, scale = kw.pop("checkpoint", None), kw.pop("scale", "recompute")
+    gamma_min = float(kw.pop("gamma_min", 0.0))
     if kw:
         raise ConfigError(f"schedule {FROZEN}: unexpected parameter(s) {', '.join(sorted(kw))}; it takes "
-                          "checkpoint and scale")
-    if isinstance(scale, int | float) and not isinstance(scale, bool):
-        scale = float(scale) * lr_multiplier
-    elif scale == "checkpoint" and lr_multiplier != 1.0:
+                          "checkpoint, scale and gamma_min")
+    if scale == "checkpoint" and lr_multiplier != 1.0:
         raise ConfigError(f"schedule {FROZEN}: scale=checkpoint cannot be multiplied by {lr_multiplier:g}; "
-                          "give a numeric scale, or turn LR tuning off")
+                          "give scale=recompute or a numeric scale, or turn LR tuning off")
     try:
-        scheduler = MLRSNetScheduler(optimizer, checkpoint, scale=scale, loss_scale=task.info.loss_scale,
-                                     total_steps=total_steps)
+        scheduler = MLRSNetScheduler(
+            optimizer, checkpoint, total_steps=total_steps, scale=scale, num_classes=task.info.num_classes,
+            loss_scale=task.info.loss_scale, train_loss=lambda: float(task.evaluate(model, "train")["loss"]),
+            gamma_min=gamma_min, lr_factor=lr_multiplier if scale != "checkpoint" else 1.0,
+        )
     except ValueError as err:
         raise ConfigError(f"schedule {FROZEN}: {err}") from None
     return FrozenMLRSNetDriver(scheduler)
