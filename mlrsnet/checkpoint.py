@@ -101,8 +101,8 @@ def save(path: str | os.PathLike, kind: str, payload: dict) -> None:
 
 def _read(path: Path, map_location: str | torch.device) -> Any:
     if path.is_dir():
-        raise CheckpointError(f"checkpoint {path} is a directory; pass checkpoint=PATH to a .pt file (a run's "
-                              f"{BUNDLE_FILE} or mlrsnet.pt)")
+        raise CheckpointError(f"checkpoint {path} is a directory, not a file; pass the .pt file in it, e.g. "
+                              f"checkpoint={path / BUNDLE_FILE} (a training run's bundle) or {path / 'mlrsnet.pt'}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; pass checkpoint=PATH to an existing .pt file")
     try:

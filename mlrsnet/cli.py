@@ -143,7 +143,8 @@ def run_hydra(task_function: Callable[[Any], Any], config_name: str, group: str,
         watch_slurm_jobs()  # a sweep may go to SLURM: read job states from squeue where sacct fails
     # Hydra prints its own errors over several lines unless HYDRA_FULL_ERROR is set, in which case it
     # raises them; they are raised here and turned into one line. A user's HYDRA_FULL_ERROR=1 wins.
-    keep_hydra_errors = os.environ.get("HYDRA_FULL_ERROR") == "1"
+    previous_full_error = os.environ.get("HYDRA_FULL_ERROR")
+    keep_hydra_errors = previous_full_error == "1"
     os.environ["HYDRA_FULL_ERROR"] = "1"
 
     def guarded(cfg: Any) -> Any:
@@ -181,6 +182,12 @@ def run_hydra(task_function: Callable[[Any], Any], config_name: str, group: str,
         if message is None:
             raise
         fail(message)
+    finally:
+        # Called from Python (a notebook, a test), the switch must not leak into later processes.
+        if previous_full_error is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = previous_full_error
 
 
 def interrupted_message(run_dir: Path, command: str) -> str:

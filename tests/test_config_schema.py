@@ -160,7 +160,7 @@ def test_the_command_line_prints_one_line_exits_2_and_makes_no_run_directory(
 def test_a_subprocess_gets_the_same_one_line_error_and_no_run_directory(tmp_path: Path):
     proc = run_cli(["mlrsnet.train", "+task=digits_mlp", "optimizer.momentum=x"], cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr[-3000:]
-    assert proc.stderr.strip() == ("error: optimizer.momentum must be a number, got 'x'; "
+    assert proc.stderr.strip() == ("error: optimizer.momentum must be a number or null, got 'x'; "
                                    "set optimizer.momentum=<number>")
     assert not (tmp_path / "runs").exists()
 

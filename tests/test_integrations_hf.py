@@ -18,7 +18,7 @@ from mlrsnet.schedules.greedy import GreedyLR  # noqa: E402
 from mlrsnet.tasks.llm import TinyGPT, encode_bytes, stdlib_sources  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 
-CHECKPOINT = REPO / "checkpoints" / "digits_cnn_seed0.pt"
+CHECKPOINT = "digits_cnn_sym40"  # the shipped default bundle, by its short name
 
 
 def _data(n: int, offset: int = 0) -> list[dict]:
@@ -90,7 +90,7 @@ def test_missing_loss_or_metric_is_a_one_line_error(tmp_path):
     hf = HFTrainerSchedule(GreedyLR(opt), on="eval_accuracy")
     with pytest.raises(ConfigError, match="eval_loss"):
         hf.on_evaluate(None, None, None, metrics={"eval_loss": 1.0})
-    hf = HFTrainerSchedule(MLRSNetScheduler(opt, str(CHECKPOINT), scale=1e-3))
+    hf = HFTrainerSchedule(MLRSNetScheduler(opt, str(CHECKPOINT), scale=1e-3, total_steps=10))
     with pytest.raises(ConfigError, match="labels"):
         hf.on_pre_optimizer_step(None, None, None)
 
