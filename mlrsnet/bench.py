@@ -52,9 +52,7 @@ out_dir=runs/bench/x``) each train their own schedules and write the table of al
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import math
 import statistics
@@ -67,7 +65,7 @@ from mlrsnet.checkpoint import atomic_write_json, atomic_write_text
 from mlrsnet.ensemble.pool import save_probabilities
 from mlrsnet.errors import ConfigError
 from mlrsnet.figures import plot_lr_curves, plot_metric_curves
-from mlrsnet.log import RunLogger, read_metrics
+from mlrsnet.log import RunLogger, csv_text, read_metrics
 from mlrsnet.loop import Diverged, train_loop
 from mlrsnet.run import build_run, to_plain, validate
 from mlrsnet.rundir import open_run_dir
@@ -294,14 +292,6 @@ def tuning_table(tuning_rows: list[dict], grid: list[float], metric: str, epochs
     return "\n".join(lines) + "\n"
 
 
-def _csv(rows: list[dict], columns: Sequence[str]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: r.get(k) for k in columns} for r in rows)
-    return buf.getvalue()
-
-
 def _collect(out_dir: Path, fp: str, seeds: list[int], order: list[str]) -> list[dict]:
     """Every run record under ``out_dir`` with fingerprint ``fp`` and a seed of ``seeds``, schedules in
     ``order`` first, then the rest alphabetically."""
@@ -351,7 +341,7 @@ def write_outputs(cfg: dict, out_dir: Path, fp: str, seeds: list[int]) -> dict:
     task_name = cfg["task"]["name"]
     files = {"results.csv": out_dir / "results.csv", "results.md": out_dir / "results.md",
              "tuning.csv": out_dir / "tuning.csv"}
-    atomic_write_text(files["results.csv"], _csv(rows, RESULT_COLUMNS))
+    atomic_write_text(files["results.csv"], csv_text(rows, RESULT_COLUMNS))
     schedules = list(dict.fromkeys(r["schedule"] for r in records))
     grid = sorted(float(m) for m in cfg["lr_grid"]) if cfg["tune"] else []
     tune_epochs, tune_seed = int(cfg["tune_epochs"] or cfg["epochs"]), int(cfg["tune_seed"])
@@ -364,12 +354,19 @@ def write_outputs(cfg: dict, out_dir: Path, fp: str, seeds: list[int]) -> dict:
                 tuning_rows.append({"schedule": name, "lr_multiplier": m, "status": rec["status"],
                                     f"meta_{metric}": rec["score"], "chosen": m == chosen})
     atomic_write_text(files["tuning.csv"],
-                      _csv(tuning_rows, ("schedule", "lr_multiplier", "status", f"meta_{metric}", "chosen")))
+                      csv_text(tuning_rows, ("schedule", "lr_multiplier", "status", f"meta_{metric}", "chosen")))
     edge = frozenset(t["schedule"] for t in tuning_rows
                      if t["chosen"] and len(grid) > 1 and t["lr_multiplier"] in (grid[0], grid[-1]))
     table = summarise(rows, metric, target, seeds, edge)
     tuned = tuning_table(tuning_rows, grid, metric, tune_epochs, tune_seed) if tuning_rows else ""
-    atomic_write_text(files["results.md"], f"# {task_name}: LR schedules\n\n{table}{tuned}")
+    out: dict[str, Any] = {"rows": rows, "table": table, "files": files}
+    if cfg.get("select") == "fastest":
+        out["selection"] = select_fastest(records, **{"target": target, **(cfg.get("select_params") or {})})
+        files["selection.json"] = out_dir / "selection.json"
+        atomic_write_json(files["selection.json"], out["selection"])
+        out["table"] = table + selection_table(out["selection"])
+    atomic_write_text(files["results.md"], f"# {task_name}: LR schedules\n\n{table}{tuned}"
+                      + (selection_table(out["selection"]) if "selection" in out else ""))
     first = min(r["seed"] for r in records)
     curves = {}
     for name in schedules:
@@ -382,16 +379,7 @@ def write_outputs(cfg: dict, out_dir: Path, fp: str, seeds: list[int]) -> dict:
                  for name in schedules}
     files["metric_curves.png"] = plot_metric_curves(histories, metric, out_dir / "metric_curves.png",
                                                     f"{task_name}: mean ± std over seeds {seeds}")
-    tuning = {name: [t for t in tuning_rows if t["schedule"] == name] for name in schedules}
-    out = {"rows": rows, "table": table, "tuning": tuning, "files": files}
-    if cfg.get("select") == "fastest":
-        params = {"target": target, **(cfg.get("select_params") or {})}
-        out["selection"] = select_fastest(records, **params)
-        files["selection.json"] = out_dir / "selection.json"
-        atomic_write_json(files["selection.json"], out["selection"])
-        atomic_write_text(files["results.md"], f"# {task_name}: LR schedules\n\n{table}{tuned}"
-                          + selection_table(out["selection"]))
-        out["table"] = table + selection_table(out["selection"])
+    out["tuning"] = {name: [t for t in tuning_rows if t["schedule"] == name] for name in schedules}
     return out
 
 

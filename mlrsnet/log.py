@@ -6,11 +6,14 @@ Optional wandb mirroring is in :class:`WandbSink` (``logger=wandb``; off by defa
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import platform
 import subprocess
 import sys
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -225,3 +228,12 @@ def dump_config(cfg: dict) -> str:
     from omegaconf import OmegaConf
 
     return OmegaConf.to_yaml(OmegaConf.create(cfg))
+
+
+def csv_text(rows: list[dict], columns: Sequence[str]) -> str:
+    """``rows`` as CSV text with exactly ``columns`` (a missing value is empty), for result tables."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: r.get(k) for k in columns} for r in rows)
+    return buf.getvalue()

@@ -14,8 +14,6 @@ test accuracy), ``diversity.png`` (team accuracy against focal diversity, first 
 
 from __future__ import annotations
 
-import csv
-import io
 import statistics
 from collections import Counter
 from collections.abc import Sequence
@@ -40,7 +38,7 @@ from mlrsnet.ensemble.selection import (
 )
 from mlrsnet.errors import ConfigError
 from mlrsnet.figures import plot_team_diversity
-from mlrsnet.log import dump_config, environment
+from mlrsnet.log import csv_text, dump_config, environment
 from mlrsnet.run import to_plain, validate
 
 __all__ = ["ROW_COLUMNS", "best_single", "ensemble_rows", "lrensemble", "validate_ensemble"]
@@ -149,14 +147,6 @@ def seed_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _csv(rows: list[dict], columns: Sequence[str]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows({k: r.get(k) for k in columns} for r in rows)
-    return buf.getvalue()
-
-
 def _diversity_points(pool: Pool, selections: dict[tuple[str, str], Selection], cfg: dict,
                       combiner: str) -> dict[str, Any]:
     """Every candidate team's (meta accuracy, focal diversity) and test accuracy, for the figure; the
@@ -215,8 +205,8 @@ def lrensemble(cfg: Any, out_dir: str | Path) -> dict:
     task_name = cfg["task"]["name"]
     files = {"results.csv": out_dir / "results.csv", "results.md": out_dir / "results.md",
              "pool.csv": out_dir / "pool.csv"}
-    atomic_write_text(files["results.csv"], _csv(rows, ROW_COLUMNS))
-    atomic_write_text(files["pool.csv"], _csv(pool_rows, ("seed", "model", "policy", "meta_accuracy",
+    atomic_write_text(files["results.csv"], csv_text(rows, ROW_COLUMNS))
+    atomic_write_text(files["pool.csv"], csv_text(pool_rows, ("seed", "model", "policy", "meta_accuracy",
                                                           "test_accuracy", "wall_time_s")))
     table = summary_table(rows, seeds)
     source = f"the bench in {cfg['from_bench']}" if cfg.get("from_bench") else "LR-policy pool"
