@@ -316,7 +316,28 @@ def table_6b() -> tuple[list[str], list[dict], list[dict]]:
             if DONE_WHEN.get(axis) == query:
                 sub = {k: v for k, v in finals.items() if k in ("mlrsnet_cpu", "multistep", "cosine")}
                 done_when.append(_verdict(f"{axis}: {query}", "mlrsnet_cpu", sub, higher))
-    return lines + [""], verdicts, done_when
+    return lines + [""] + table_gammas(), verdicts, done_when
+
+
+def table_gammas() -> list[str]:
+    """The default transfer's recomputed gamma and the full training loss ``L`` it came from, at the start
+    and at each swap (CPU bundle, mean over the finished seeds), beside the gammas stored in the bundle."""
+    lines = ["### The recomputed gamma at the start and at each swap (CPU bundle, default transfer)", "",
+             "gamma = |sqrt(L) ln(L C) / (4 C^0.25)| with L the mean training loss in eval mode at that moment "
+             "(the net's output, about 0.3-0.6, multiplies it). Mean over seeds. |ln(L C)| vanishes at L = 1/C "
+             "(0.1 for the digits' 10 classes) and stays small near it, so a query whose training loss is near or "
+             "below 0.1 at a swap runs its next third at a small fraction of the first third's LR.", "",
+             "| query | L: start | 1/3 | 2/3 | gamma: start | 1/3 | 2/3 | final training loss |",
+             "|---|---|---|---|---|---|---|---|"]
+    for query in QUERIES_6B:
+        runs = [_done(OUT / "runs" / "6b" / query / "cpu" / f"seed{seed}" / "summary.json") for seed in SEEDS]
+        runs = [r for r in runs if r and "gammas" in r]
+        if not runs:
+            continue
+        mean = [statistics.fmean(r[key][i] for r in runs) for key in ("swap_losses", "gammas") for i in range(3)]
+        lines.append(f"| {query} | " + " | ".join(f"{v:.4g}" for v in mean) +
+                     f" | {statistics.fmean(r['final_train_loss'] for r in runs):.4g} |")
+    return lines + [""]
 
 
 def tables() -> None:
