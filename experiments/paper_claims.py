@@ -60,7 +60,7 @@ TASKS_6A = {
     "clean": (["+task=digits_cnn"], 30, GRID),
     "text": (["+task=text_lstm_cpython"], 2, [0.3, 1.0, 3.0]),
 }
-# 6b axes: query -> axis (the epochs axis: 10, the task.s own 30, and 90)
+# 6b axes: query -> axis (the epochs axis: 10, the task's own 30, and 90)
 QUERIES_6B = {
     "digits_cnn_epochs10": "epochs", "digits_cnn": "epochs", "digits_cnn_epochs90": "epochs",
     "digits_mlp": "architecture", "digits_resnet": "architecture",
