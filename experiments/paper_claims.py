@@ -238,7 +238,10 @@ def table_6a() -> tuple[list[str], list[dict]]:
         finals = {}
         for sched, hs in curves.items():
             finals[sched] = [h[-1][f"test_{metric}"] for h in hs]
-            lines.append(f"| {LABELS.get(sched, sched)} | {optimizers.get(sched, '')} | {_multiplier(name, sched)} | "
+            label = LABELS.get(sched, sched)
+            if "momentum=0," in optimizers.get(sched, ""):  # the text task's own SGD has no momentum
+                label = label.replace("SGDM+", "SGD+")
+            lines.append(f"| {label} | {optimizers.get(sched, '')} | {_multiplier(name, sched)} | "
                          f"{_ms(finals[sched], scale, digits)} | "
                          f"{_ms([h[-1]['train_loss'] for h in hs], 1, 4)} | "
                          f"{_ms([h[-1]['lr_mean'] for h in hs], 1, 5)} |")
