@@ -59,3 +59,12 @@ def warm_up(task, model, opt, warm_steps: int, clip: float | None = None):
     if clip:
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     return batch, loss
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory) -> Path:
+    """The project's wheel, built once per session (``pip wheel --no-deps``) for the install tests."""
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(dist)], check=True, capture_output=True, timeout=300)
+    return next(dist.glob("mlrsnet-*.whl"))

@@ -52,13 +52,8 @@ def test_wandb_is_an_extra_only():
     assert any(d.startswith("wandb") for d in extras["wandb"]) and any(d.startswith("wandb") for d in extras["dev"])
 
 
-def test_built_wheel_finds_its_configs(tmp_path):
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q", "-w",
-         str(tmp_path / "dist")],
-        check=True, capture_output=True, timeout=300,
-    )
-    wheel = next((tmp_path / "dist").glob("mlrsnet-*.whl"))
+def test_built_wheel_finds_its_configs(tmp_path, built_wheel):
+    wheel = built_wheel
     names = zipfile.ZipFile(wheel).namelist()
     assert "mlrsnet/conf/train.yaml" in names and "mlrsnet/conf/task/digits_cnn.yaml" in names
     assert {"mlrsnet/conf/rl.yaml", "mlrsnet/rl/policies/nmf_synthetic.pt", "mlrsnet/rl/policies/digits_cnn.pt"} <= set(

@@ -21,7 +21,7 @@ from mlrsnet.errors import CheckpointError, ConfigError
 from mlrsnet.net import MLRSNet
 from mlrsnet.scheduler import MLRSNetScheduler
 from mlrsnet.train import meta_train
-from tests.conftest import REPO, compose
+from tests.conftest import compose
 
 
 def test_short_names_resolve_inside_the_package_whatever_the_working_directory(tmp_path, monkeypatch):
@@ -57,13 +57,8 @@ def test_copy_to_checkpoints_never_writes_into_the_shipped_ones(tmp_path):
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
 
-def test_a_non_editable_install_finds_the_shipped_checkpoints(tmp_path):
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q", "-w",
-         str(tmp_path / "dist")],
-        check=True, capture_output=True, timeout=300,
-    )
-    wheel = next((tmp_path / "dist").glob("mlrsnet-*.whl"))
+def test_a_non_editable_install_finds_the_shipped_checkpoints(tmp_path, built_wheel):
+    wheel = built_wheel
     names = zipfile.ZipFile(wheel).namelist()
     for name in shipped_checkpoints():
         assert f"mlrsnet/checkpoints/{name}.pt" in names
