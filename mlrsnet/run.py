@@ -277,7 +277,7 @@ ADAPTIVE = ("adam", "adamw")
 def warn_adaptive_gamma(cfg: dict, gamma: float, key: str) -> None:
     """Warn (one line on stderr) when the paper's gamma, an SGD-scale LR ceiling, drives Adam or AdamW.
 
-    gamma = sqrt(L0) ln(L0 C) / (4 C^0.25) was derived for SGD: about 0.26 on digits, so MLR-SNet's first
+    gamma = sqrt(L0) ln(L0 C) / (4 C^0.25) was derived for SGD: about 0.67 on digits, so MLR-SNet's first
     LR (about gamma / 2) is two orders of magnitude above Adam's usual 1e-3, and Adam does not learn. The
     gamma is left as the formula gives it (a silent rescale would change what the formula means); the
     warning names the key that fixes it."""
