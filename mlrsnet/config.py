@@ -116,6 +116,7 @@ class NetSchema:
     hidden_size: int = 50
     gamma: float | None = None
     gamma_min: float = 0.01
+    gamma_from: str = "auto"
 
 
 @dataclass
@@ -213,6 +214,7 @@ class TransferSchema(_Common):
     checkpoint: Any = None
     gamma: Any = "recompute"
     gamma_min: float = 0.01
+    gamma_from: str = "auto"
     compare: Any = field(default_factory=list)
 
 

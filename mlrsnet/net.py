@@ -24,13 +24,31 @@ from torch import nn
 State = tuple[torch.Tensor, torch.Tensor]
 
 
+GAMMA_FROM = ("auto", "loss", "perplexity")
+
+
+def gamma_statistic(loss: float, gamma_from: str = "auto", metric: str = "accuracy") -> float:
+    """The L that enters the gamma formula for a mean training loss ``loss``.
+
+    ``loss``: the loss itself, as the reference's image-classification meta_train.py and meta_test.py do.
+    ``perplexity``: ``exp(loss)``, as the reference's language-modeling meta_train.py does (it computes
+    gamma from the initial training perplexity, ``C`` being the vocabulary size). ``auto``: perplexity for a
+    task whose metric is perplexity (a language model), the loss otherwise."""
+    if gamma_from not in GAMMA_FROM:
+        raise ValueError(f"gamma_from must be one of {', '.join(GAMMA_FROM)}, got {gamma_from!r}")
+    if gamma_from == "perplexity" or (gamma_from == "auto" and metric == "perplexity"):
+        return math.exp(min(float(loss), 700.0))
+    return float(loss)
+
+
 def compute_gamma(initial_loss: float, num_classes: int, gamma_min: float = 1e-2) -> float:
     """The paper's output scale: gamma = sqrt(L0) * ln(L0 * C) / (4 * C**0.25).
 
     L0 is the initial training loss and C the number of classes (vocabulary size for a language
-    model). Guard: when L0 <= 1/C the logarithm is zero or negative, so the formula would give a
-    non-positive scale (the reference code then emits zero or negative learning rates). In that case,
-    and whenever the formula falls below ``gamma_min``, ``gamma_min`` is returned instead.
+    model, whose L0 the reference takes as the initial training perplexity: :func:`gamma_statistic`).
+    Guard: when L0 <= 1/C the logarithm is zero or negative, so the formula would give a non-positive
+    scale (the reference code then emits zero or negative learning rates). In that case, and whenever the
+    formula falls below ``gamma_min``, ``gamma_min`` is returned instead.
     """
     if not math.isfinite(initial_loss) or initial_loss <= 0:
         raise ValueError(f"initial loss must be positive and finite to compute gamma, got {initial_loss}")

@@ -28,7 +28,7 @@ from mlrsnet.config import check_types
 from mlrsnet.errors import ConfigError
 from mlrsnet.loop import Guard, LoopConfig
 from mlrsnet.meta.engine import MetaEngine
-from mlrsnet.net import MLRSNet, MLRSNetConfig, compute_gamma
+from mlrsnet.net import GAMMA_FROM, MLRSNet, MLRSNetConfig, compute_gamma, gamma_statistic
 from mlrsnet.resume import rng_states, set_rng_states
 from mlrsnet.scheduler import MLRSNetScheduler
 from mlrsnet.schedules.base import LRDriver
@@ -184,6 +184,7 @@ def validate(cfg: dict, entry: str = "train") -> None:
     _at_least(cfg, 0, "snapshots", "guard.max_rollbacks", "meta.weight_decay", "guard.lr_min")
     _positive(cfg, "meta.lr", "net.gamma", "net.gamma_min")
     _choice(cfg, "meta.backend", ("exact", "higher", "unroll"))
+    _choice(cfg, "net.gamma_from", GAMMA_FROM)
     check_schedule(schedule_name(cfg))
     schedule_spec(cfg)  # the group's shape and the schedule_params alias
     if cfg["resume"] not in ("auto", True, False):
@@ -261,11 +262,13 @@ def apply_speed_options(
 
 
 def build_net(cfg: dict, task: Task, l0: float, device: torch.device) -> MLRSNet:
-    """A fresh MLR-SNet from the ``net`` section; gamma from the formula (``net.gamma: null``) or fixed."""
+    """A fresh MLR-SNet from the ``net`` section; gamma from the formula (``net.gamma: null``; its L is the
+    initial loss, or for a language model the initial perplexity, per ``net.gamma_from``) or fixed."""
     ncfg = cfg["net"]
     gamma = ncfg.get("gamma")
     if gamma is None:
-        gamma = compute_gamma(l0, task.info.num_classes, float(ncfg.get("gamma_min", 1e-2)))
+        stat = gamma_statistic(l0, str(ncfg.get("gamma_from", "auto")), task.info.metric)
+        gamma = compute_gamma(stat, task.info.num_classes, float(ncfg.get("gamma_min", 1e-2)))
     elif float(gamma) <= 0:
         raise ConfigError(f"net.gamma must be positive (or null to compute it), got {gamma}")
     return MLRSNet(MLRSNetConfig(hidden_size=int(ncfg.get("hidden_size", 50))), gamma=float(gamma)).to(device)
@@ -379,12 +382,17 @@ def _frozen(cfg: dict, task: Task, model: torch.nn.Module, optimizer: torch.opti
     """Frozen MLR-SNet(s) on a query task, gamma per ``cfg["gamma"]``, and what the summary records.
 
     ``recompute`` (the reference meta-test): gamma = |sqrt(L) ln(L C) / (4 C^0.25)| at the start and at each
-    swap of the bundle, with L the mean loss over the whole training split in eval mode at that moment;
+    swap of the bundle, with L the mean loss over the whole training split in eval mode at that moment (its
+    perplexity for a language model, per ``cfg["gamma_from"]``);
     ``checkpoint``: each net's stored gamma; a number: that gamma."""
     mode = cfg["gamma"]
     scale: float | str = mode if mode in ("recompute", "checkpoint") else float(mode)
+    gamma_from = str(cfg.get("gamma_from", "auto"))
+    if gamma_from == "auto":
+        gamma_from = "perplexity" if task.info.metric == "perplexity" else "loss"
     if mode == "recompute":
-        warn_adaptive_gamma(cfg, compute_gamma(l0, task.info.num_classes, float(cfg.get("gamma_min", 1e-2))), "gamma")
+        stat = gamma_statistic(l0, gamma_from)
+        warn_adaptive_gamma(cfg, compute_gamma(stat, task.info.num_classes, float(cfg.get("gamma_min", 1e-2))), "gamma")
     if len(nets) > total_steps:
         raise ConfigError(f"{len(nets)} checkpoints need at least as many steps and the run has "
                           f"{total_steps}; raise epochs or pass fewer checkpoints")
@@ -394,9 +402,9 @@ def _frozen(cfg: dict, task: Task, model: torch.nn.Module, optimizer: torch.opti
 
     sched = MLRSNetScheduler(optimizer, nets, scale=scale, loss_scale=task.info.loss_scale, total_steps=total_steps,
                              num_classes=task.info.num_classes, train_loss=full_train_loss,
-                             gamma_min=float(cfg.get("gamma_min") or 0.0))
+                             gamma_min=float(cfg.get("gamma_min") or 0.0), gamma_from=gamma_from)
     info = {
-        "gamma_mode": mode if mode in ("recompute", "checkpoint") else "fixed",
+        "gamma_mode": mode if mode in ("recompute", "checkpoint") else "fixed", "gamma_from": gamma_from,
         "checkpoint_gammas": list(sched.stored_gammas), "initial_loss": l0, "loss_scale": task.info.loss_scale,
         "num_nets": len(nets),
     }

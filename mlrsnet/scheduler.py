@@ -16,8 +16,10 @@ This follows the reference meta-test (``meta-test/meta_test.py`` of github.com/x
       gamma_k = |sqrt(L_k) ln(L_k C) / (4 C^0.25)|        (:func:`mlrsnet.net.recomputed_gamma`)
 
   with ``C`` the class count (vocabulary size for a language model) and ``L_k`` the mean training loss at
-  that moment. The reference measures ``L_k`` over the whole training set in eval mode; pass
-  ``train_loss=<callable returning that mean>`` to do the same (:mod:`mlrsnet.transfer` does). In your
+  that moment (``gamma_from="perplexity"``: its perplexity ``exp(L_k)``, the convention of the reference's
+  language-modeling code, which :mod:`mlrsnet.transfer` applies to language models). The reference
+  measures ``L_k`` over the whole training set in eval mode; pass ``train_loss=<callable returning that
+  mean>`` to do the same (:mod:`mlrsnet.transfer` does). In your
   own loop without it, the scheduler cannot see the whole split, so ``L_k`` is **the mean of the
   mini-batch losses passed to** :meth:`step` **since the previous swap**, and ``L_0`` is ``initial_loss``
   if given, else the first loss passed to :meth:`step` (the first step then runs at the optimizer's own
@@ -62,7 +64,7 @@ from torch.optim.lr_scheduler import ChainedScheduler, LRScheduler
 
 from mlrsnet.checkpoint import DEFAULT_CHECKPOINT, load_nets, resolve_checkpoint
 from mlrsnet.errors import CheckpointError, SchedulerCompositionError
-from mlrsnet.net import MLRSNet, State, recomputed_gamma
+from mlrsnet.net import MLRSNet, State, gamma_statistic, recomputed_gamma
 from mlrsnet.schedules.base import set_lr
 
 __all__ = ["DEFAULT_CHECKPOINT", "MLRSNetScheduler", "load_frozen", "resolve_checkpoint"]
@@ -119,6 +121,8 @@ class MLRSNetScheduler(LRScheduler):
             called at the start (when ``initial_loss`` is not given) and at each swap; ``None``: the mean of
             the losses passed to :meth:`step` since the previous swap.
         gamma_min: floor of a recomputed gamma (0: the reference's ``abs(...)`` unfloored).
+        gamma_from: ``"loss"`` (default): L_k enters the formula as it is; ``"perplexity"``: ``exp(L_k)``
+            does, as the reference's language-modeling code computes gamma (pass it for a language model).
         lr_factor: multiplies every LR.
 
     Call :meth:`step` with the loss after every ``optimizer.step()``. :meth:`get_last_lr` returns the
@@ -138,11 +142,14 @@ class MLRSNetScheduler(LRScheduler):
         train_loss: Callable[[], float] | None = None,
         gamma_min: float = 0.0,
         lr_factor: float = 1.0,
+        gamma_from: str = "loss",
     ) -> None:
         if not loss_scale > 0:
             raise ValueError(f"loss_scale must be positive, got {loss_scale}")
         if not lr_factor > 0:
             raise ValueError(f"lr_factor must be positive, got {lr_factor}")
+        if gamma_from not in ("loss", "perplexity"):
+            raise ValueError(f"gamma_from must be 'loss' or 'perplexity', got {gamma_from!r}")
         if num_classes is not None and int(num_classes) < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         params = [p for g in optimizer.param_groups for p in g["params"]]
@@ -168,6 +175,7 @@ class MLRSNetScheduler(LRScheduler):
         self.num_classes = None if num_classes is None else int(num_classes)
         self.train_loss = train_loss
         self.gamma_min = float(gamma_min)
+        self.gamma_from = gamma_from
         self.lr_factor = float(lr_factor)
         self.stored_gammas = [float(net.gamma) for net in self.nets]  # host copies, read once
         n = len(self.nets)
@@ -202,7 +210,7 @@ class MLRSNetScheduler(LRScheduler):
         if self.num_classes is None:
             self.num_classes = max(2, round(math.exp(min(loss, 50.0))))
         self.swap_losses[k] = loss
-        self.gammas[k] = recomputed_gamma(loss, self.num_classes, self.gamma_min)
+        self.gammas[k] = recomputed_gamma(gamma_statistic(loss, self.gamma_from), self.num_classes, self.gamma_min)
 
     def _factors(self, k: int) -> list[float]:
         """LR of group g = net output * factor_g (the net's output already carries its stored gamma)."""

@@ -49,7 +49,7 @@ from mlrsnet.errors import ConfigError
 from mlrsnet.figures import save_lr_schedule
 from mlrsnet.log import RunLogger, dump_config, read_metrics
 from mlrsnet.loop import train_loop
-from mlrsnet.net import MLRSNet
+from mlrsnet.net import GAMMA_FROM, MLRSNet
 from mlrsnet.run import build_run, resolve_device, to_plain, validate
 from mlrsnet.rundir import open_run_dir
 from mlrsnet.scheduler import load_frozen
@@ -82,6 +82,9 @@ def validate_transfer(cfg: dict) -> None:
             value = math.nan
         if not value > 0:
             raise ConfigError(f"gamma={gamma!r}: use gamma=recompute, gamma=checkpoint or a positive number")
+    if cfg.get("gamma_from", "auto") not in GAMMA_FROM:
+        raise ConfigError(f"gamma_from={cfg['gamma_from']!r} is not one of {', '.join(GAMMA_FROM)}; "
+                          "set gamma_from=auto")
     if isinstance(cfg["compare"], str):
         cfg["compare"] = [cfg["compare"]]
     cfg["compare"] = list(cfg["compare"] or [])

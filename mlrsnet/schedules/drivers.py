@@ -10,7 +10,7 @@ the optimiser to train with and the :class:`~mlrsnet.schedules.base.LRDriver` th
 - ``mlrsnet_frozen``: a meta-trained MLR-SNet bundle, frozen (:class:`~mlrsnet.scheduler.MLRSNetScheduler`;
   params ``checkpoint`` (default: the shipped default bundle), ``scale`` (default ``recompute``: the
   paper's gamma at the start and at each swap, from the mean loss over the whole training split in eval
-  mode) and ``gamma_min``);
+  mode; its perplexity for a language model, per ``gamma_from``) and ``gamma_min``);
 - ``rl``: a frozen PPO policy that multiplies the LR every few steps (:class:`mlrsnet.rl.policy.PolicyDriver`;
   params ``policy`` (a path, or a shipped policy's name; default: the one shipped for the task's family));
 - every name of :data:`mlrsnet.schedules.registry.SCHEDULES`, driven according to its kind::
@@ -74,7 +74,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from mlrsnet.errors import ConfigError
-from mlrsnet.net import MLRSNet
+from mlrsnet.net import GAMMA_FROM, MLRSNet
 from mlrsnet.scheduler import MLRSNetScheduler
 from mlrsnet.schedules.autolr import AutoLRTuner
 from mlrsnet.schedules.base import LRDriver, TorchSchedulerDriver, set_lr
@@ -500,10 +500,16 @@ def _build_driver(name: str, optimizer: Optimizer, model: nn.Module, task: Task,
 def _frozen(optimizer: Optimizer, model: nn.Module, task: Task, total_steps: int, kw: dict[str, Any],
             lr_multiplier: float) -> FrozenMLRSNetDriver:
     checkpoint, scale = kw.pop("checkpoint", None), kw.pop("scale", "recompute")
-    gamma_min = float(kw.pop("gamma_min", 0.0))
+    gamma_min = float(kw.pop("gamma_min", None) or 0.0)
+    gamma_from = kw.pop("gamma_from", None) or "auto"
     if kw:
         raise ConfigError(f"schedule {FROZEN}: unexpected parameter(s) {', '.join(sorted(kw))}; it takes "
-                          "checkpoint, scale and gamma_min")
+                          "checkpoint, scale, gamma_min and gamma_from")
+    if gamma_from not in GAMMA_FROM:
+        raise ConfigError(f"schedule {FROZEN}: gamma_from={gamma_from!r} is not one of {', '.join(GAMMA_FROM)}; "
+                          "set gamma_from=auto")
+    if gamma_from == "auto":
+        gamma_from = "perplexity" if task.info.metric == "perplexity" else "loss"
     if scale == "checkpoint" and lr_multiplier != 1.0:
         raise ConfigError(f"schedule {FROZEN}: scale=checkpoint cannot be multiplied by {lr_multiplier:g}; "
                           "give scale=recompute or a numeric scale, or turn LR tuning off")
@@ -511,7 +517,7 @@ def _frozen(optimizer: Optimizer, model: nn.Module, task: Task, total_steps: int
         scheduler = MLRSNetScheduler(
             optimizer, checkpoint, total_steps=total_steps, scale=scale, num_classes=task.info.num_classes,
             loss_scale=task.info.loss_scale, train_loss=lambda: float(task.evaluate(model, "train")["loss"]),
-            gamma_min=gamma_min, lr_factor=lr_multiplier if scale != "checkpoint" else 1.0,
+            gamma_min=gamma_min, lr_factor=lr_multiplier if scale != "checkpoint" else 1.0, gamma_from=gamma_from,
         )
     except ValueError as err:
         raise ConfigError(f"schedule {FROZEN}: {err}") from None

@@ -1,0 +1,94 @@
+"""The language-model convention of the gamma formula: the reference's language-modeling meta_train.py
+computes gamma = sqrt(P0) ln(P0 V) / (4 V^0.25) from the initial training *perplexity* P0 (V the vocabulary
+size); its image code passes the loss. ``gamma_from=auto`` follows that per task, in meta-training and in
+the transfer's recompute; ``gamma_from=loss`` restores the loss for a language model."""
+
+import math
+
+import pytest
+import torch
+
+from mlrsnet.checkpoint import save_mlrsnet
+from mlrsnet.errors import ConfigError
+from mlrsnet.net import MLRSNet, compute_gamma, gamma_statistic, recomputed_gamma
+from mlrsnet.run import build_net, initial_loss, to_plain
+from mlrsnet.scheduler import MLRSNetScheduler
+from mlrsnet.tasks import build_task
+from mlrsnet.train import meta_train
+from mlrsnet.transfer import transfer
+from tests.conftest import compose
+
+SMALL_TEXT = ["task.max_chars=12000", "batch_size=8", "task.model_kwargs.hidden_size=32", "epochs=1",
+              "progress=false"]
+
+
+def test_gamma_statistic_per_convention():
+    assert gamma_statistic(2.0, "loss", "perplexity") == 2.0
+    assert gamma_statistic(2.0, "perplexity", "accuracy") == pytest.approx(math.exp(2.0))
+    assert gamma_statistic(2.0, "auto", "perplexity") == pytest.approx(math.exp(2.0))
+    assert gamma_statistic(2.0, "auto", "accuracy") == 2.0
+    assert math.isfinite(gamma_statistic(1e4, "perplexity"))  # no overflow
+    with pytest.raises(ValueError, match="gamma_from"):
+        gamma_statistic(2.0, "ppl")
+
+
+def test_reference_language_model_gamma_is_several_times_the_loss_formula():
+    """A fresh character LM (V = 105, P0 = V): the reference's gamma is ~7.4, the loss formula's ~1.0."""
+    v = 105
+    p0 = float(v)
+    ref = math.sqrt(p0) * math.log(p0 * v) / v ** 0.25 / 4  # meta-train/language-modeling/meta_train.py
+    assert compute_gamma(gamma_statistic(math.log(v), "auto", "perplexity"), v) == pytest.approx(ref)
+    assert compute_gamma(math.log(v), v) < ref / 5
+
+
+def test_meta_training_a_language_model_takes_gamma_from_the_initial_perplexity():
+    cfg = to_plain(compose("train", ["+task=text_lstm_cpython", *SMALL_TEXT]))
+    task = build_task(cfg["task"], 0, "cpu")
+    torch.manual_seed(0)
+    model = task.build_model()
+    l0 = initial_loss(task, model, 0)
+    v = task.info.num_classes
+    net = build_net(cfg, task, l0, torch.device("cpu"))
+    assert float(net.gamma) == pytest.approx(compute_gamma(math.exp(l0), v), rel=1e-6)
+    cfg["net"]["gamma_from"] = "loss"
+    assert float(build_net(cfg, task, l0, torch.device("cpu")).gamma) == pytest.approx(compute_gamma(l0, v))
+    digits = to_plain(compose("train", ["+task=digits_mlp", "task.train_fraction=0.3", "progress=false"]))
+    dtask = build_task(digits["task"], 0, "cpu")
+    dl0 = initial_loss(dtask, dtask.build_model(), 0)
+    assert float(build_net(digits, dtask, dl0, torch.device("cpu")).gamma) == pytest.approx(compute_gamma(dl0, 10))
+
+
+def test_train_rejects_an_unknown_gamma_from(tmp_path):
+    with pytest.raises(ConfigError, match="net.gamma_from"):
+        meta_train(compose("train", ["+task=digits_mlp", "net.gamma_from=ppl", "progress=false"]), tmp_path)
+
+
+@pytest.mark.parametrize("gamma_from", ["auto", "loss"])
+def test_text_transfer_recomputes_gamma_from_the_perplexity(tmp_path, gamma_from):
+    torch.manual_seed(0)
+    path = tmp_path / "net.pt"
+    save_mlrsnet(path, MLRSNet(gamma=0.5), task="digits_mlp")
+    summary = transfer(compose("transfer", ["+query=text_lstm", f"checkpoint={path}", f"gamma_from={gamma_from}",
+                                            *SMALL_TEXT]), tmp_path / "run")
+    assert summary["gamma_mode"] == "recompute"
+    v = round(math.exp(summary["loss_scale"]))
+    stat = math.exp(summary["swap_losses"][0]) if gamma_from == "auto" else summary["swap_losses"][0]
+    assert summary["gamma_from"] == ("perplexity" if gamma_from == "auto" else "loss")
+    assert summary["gammas"][0] == pytest.approx(recomputed_gamma(stat, v), rel=1e-6)
+
+
+def test_transfer_rejects_an_unknown_gamma_from(tmp_path):
+    with pytest.raises(ConfigError, match="gamma_from"):
+        transfer(compose("transfer", ["+query=digits_mlp", "gamma_from=ppl", "progress=false"]), tmp_path)
+
+
+def test_scheduler_recompute_from_the_perplexity_in_a_users_loop():
+    torch.manual_seed(0)
+    net = MLRSNet(gamma=0.5)
+    opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1)
+    a = MLRSNetScheduler(opt, net, num_classes=100, initial_loss=4.0, gamma_from="perplexity")
+    assert a.gammas[0] == pytest.approx(recomputed_gamma(math.exp(4.0), 100))
+    b = MLRSNetScheduler(opt, net, num_classes=100, initial_loss=4.0)
+    assert b.gammas[0] == pytest.approx(recomputed_gamma(4.0, 100))
+    with pytest.raises(ValueError, match="gamma_from"):
+        MLRSNetScheduler(opt, net, num_classes=100, gamma_from="auto")
