@@ -3,12 +3,14 @@
     python experiments/paper_claims.py                  # every part, then the tables and figures
     python experiments/paper_claims.py --part 6a-noisy  # one part (parts can run in parallel processes)
     python experiments/paper_claims.py --tables         # tables and figures from the finished parts
+    python experiments/paper_claims.py --part extra-noisy --seeds 3,4   # not in the default: more seeds for 6a
 
 Writes ``experiments/paper_claims/`` (``README.md``: the tables; ``fig_6a_<task>.png``: the three-panel
 figures; ``runs/``: every run's records). Every run is cached: a rerun skips what is done.
 
 **6a, meta-train stage** (an analogue of the paper's Fig. 3). Per task, 3 seeds: MLR-SNet meta-trained in
-place (``python -m mlrsnet.train`` defaults: SGD momentum 0, gamma from the formula, untuned) against
+place (``python -m mlrsnet.train`` defaults: SGD momentum 0, gamma from the formula, on the language model
+from the initial perplexity as the authors' language-modeling code, untuned) against
 SGDM+Fixed, SGDM+MultiStep, SGDM+Exponential, SGDM+SGDR, SGD-HD (SGDM 0.9, their run-relative defaults)
 and Adam (lr 1e-3), each baseline's LR multiplier tuned over [0.03, 0.1, 0.3, 1, 3] (text: [0.3, 1, 3, 10, 30]) by
 full-length runs with seed 0 scored on the meta split (``mlrsnet.bench``; the test split is never used for a
@@ -22,7 +24,8 @@ the authors' CIFAR-10 bundle (``paper_cifar10_resnet18``), frozen, through ``pyt
 with its defaults (swaps at 1/3 and 2/3, gamma recomputed from the full training loss, SGD momentum 0),
 against SGDM+MultiStep, SGDM+Cosine (``compare=``), SGDM+Exponential (SGDM 0.9 at lr 0.1) and Adam (lr
 1e-3), same seeds, same initialisation and data order, on four axes: epochs, architecture, data size,
-modality.
+modality. ``tried-<query>`` parts: what else was tried on the done-when queries where the default loses
+(``TRIED``: the stored gammas, a clean-digits bundle, and on text the recompute from the loss).
 
 **6c**: a wins/losses table per task and axis (mean ± std over seeds), MLR-SNet against the better
 baseline. A tie is a mean difference within one test image (accuracy) or 0.5% (perplexity).
