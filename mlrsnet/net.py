@@ -27,6 +27,15 @@ State = tuple[torch.Tensor, torch.Tensor]
 GAMMA_FROM = ("auto", "loss", "perplexity")
 
 
+def resolve_gamma_from(gamma_from: str, metric: str) -> str:
+    """``loss`` or ``perplexity``: ``auto`` resolved for a task whose test metric is ``metric``."""
+    if gamma_from not in GAMMA_FROM:
+        raise ValueError(f"gamma_from must be one of {', '.join(GAMMA_FROM)}, got {gamma_from!r}")
+    if gamma_from == "auto":
+        return "perplexity" if metric == "perplexity" else "loss"
+    return gamma_from
+
+
 def gamma_statistic(loss: float, gamma_from: str = "auto", metric: str = "accuracy") -> float:
     """The L that enters the gamma formula for a mean training loss ``loss``.
 
@@ -34,9 +43,7 @@ def gamma_statistic(loss: float, gamma_from: str = "auto", metric: str = "accura
     ``perplexity``: ``exp(loss)``, as the reference's language-modeling meta_train.py does (it computes
     gamma from the initial training perplexity, ``C`` being the vocabulary size). ``auto``: perplexity for a
     task whose metric is perplexity (a language model), the loss otherwise."""
-    if gamma_from not in GAMMA_FROM:
-        raise ValueError(f"gamma_from must be one of {', '.join(GAMMA_FROM)}, got {gamma_from!r}")
-    if gamma_from == "perplexity" or (gamma_from == "auto" and metric == "perplexity"):
+    if resolve_gamma_from(gamma_from, metric) == "perplexity":
         return math.exp(min(float(loss), 700.0))
     return float(loss)
 

@@ -28,7 +28,7 @@ from mlrsnet.config import check_types
 from mlrsnet.errors import ConfigError
 from mlrsnet.loop import Guard, LoopConfig
 from mlrsnet.meta.engine import MetaEngine
-from mlrsnet.net import GAMMA_FROM, MLRSNet, MLRSNetConfig, compute_gamma, gamma_statistic
+from mlrsnet.net import GAMMA_FROM, MLRSNet, MLRSNetConfig, compute_gamma, gamma_statistic, resolve_gamma_from
 from mlrsnet.resume import rng_states, set_rng_states
 from mlrsnet.scheduler import MLRSNetScheduler
 from mlrsnet.schedules.base import LRDriver
@@ -387,9 +387,7 @@ def _frozen(cfg: dict, task: Task, model: torch.nn.Module, optimizer: torch.opti
     ``checkpoint``: each net's stored gamma; a number: that gamma."""
     mode = cfg["gamma"]
     scale: float | str = mode if mode in ("recompute", "checkpoint") else float(mode)
-    gamma_from = str(cfg.get("gamma_from", "auto"))
-    if gamma_from == "auto":
-        gamma_from = "perplexity" if task.info.metric == "perplexity" else "loss"
+    gamma_from = resolve_gamma_from(str(cfg.get("gamma_from", "auto")), task.info.metric)
     if mode == "recompute":
         stat = gamma_statistic(l0, gamma_from)
         warn_adaptive_gamma(cfg, compute_gamma(stat, task.info.num_classes, float(cfg.get("gamma_min", 1e-2))), "gamma")

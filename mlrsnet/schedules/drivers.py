@@ -74,7 +74,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from mlrsnet.errors import ConfigError
-from mlrsnet.net import GAMMA_FROM, MLRSNet
+from mlrsnet.net import MLRSNet, resolve_gamma_from
 from mlrsnet.scheduler import MLRSNetScheduler
 from mlrsnet.schedules.autolr import AutoLRTuner
 from mlrsnet.schedules.base import LRDriver, TorchSchedulerDriver, set_lr
@@ -502,14 +502,13 @@ def _frozen(optimizer: Optimizer, model: nn.Module, task: Task, total_steps: int
     checkpoint, scale = kw.pop("checkpoint", None), kw.pop("scale", "recompute")
     gamma_min = float(kw.pop("gamma_min", None) or 0.0)
     gamma_from = kw.pop("gamma_from", None) or "auto"
+    try:
+        gamma_from = resolve_gamma_from(gamma_from, task.info.metric)
+    except ValueError as err:
+        raise ConfigError(f"schedule {FROZEN}: {err}; set gamma_from=auto") from None
     if kw:
         raise ConfigError(f"schedule {FROZEN}: unexpected parameter(s) {', '.join(sorted(kw))}; it takes "
                           "checkpoint, scale, gamma_min and gamma_from")
-    if gamma_from not in GAMMA_FROM:
-        raise ConfigError(f"schedule {FROZEN}: gamma_from={gamma_from!r} is not one of {', '.join(GAMMA_FROM)}; "
-                          "set gamma_from=auto")
-    if gamma_from == "auto":
-        gamma_from = "perplexity" if task.info.metric == "perplexity" else "loss"
     if scale == "checkpoint" and lr_multiplier != 1.0:
         raise ConfigError(f"schedule {FROZEN}: scale=checkpoint cannot be multiplied by {lr_multiplier:g}; "
                           "give scale=recompute or a numeric scale, or turn LR tuning off")
