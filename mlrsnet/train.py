@@ -81,17 +81,19 @@ def _meta_train(cfg: dict, run_dir: Path, config_yaml: str | None) -> dict:
         logger.sinks.append(WandbSink(run_dir, cfg, cfg["logger"], run_id=wandb_id))
     loop_cfg = run.loop_config(f"{task.info.name} [{run.schedule}]")
     ckpt = Checkpointer(run_dir, cfg, run, logger, l0, saved)
-    if saved is None:
-        position = loop_position({"epoch": 0, "global_step": 0, "history": [], "progress": None})
-        ckpt.snapshot(0)
-        ckpt.save(0, 0, [])
-    else:
-        run.load_state_dict(saved["training"])
-        position = loop_position(saved)
-        print(f"resuming {run_dir} after step {saved['global_step']} ({saved['epoch']} epochs complete)",
-              flush=True)
-
+    # The handler is in place before the first save, so a Ctrl-C that finds run_state.pt always
+    # stops at a step boundary with exit code 75 (never a bare KeyboardInterrupt between the two).
     with StopSignals() as stop:
+        if saved is None:
+            position = loop_position({"epoch": 0, "global_step": 0, "history": [], "progress": None})
+            ckpt.snapshot(0)
+            ckpt.save(0, 0, [])
+        else:
+            run.load_state_dict(saved["training"])
+            position = loop_position(saved)
+            print(f"resuming {run_dir} after step {saved['global_step']} ({saved['epoch']} epochs complete)",
+                  flush=True)
+
         while True:
             try:
                 history = train_loop(

@@ -54,6 +54,26 @@ def test_ctrl_c_saves_writes_the_unfinished_epochs_steps_and_says_how_to_resume(
     assert os.path.getsize(tmp_path / "metrics.jsonl") == state["metrics_bytes"]
 
 
+def test_ctrl_c_just_after_the_first_save_still_stops_at_a_step_with_the_saved_state(tmp_path, monkeypatch):
+    # A Ctrl-C that lands once run_state.pt exists but before the first step (the window a user, or the
+    # command-line test below under load, can hit) stops like any other: exit 75 and a resumable state.
+    from mlrsnet.resume import Checkpointer
+
+    real, calls = Checkpointer.save, []
+
+    def save(self, *args, **kwargs):
+        real(self, *args, **kwargs)
+        calls.append(args)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(Checkpointer, "save", save)
+    with pytest.raises(RunInterrupted) as info:
+        meta_train(compose(overrides=[*TINY, "schedule=fixed", "epochs=2"]), tmp_path)
+    assert "stopped by SIGINT after step 1 (0 epochs complete)" in str(info.value)
+    assert load_run_state(tmp_path / "run_state.pt")["global_step"] == 1
+
+
 def test_a_second_ctrl_c_interrupts_at_once():
     with StopSignals() as stop:
         os.kill(os.getpid(), signal.SIGINT)
