@@ -16,7 +16,7 @@ from mlrsnet.scheduler import MLRSNetScheduler
 from mlrsnet.tasks import build_task
 from mlrsnet.train import meta_train
 from mlrsnet.transfer import transfer
-from tests.conftest import compose
+from tests.conftest import compose, run_cli
 
 SMALL_TEXT = ["task.max_chars=12000", "batch_size=8", "task.model_kwargs.hidden_size=32", "epochs=1",
               "progress=false"]
@@ -92,3 +92,14 @@ def test_scheduler_recompute_from_the_perplexity_in_a_users_loop():
     assert b.gammas[0] == pytest.approx(recomputed_gamma(4.0, 100))
     with pytest.raises(ValueError, match="gamma_from"):
         MLRSNetScheduler(opt, net, num_classes=100, gamma_from="auto")
+
+
+def test_a_bad_gamma_from_of_the_frozen_schedule_is_one_line_on_the_command_line(tmp_path):
+    # The schedule group's gamma_from (a frozen bundle scheduling a train/bench run) is checked where the
+    # driver is built: exit 2, one line naming the value and the fix, no traceback.
+    proc = run_cli(["mlrsnet.train", "+task=digits_mlp", "schedule=mlrsnet_frozen", "schedule.gamma_from=ppl",
+                    "epochs=1", "progress=false", "hydra.run.dir=run"], cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "'ppl'" in lines[0] and "gamma_from=auto" in lines[0], proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
