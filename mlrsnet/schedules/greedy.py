@@ -1,8 +1,9 @@
 r"""GreedyLR: raise the LR while the loss keeps improving, lower it while it does not.
 
 Subramanian et al., "Zeroth-Order Adaptive Learning Rate Scheduler" (GreedyLR; reference
-implementation: ``transformers.optimization.GreedyLR`` of HuggingFace transformers, whose behaviour,
-constructor arguments and ``state_dict`` this class reproduces). Each :meth:`GreedyLR.step` takes a
+implementation: ``transformers.optimization.GreedyLR`` of HuggingFace transformers 5.4 and later, whose
+behaviour, constructor arguments and ``state_dict`` this class reproduces; CI checks it against that class
+on random configurations, ``tests/test_parity_greedy.py``). Each :meth:`GreedyLR.step` takes a
 metric ``m`` (smoothed by a rolling mean over the last ``window_size`` values when ``smooth``) and
 compares it with the best so far::
 
