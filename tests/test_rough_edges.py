@@ -85,7 +85,10 @@ def test_a_second_ctrl_c_interrupts_at_once():
 
 
 def test_ctrl_c_on_the_command_line_is_one_line_and_the_same_command_resumes(tmp_path):
-    args = [*TINY, "schedule=fixed", "epochs=3", "hydra.run.dir=run"]
+    # Long enough (about 1,700 steps, seconds of training) that the Ctrl-C, sent as soon as the first
+    # run_state.pt appears, lands inside the training loop even when this test process wakes late on a
+    # loaded machine; a Ctrl-C after the loop is the other exit (130, test below), not this one.
+    args = [*TINY, "task.train_fraction=1.0", "batch_size=4", "schedule=fixed", "epochs=6", "hydra.run.dir=run"]
     proc = subprocess.Popen([sys.executable, "-m", "mlrsnet.train", *args], cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     state = tmp_path / "run" / "run_state.pt"
