@@ -87,3 +87,23 @@ def test_file_defaults_and_bad_shapes():
         schedule_spec({**cfg, "schedule": {**cfg["schedule"], "optimizer": 3}})
     with pytest.raises(ConfigError, match="optimizer.momentum must be >= 0"):
         build_run(cfg_of("optimizer.momentum=-1"))
+
+
+@pytest.mark.parametrize(("task", "policy"), [("digits_cnn", "digits"), ("nmf_synthetic", "nmf")])
+def test_a_shipped_rl_policy_schedules_under_the_optimiser_it_was_trained_with(task, policy):
+    # `mlrsnet.rl train` runs its episodes under conf/rl.yaml's base schedule (fixed: SGDM where the task
+    # leaves momentum open); the rl schedule must hand the frozen policy the same optimiser, or it acts on
+    # dynamics it never saw (a digits policy trained under SGDM 0.9 lost 0.8 points under momentum 0).
+    import torch
+
+    from mlrsnet.rl.policy import SHIPPED_POLICIES
+
+    path = resources.files("mlrsnet.rl") / "policies" / SHIPPED_POLICIES[policy]
+    stored = torch.load(str(path), map_location="cpu", weights_only=False)["config"]["optimizer"]
+    trained = to_plain(compose("rl", [f"+task={task}", "progress=false"]))
+    bench = to_plain(compose("train", [f"+task={task}", "schedule=rl", f"schedule.policy={policy}",
+                                       "progress=false"]))
+    for cfg in (trained, bench):
+        run = build_run(cfg)
+        group = run.optimizer.param_groups[0]
+        assert (group["momentum"], group["weight_decay"]) == (stored["momentum"], stored["weight_decay"]), task
