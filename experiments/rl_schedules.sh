@@ -24,15 +24,12 @@ python -m mlrsnet.bench +task=nmf_synthetic 'schedules=[fixed]' optimizer.lr=100
     tune=false target_metric=null progress=false out_dir=runs/rl_exp/nmf_bound
 
 # 3. The digits-trained policy vs cosine and MLR-SNet (meta-trained in place), no LR tuning (CPU time),
-#    shortened runs.
-#    The baselines ran while the digits policy trained; rl joined the same out_dir afterwards.
-python -m mlrsnet.bench +task=digits_cnn epochs=10 'schedules=[cosine,mlrsnet]' tune=false progress=false \
+#    shortened runs. Rerun on 2026-12-02, alone on the machine, under issue 11's schedule group (each schedule
+#    with its own optimiser: SGDM 0.9 for rl and cosine, momentum 0 under MLR-SNet) and the language-model
+#    gamma from the initial perplexity (net.gamma_from=auto); the first run (2026-12-01) predated both.
+python -m mlrsnet.bench +task=digits_cnn epochs=10 'schedules=[rl,cosine,mlrsnet]' tune=false progress=false \
     out_dir=runs/rl_exp/digits
-python -m mlrsnet.bench +task=digits_cnn epochs=10 'schedules=[rl]' tune=false progress=false \
-    out_dir=runs/rl_exp/digits
-python -m mlrsnet.bench +task=text_lstm_cpython epochs=1 task.max_chars=100000 'schedules=[cosine,mlrsnet]' \
-    tune=false target_metric=null progress=false out_dir=runs/rl_exp/text
-python -m mlrsnet.bench +task=text_lstm_cpython epochs=1 task.max_chars=100000 'schedules=[rl]' \
+python -m mlrsnet.bench +task=text_lstm_cpython epochs=1 task.max_chars=100000 'schedules=[rl,cosine,mlrsnet]' \
     tune=false target_metric=null progress=false out_dir=runs/rl_exp/text
 
 # 4. Is x8 (LR 0.8) the best fixed LR, or only the end of the grid?
@@ -40,7 +37,7 @@ python -m mlrsnet.bench +task=nmf_synthetic 'schedules=[fixed]' 'lr_grid=[8,12,1
     out_dir=runs/rl_exp/nmf_fixed_wide
 
 # 5. The digits policy acts like an exponential decay (x0.8 per decision, 8 decisions): the same decay by hand,
-#    0.8^8 over the 180 steps of the run (gamma 0.990112 per step).
+#    0.8^8 over the 180 steps of the run (gamma 0.990112 per step). Rerun on 2026-12-02 with step 3.
 python -m mlrsnet.bench +task=digits_cnn epochs=10 'schedules=[exponential]' +schedule_params.exponential.gamma=0.990112 \
     tune=false progress=false out_dir=runs/rl_exp/digits_exp
 
