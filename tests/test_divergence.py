@@ -85,3 +85,46 @@ def test_rollback_of_mlrsnet_lowers_gamma_and_gives_up_after_max_rollbacks(tmp_p
         ]), tmp_path / "b")
     actions = [r["action"] for r in read_metrics(tmp_path / "b" / "metrics.jsonl") if r["type"] == "divergence"]
     assert actions == ["rollback", "rollback", "stop"]
+
+
+def test_a_rollback_is_saved_at_once_so_a_crash_before_the_next_save_resumes_from_it(tmp_path, monkeypatch):
+    # recover() writes the rolled-back state (its count, the lower LR, the metrics position) before training
+    # goes on: a run killed before the next epoch's save resumes after the rollback, not before it.
+    from mlrsnet.resume import Checkpointer
+
+    class Killed(Exception):
+        pass
+
+    def on_epoch_end(self, epoch, global_step, history):
+        raise Killed
+
+    cfg = [*TINY, "schedule=fixed", "optimizer.lr=1e4", "epochs=2", "guard.on_divergence=rollback",
+           "guard.lr_factor=1e-5"]
+    monkeypatch.setattr(Checkpointer, "on_epoch_end", on_epoch_end)
+    with pytest.raises(Killed):
+        meta_train(compose(overrides=cfg), tmp_path)
+    state = load_run_state(tmp_path / "run_state.pt")
+    assert state["rollbacks"] == 1 and state["epoch"] == 0 and state["global_step"] == 0
+    logged = read_metrics(tmp_path / "metrics.jsonl")
+    kept = (tmp_path / "metrics.jsonl").read_bytes()[: state["metrics_bytes"]].decode().splitlines()
+    assert json.loads(kept[-1])["action"] == "rollback" and len(logged) > len(kept)
+    monkeypatch.undo()
+    summary = meta_train(compose(overrides=cfg), tmp_path)
+    assert summary["status"] == "complete" and summary["rollbacks"] == 1
+    assert all(r["lr"] == pytest.approx(0.1) for r in read_metrics(tmp_path / "metrics.jsonl") if r["type"] == "step")
+
+
+def test_a_rollback_past_unsaved_epochs_removes_their_lines(tmp_path):
+    # save_every=2: the last save before a divergence in epoch 2 is the start, so epoch 1's lines are
+    # already in metrics.jsonl; the rollback replays epoch 1 and must not leave it there twice.
+    summary = meta_train(compose(overrides=[
+        *TINY, "schedule=exponential", "schedule.gamma=1.2", "optimizer.lr=0.01", "guard.lr_max=0.1", "epochs=3",
+        "save_every=2", "guard.on_divergence=rollback", "guard.lr_factor=1e-3",
+    ]), tmp_path)
+    assert summary["status"] == "complete" and summary["rollbacks"] == 1
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    divergence = next(r for r in records if r["type"] == "divergence")
+    assert divergence["epoch"] == 2 and divergence["last_good_epoch"] == 0
+    assert [r["epoch"] for r in records if r["type"] == "epoch"] == [1, 2, 3]
+    steps = [r["step"] for r in records if r["type"] == "step"]
+    assert steps == list(range(len(steps)))
