@@ -383,19 +383,10 @@ def write_outputs(cfg: dict, out_dir: Path, fp: str, seeds: list[int]) -> dict:
     return out
 
 
-def _hydra_main(cfg: Any) -> None:
-    from hydra.core.hydra_config import HydraConfig
-
-    out_dir = Path(cfg.get("out_dir") or HydraConfig.get().runtime.output_dir)
-    results = bench(cfg, out_dir)
-    print(results["table"])
-    print(f"outputs in {out_dir}: " + ", ".join(results["files"]))
-
-
 def main() -> None:
-    from mlrsnet.cli import run_hydra
+    from mlrsnet.cli import run_hydra, table_command
 
-    run_hydra(_hydra_main, config_name="bench", group="task", command="bench", validate=validate_bench)
+    run_hydra(table_command(bench), config_name="bench", group="task", command="bench", validate=validate_bench)
 
 
 if __name__ == "__main__":

@@ -124,6 +124,22 @@ def _remove_if_unused(run_dir: Path) -> None:
         pass
 
 
+def table_command(study: Callable[[Any, Path], dict]) -> Callable[[Any], None]:
+    """The Hydra task function of a command whose ``study(cfg, out_dir)`` writes a results table and its
+    files into ``out_dir`` (``cfg.out_dir``, or null: Hydra's run directory): it prints the table and the
+    files (``mlrsnet.bench``, ``mlrsnet.ensemble``)."""
+
+    def task_function(cfg: Any) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        out_dir = Path(cfg.get("out_dir") or HydraConfig.get().runtime.output_dir)
+        results = study(cfg, out_dir)
+        print(results["table"])
+        print(f"outputs in {out_dir}: " + ", ".join(results["files"]))
+
+    return task_function
+
+
 def run_hydra(task_function: Callable[[Any], Any], config_name: str, group: str, command: str,
               validate: Callable[[dict], None] | None = None) -> None:
     """Run ``task_function`` under ``hydra.main``. User errors print one line (``error: ...``) and exit
