@@ -72,15 +72,36 @@ def threads_info() -> dict[str, Any]:
     }
 
 
+def cpu_info(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> dict[str, Any]:
+    """Which CPU a run ran on, the other half of its last digits: the same seed, code, packages and threads
+    give the same numbers on the same kind of CPU, but torch picks its vectorised kernels by the CPU's
+    instruction set (``torch_capability``: DEFAULT, AVX2, AVX512, ...), so another CPU may differ in the
+    last digits. ``model`` is the name ``cpuinfo`` gives the CPU (else the platform's; null where neither says)."""
+    import torch
+
+    model = None
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"model": model or platform.processor() or None, "machine": platform.machine(),
+            "torch_capability": torch.backends.cpu.get_cpu_capability()}
+
+
 def environment() -> dict[str, Any]:
     """What a run ran on, written to environment.json beside its results: package versions, the git
-    commit, the platform, the command line and :func:`threads_info`."""
+    commit, the platform, the command line, :func:`threads_info` and :func:`cpu_info`."""
     return {
         "versions": package_versions(),
         "git_commit": git_commit(),
         "platform": platform.platform(),
         "argv": sys.argv,
         "threads": threads_info(),
+        "cpu": cpu_info(),
     }
 
 

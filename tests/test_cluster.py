@@ -116,3 +116,19 @@ def test_environment_json_records_threads_affinity_and_slurm(tmp_path, monkeypat
     assert threads["env"]["SLURM_CPUS_PER_TASK"] == "3" and threads["env"]["OMP_NUM_THREADS"] == "1"
     assert threads["cpu_affinity"] and threads["cpu_count"] >= len(threads["cpu_affinity"])
     assert environment()["threads"]["torch_interop_threads"] >= 1
+
+
+def test_environment_json_records_the_cpu_its_kernels_and_a_missing_cpuinfo(tmp_path, monkeypatch):
+    from mlrsnet.log import cpu_info
+
+    meta_train(compose(overrides=["+task=digits_mlp", "epochs=1", "task.train_fraction=0.2", "threads=1",
+                                  "progress=false", "snapshots=0"]), tmp_path)
+    cpu = json.loads((tmp_path / "environment.json").read_text())["cpu"]
+    assert cpu["torch_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert cpu == cpu_info()
+    fake = tmp_path / "cpuinfo"
+    fake.write_text("processor\t: 0\nvendor_id\t: X\nmodel name\t: Test CPU @ 1.00GHz\nflags\t\t: fpu\n")
+    assert cpu_info(fake)["model"] == "Test CPU @ 1.00GHz"
+    monkeypatch.setattr("platform.processor", lambda: "")
+    missing = cpu_info(tmp_path / "absent")
+    assert missing["model"] is None and missing["torch_capability"] == cpu["torch_capability"]
