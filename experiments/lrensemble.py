@@ -1,6 +1,6 @@
 """LREnsemble on digits: do teams of the models an LR-policy search trains beat its best single model?
 
-    OMP_NUM_THREADS=1 nice -n 10 python experiments/lrensemble.py --epochs 12 --out runs/lrensemble
+    OMP_NUM_THREADS=1 python experiments/lrensemble.py --epochs 12 --out runs/lrensemble
 
 Three settings (digits_cnn clean, digits_cnn with 40% symmetric label noise, digits_mlp), each run as
 ``python -m mlrsnet.ensemble +task=... epochs=E seeds=[0,1,2]`` with the default pool of conf/ensemble.yaml
@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/lrensemble"))
     ap.add_argument("--extra", nargs="*", default=[], help="more overrides for every setting")
     args = ap.parse_args()
-    command = "OMP_NUM_THREADS=1 nice -n 10 python experiments/lrensemble.py " + " ".join(sys.argv[1:])
+    command = "OMP_NUM_THREADS=1 python experiments/lrensemble.py " + " ".join(sys.argv[1:])
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     sections, all_rows = [], []
     for name in args.settings:
