@@ -1,6 +1,6 @@
 """LR policies on spiking networks (FastSpiker's question at CPU scale), and FastSpiker's selection.
 
-    OMP_NUM_THREADS=1 nice -n 10 python experiments/snn_schedules.py --epochs 10 --tune-epochs 3 \
+    OMP_NUM_THREADS=1 python experiments/snn_schedules.py --epochs 10 --tune-epochs 3 \
         --out experiments/snn_schedules
 
 For each of ``snn_digits`` and ``snn_events``: ``mlrsnet.bench`` over the LR policies below with seeds
@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--targets", type=float, nargs="+", default=[0.85, 0.6], help="meta-accuracy target per task")
     ap.add_argument("--out", type=Path, default=Path("experiments/snn_schedules"))
     args = ap.parse_args()
-    command = "OMP_NUM_THREADS=1 nice -n 10 python " + " ".join(shlex.quote(a) for a in sys.argv)
+    command = "OMP_NUM_THREADS=1 python " + " ".join(shlex.quote(a) for a in sys.argv)
     env = environment()
     parts = [
         "# LR policies on spiking networks (FastSpiker at CPU scale)", "",
