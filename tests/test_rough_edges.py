@@ -169,6 +169,18 @@ def test_adam_with_the_sgd_gamma_warns_in_one_line(capsys):
     assert "warning:" not in capsys.readouterr().err
 
 
+def test_frozen_mlrsnet_under_adam_with_the_recomputed_gamma_warns_naming_schedule_scale(capsys):
+    from mlrsnet.run import build_run, to_plain
+
+    frozen = [*TINY, "schedule=mlrsnet_frozen", "optimizer.name=adam"]
+    build_run(to_plain(compose(overrides=frozen)))
+    warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "optimizer.name=adam" in warning[0] and "schedule.scale=" in warning[0]
+    build_run(to_plain(compose(overrides=[*frozen, "schedule.scale=0.002"])))
+    build_run(to_plain(compose(overrides=[*TINY, "schedule=mlrsnet_frozen"])))  # SGD: the gamma is its scale
+    assert "warning:" not in capsys.readouterr().err
+
+
 def test_mlrsnet_step_takes_a_float_like_the_scheduler():
     net = MLRSNet(gamma=1.0)
     twin = MLRSNet(gamma=1.0)

@@ -98,7 +98,7 @@ def test_bench_defaults_of_the_task_are_small_and_valid(compose_cfg):
 
 
 @pytest.mark.parametrize("task", ["gpt_finetune_stdlib", "gpt_finetune_stdlib_lora"])
-def test_bench_frozen_mlrsnet_is_scaled_by_the_adamw_lr_not_the_sgd_gamma(compose_cfg, task):
+def test_bench_frozen_mlrsnet_is_scaled_by_the_adamw_lr_not_the_sgd_gamma(compose_cfg, task, capsys):
     """The task's default for mlrsnet_frozen: scale = optimizer.lr, so a multiplier means the same LR for every
     policy. The paper's recomputed gamma (scale=recompute, still one override away) is an SGD LR, ~1.4 here."""
     from mlrsnet.bench import train_run
@@ -109,7 +109,11 @@ def test_bench_frozen_mlrsnet_is_scaled_by_the_adamw_lr_not_the_sgd_gamma(compos
     lr_cap = 0.1 * cfg["optimizer"]["lr"]
     ours = train_run(cfg, "mlrsnet_frozen", 0, 0.1, epochs=1, eval_splits=())["history"][-1]
     assert ours["lr_max"] <= lr_cap and ours["lr_min"] > lr_cap / 100
+    assert "warning" not in capsys.readouterr().err
     paper = to_plain(compose_cfg("bench", [*over, "schedule_params.mlrsnet_frozen.scale=recompute"]))
     theirs = train_run(paper, "mlrsnet_frozen", 0, 0.1, epochs=1, eval_splits=())
     # an LR 20x and more above the cap, if the run lives through its first epoch at all
     assert theirs["status"] == "diverged" or theirs["history"][-1]["lr_max"] > 20 * lr_cap
+    err = capsys.readouterr().err  # and the run said why, naming the key that fixes it
+    assert "warning: optimizer.name=adamw with the SGD-scale gamma" in err
+    assert "schedule_params.mlrsnet_frozen.scale=0.002" in err
