@@ -443,14 +443,14 @@ def build_schedule(
         driver, net, engine = _meta_trained(cfg, task, model, optimizer, l0, device, lr_multiplier)
         return Schedule(optimizer, with_safety(driver, safe, optimizer, task, model, name), net, engine, {})
     params = schedule_spec(cfg, name).params
-    if name == "mlrsnet_frozen" and params.get("scale", "recompute") == "recompute":
-        stat = gamma_statistic(l0, resolve_gamma_from(str(params.get("gamma_from") or "auto"), task.info.metric))
-        key = "schedule_params.mlrsnet_frozen.scale" if "schedules" in cfg else "schedule.scale"  # bench / train
-        warn_adaptive_gamma(cfg, lr_multiplier * compute_gamma(stat, task.info.num_classes, 0.0), key)
     optimizer, driver = build_driver(
         name, optimizer, model, task, total_steps=total_steps, steps_per_epoch=steps, params=params,
         lr_multiplier=lr_multiplier,
     )
+    if name == "mlrsnet_frozen" and params.get("scale", "recompute") == "recompute":  # params validated above
+        stat = gamma_statistic(l0, resolve_gamma_from(str(params.get("gamma_from") or "auto"), task.info.metric))
+        key = "schedule_params.mlrsnet_frozen.scale" if "schedules" in cfg else "schedule.scale"  # bench / train
+        warn_adaptive_gamma(cfg, lr_multiplier * compute_gamma(stat, task.info.num_classes, 0.0), key)
     info: dict[str, Any] = {"schedule_params": params, "initial_lr": float(cfg["optimizer"]["lr"])}
     if name == "mlrsnet_frozen":
         sources = params.get("checkpoint")
