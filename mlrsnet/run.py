@@ -291,6 +291,15 @@ def warn_adaptive_gamma(cfg: dict, gamma: float, key: str) -> None:
               f"about twice the LR you want (e.g. {key}=0.002)", file=sys.stderr, flush=True)
 
 
+def warn_recomputed_gamma(cfg: dict, task: Task, l0: float, gamma_from: str, key: str, *,
+                          factor: float = 1.0, gamma_min: float = 0.0) -> None:
+    """:func:`warn_adaptive_gamma` for a frozen MLR-SNet whose gamma is recomputed (the reference meta-test's):
+    its first gamma, from the initial loss ``l0`` (or perplexity, per the resolved ``gamma_from``), times
+    ``factor`` (a bench's LR multiplier)."""
+    gamma = compute_gamma(gamma_statistic(l0, gamma_from), task.info.num_classes, gamma_min)
+    warn_adaptive_gamma(cfg, factor * gamma, key)
+
+
 @dataclass
 class Run:
     """One seeded training run, ready for :func:`mlrsnet.loop.train_loop`: the live objects, and what
@@ -389,8 +398,7 @@ def _frozen(cfg: dict, task: Task, model: torch.nn.Module, optimizer: torch.opti
     scale: float | str = mode if mode in ("recompute", "checkpoint") else float(mode)
     gamma_from = resolve_gamma_from(str(cfg.get("gamma_from", "auto")), task.info.metric)
     if mode == "recompute":
-        stat = gamma_statistic(l0, gamma_from)
-        warn_adaptive_gamma(cfg, compute_gamma(stat, task.info.num_classes, float(cfg.get("gamma_min", 1e-2))), "gamma")
+        warn_recomputed_gamma(cfg, task, l0, gamma_from, "gamma", gamma_min=float(cfg.get("gamma_min", 1e-2)))
     if len(nets) > total_steps:
         raise ConfigError(f"{len(nets)} checkpoints need at least as many steps and the run has "
                           f"{total_steps}; raise epochs or pass fewer checkpoints")
@@ -448,9 +456,9 @@ def build_schedule(
         lr_multiplier=lr_multiplier,
     )
     if name == "mlrsnet_frozen" and params.get("scale", "recompute") == "recompute":  # params validated above
-        stat = gamma_statistic(l0, resolve_gamma_from(str(params.get("gamma_from") or "auto"), task.info.metric))
         key = "schedule_params.mlrsnet_frozen.scale" if "schedules" in cfg else "schedule.scale"  # bench / train
-        warn_adaptive_gamma(cfg, lr_multiplier * compute_gamma(stat, task.info.num_classes, 0.0), key)
+        warn_recomputed_gamma(cfg, task, l0, resolve_gamma_from(str(params.get("gamma_from") or "auto"),
+                                                                task.info.metric), key, factor=lr_multiplier)
     info: dict[str, Any] = {"schedule_params": params, "initial_lr": float(cfg["optimizer"]["lr"])}
     if name == "mlrsnet_frozen":
         sources = params.get("checkpoint")
