@@ -47,3 +47,8 @@ class WriteError(MLRSNetError):
 
 class SchedulerCompositionError(MLRSNetError, RuntimeError):
     """A scheduler used in a way it cannot work (e.g. MLRSNetScheduler inside torch's ChainedScheduler)."""
+
+
+class AdaptiveScaleWarning(UserWarning):
+    """MLRSNetScheduler's recomputed gamma (the paper's SGD-scale LR ceiling) drives an adaptive optimizer
+    (Adam, AdamW, ...), whose LRs are about 1e-3: the run will not learn unless ``scale`` is set."""

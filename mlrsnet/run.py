@@ -30,7 +30,7 @@ from mlrsnet.loop import Guard, LoopConfig
 from mlrsnet.meta.engine import MetaEngine
 from mlrsnet.net import GAMMA_FROM, MLRSNet, MLRSNetConfig, compute_gamma, gamma_statistic, resolve_gamma_from
 from mlrsnet.resume import rng_states, set_rng_states
-from mlrsnet.scheduler import MLRSNetScheduler
+from mlrsnet.scheduler import MLRSNetScheduler, without_scale_warning
 from mlrsnet.schedules.base import LRDriver
 from mlrsnet.schedules.drivers import (
     META_TRAINED,
@@ -406,9 +406,11 @@ def _frozen(cfg: dict, task: Task, model: torch.nn.Module, optimizer: torch.opti
     def full_train_loss() -> float:
         return float(task.evaluate(model, "train")["loss"])
 
-    sched = MLRSNetScheduler(optimizer, nets, scale=scale, loss_scale=task.info.loss_scale, total_steps=total_steps,
-                             num_classes=task.info.num_classes, train_loss=full_train_loss,
-                             gamma_min=float(cfg.get("gamma_min") or 0.0), gamma_from=gamma_from)
+    with without_scale_warning():  # warn_recomputed_gamma above has said it, naming the config key
+        sched = MLRSNetScheduler(optimizer, nets, scale=scale, loss_scale=task.info.loss_scale,
+                                 total_steps=total_steps, num_classes=task.info.num_classes,
+                                 train_loss=full_train_loss, gamma_min=float(cfg.get("gamma_min") or 0.0),
+                                 gamma_from=gamma_from)
     info = {
         "gamma_mode": mode if mode in ("recompute", "checkpoint") else "fixed", "gamma_from": gamma_from,
         "checkpoint_gammas": list(sched.stored_gammas), "initial_loss": l0, "loss_scale": task.info.loss_scale,

@@ -51,11 +51,13 @@ window-mean mode; other optimizers get a Python float (:func:`mlrsnet.schedules.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
 import sys
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -63,7 +65,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import ChainedScheduler, LRScheduler
 
 from mlrsnet.checkpoint import DEFAULT_CHECKPOINT, load_nets, resolve_checkpoint
-from mlrsnet.errors import CheckpointError, SchedulerCompositionError
+from mlrsnet.errors import AdaptiveScaleWarning, CheckpointError, SchedulerCompositionError
 from mlrsnet.net import MLRSNet, State, gamma_statistic, recomputed_gamma
 from mlrsnet.schedules.base import set_lr
 
@@ -104,6 +106,20 @@ def load_frozen(checkpoint: CheckpointLike | Sequence[CheckpointLike] | None,
     return nets
 
 
+# Optimizers whose LR is a per-parameter step size of about 1e-3, not an SGD LR (the recomputed gamma warns).
+ADAPTIVE_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.NAdam, torch.optim.RAdam, torch.optim.Adamax,
+                       torch.optim.Adagrad, torch.optim.RMSprop)
+
+
+@contextlib.contextmanager
+def without_scale_warning() -> Iterator[None]:
+    """Silence :class:`~mlrsnet.errors.AdaptiveScaleWarning` for a caller that has warned in its own words
+    (the command lines name their config key)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AdaptiveScaleWarning)
+        yield
+
+
 class MLRSNetScheduler(LRScheduler):
     """A frozen MLR-SNet bundle (or one net) as a torch LR scheduler; see the module docstring.
 
@@ -124,6 +140,10 @@ class MLRSNetScheduler(LRScheduler):
         gamma_from: ``"loss"`` (default): L_k enters the formula as it is; ``"perplexity"``: ``exp(L_k)``
             does, as the reference's language-modeling code computes gamma (pass it for a language model).
         lr_factor: multiplies every LR.
+
+    Under Adam, AdamW and the other adaptive optimizers (``ADAPTIVE_OPTIMIZERS``) the recomputed gamma, an
+    SGD-scale LR, is an :class:`~mlrsnet.errors.AdaptiveScaleWarning` when it is first computed: pass
+    ``scale=None`` or a number there.
 
     Call :meth:`step` with the loss after every ``optimizer.step()``. :meth:`get_last_lr` returns the
     groups' current LRs (device tensors where the optimizer reads them on the device).
@@ -211,6 +231,17 @@ class MLRSNetScheduler(LRScheduler):
             self.num_classes = max(2, round(math.exp(min(loss, 50.0))))
         self.swap_losses[k] = loss
         self.gammas[k] = recomputed_gamma(gamma_statistic(loss, self.gamma_from), self.num_classes, self.gamma_min)
+        if k == 0 and isinstance(self.optimizer, ADAPTIVE_OPTIMIZERS):
+            name = type(self.optimizer).__name__
+            level, frame = 1, sys._getframe(0)
+            while frame.f_back is not None and frame.f_code.co_filename == __file__:
+                frame, level = frame.f_back, level + 1
+            gamma = self.lr_factor * self.gammas[0]
+            warnings.warn(
+                f"MLRSNetScheduler(scale='recompute') under {name}: the paper's gamma {gamma:.3g} "
+                f"is an SGD-scale LR, far above the ~1e-3 {name} trains with; pass scale=None (the optimizer's LR "
+                "becomes the largest LR) or scale=<about twice the LR you want>",
+                AdaptiveScaleWarning, stacklevel=level)
 
     def _factors(self, k: int) -> list[float]:
         """LR of group g = net output * factor_g (the net's output already carries its stored gamma)."""

@@ -169,11 +169,12 @@ def test_adam_with_the_sgd_gamma_warns_in_one_line(capsys):
     assert "warning:" not in capsys.readouterr().err
 
 
-def test_frozen_mlrsnet_under_adam_with_the_recomputed_gamma_warns_naming_schedule_scale(capsys):
+def test_frozen_mlrsnet_under_adam_with_the_recomputed_gamma_warns_naming_schedule_scale(capsys, recwarn):
     from mlrsnet.run import build_run, to_plain
 
     frozen = [*TINY, "schedule=mlrsnet_frozen", "optimizer.name=adam"]
     build_run(to_plain(compose(overrides=frozen)))
+    assert not [w for w in recwarn if "MLRSNetScheduler" in str(w.message)]  # not said twice
     warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and "optimizer.name=adam" in warning[0] and "schedule.scale=" in warning[0]
     build_run(to_plain(compose(overrides=[*frozen, "schedule.scale=0.002"])))

@@ -246,3 +246,45 @@ def test_cuda_steps_never_sync_with_the_host(make_opt):
     lr = sched.get_last_lr()[0]
     assert isinstance(lr, torch.Tensor) and lr.device.type == "cuda"
     assert 0 < float(lr) < recomputed_gamma(2.3, 10)
+
+
+def _steps(sched: MLRSNetScheduler, opt: torch.optim.Optimizer, n: int = 3) -> None:
+    for loss in LOSSES[:n]:
+        opt.step()
+        sched.step(loss)  # the line a warning must point at
+
+
+def test_the_recomputed_gamma_under_adam_warns_once_at_the_users_line_and_names_scale():
+    from mlrsnet.errors import AdaptiveScaleWarning
+
+    for cls in (torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop):
+        opt = cls(torch.nn.Linear(2, 1).parameters(), lr=1e-3)
+        sched = MLRSNetScheduler(opt, [make_net(0), make_net(1)], total_steps=4)
+        with pytest.warns(AdaptiveScaleWarning) as caught:
+            _steps(sched, opt, 4)  # a swap at step 2 recomputes gamma again: still one warning
+        assert len(caught) == 1, [str(w.message) for w in caught]
+        message = str(caught[0].message)
+        assert cls.__name__ in message and "scale=None" in message
+        assert f"{sched.gammas[0]:.3g}" in message
+        assert caught[0].filename == __file__  # the user's line, not the scheduler's internals
+    # known at construction (initial_loss): the warning comes from the constructor's line
+    opt = torch.optim.Adam(torch.nn.Linear(2, 1).parameters(), lr=1e-3)
+    with pytest.warns(AdaptiveScaleWarning) as caught:
+        MLRSNetScheduler(opt, make_net(), initial_loss=2.3, num_classes=10)
+    assert caught[0].filename == __file__
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: torch.optim.SGD(p, lr=0.1),                      # the paper's case: gamma is an SGD LR
+    lambda p: torch.optim.Adam(p, lr=1e-3),                    # scale=None below
+])
+def test_no_scale_warning_under_sgd_or_with_an_explicit_scale(make, recwarn):
+    import warnings
+
+    warnings.simplefilter("always")
+    opt = make(torch.nn.Linear(2, 1).parameters())
+    scale = "recompute" if isinstance(opt, torch.optim.SGD) else None
+    _steps(MLRSNetScheduler(opt, make_net(), scale=scale), opt)
+    opt = make(torch.nn.Linear(2, 1).parameters())
+    _steps(MLRSNetScheduler(opt, make_net(), scale=0.002), opt)
+    assert not [w for w in recwarn if "MLRSNetScheduler" in str(w.message)]

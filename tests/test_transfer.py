@@ -210,8 +210,9 @@ def test_bad_checkpoint_is_one_line_naming_the_file(tmp_path, kind):
         assert len(lines) == 1 and str(path) in lines[0] and expected in lines[0], r.stderr
 
 
-def test_transfer_to_adam_with_the_recomputed_gamma_warns_in_one_line_naming_gamma(tmp_path, capsys):
+def test_transfer_to_adam_with_the_recomputed_gamma_warns_in_one_line_naming_gamma(tmp_path, capsys, recwarn):
     transfer(transfer_cfg("digits_mlp", "epochs=1", "optimizer.name=adam"), tmp_path / "a")
+    assert not [w for w in recwarn if "MLRSNetScheduler" in str(w.message)]  # not said twice
     warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and "optimizer.name=adam" in warning[0] and "gamma=0.002" in warning[0]
     transfer(transfer_cfg("digits_mlp", "epochs=1", "optimizer.name=adam", "gamma=0.002"), tmp_path / "b")

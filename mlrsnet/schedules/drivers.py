@@ -75,7 +75,7 @@ from torch.optim import Optimizer
 
 from mlrsnet.errors import ConfigError
 from mlrsnet.net import MLRSNet, resolve_gamma_from
-from mlrsnet.scheduler import MLRSNetScheduler
+from mlrsnet.scheduler import MLRSNetScheduler, without_scale_warning
 from mlrsnet.schedules.autolr import AutoLRTuner
 from mlrsnet.schedules.base import LRDriver, TorchSchedulerDriver, set_lr
 from mlrsnet.schedules.greedy import GreedyLR
@@ -513,11 +513,12 @@ def _frozen(optimizer: Optimizer, model: nn.Module, task: Task, total_steps: int
         raise ConfigError(f"schedule {FROZEN}: scale=checkpoint cannot be multiplied by {lr_multiplier:g}; "
                           "give scale=recompute or a numeric scale, or turn LR tuning off")
     try:
-        scheduler = MLRSNetScheduler(
-            optimizer, checkpoint, total_steps=total_steps, scale=scale, num_classes=task.info.num_classes,
-            loss_scale=task.info.loss_scale, train_loss=lambda: float(task.evaluate(model, "train")["loss"]),
-            gamma_min=gamma_min, lr_factor=lr_multiplier if scale != "checkpoint" else 1.0, gamma_from=gamma_from,
-        )
+        with without_scale_warning():  # run.build_schedule warns in its own words, naming schedule.scale
+            scheduler = MLRSNetScheduler(
+                optimizer, checkpoint, total_steps=total_steps, scale=scale, num_classes=task.info.num_classes,
+                loss_scale=task.info.loss_scale, train_loss=lambda: float(task.evaluate(model, "train")["loss"]),
+                gamma_min=gamma_min, lr_factor=lr_multiplier if scale != "checkpoint" else 1.0, gamma_from=gamma_from,
+            )
     except ValueError as err:
         raise ConfigError(f"schedule {FROZEN}: {err}") from None
     return FrozenMLRSNetDriver(scheduler)
