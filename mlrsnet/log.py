@@ -34,17 +34,24 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def git_commit() -> str:
-    """The commit of the mlrsnet source tree, with ``-dirty`` if it has local changes; ``unknown``
-    outside a git checkout (e.g. a wheel install)."""
-    src = Path(__file__).resolve().parent
+# What a run's numbers depend on: a local change to one of these makes the commit ``-dirty``. Results a
+# script rewrites (experiments' Markdown, CSV, figures and run records) and the docs do not.
+CODE_PATHSPECS = ("mlrsnet", "conf", "checkpoints", "pyproject.toml", "experiments/**/*.py", "benchmarks/**/*.py")
+
+
+def git_commit(src: Path | None = None) -> str:
+    """The commit of the mlrsnet source tree (or of the checkout holding ``src``), with ``-dirty`` if a
+    tracked file it runs (``CODE_PATHSPECS``, Markdown excepted) has local changes; ``unknown`` outside a
+    git checkout (e.g. a wheel install)."""
+    src = Path(__file__).resolve().parent if src is None else src
+    specs = [f":(top,glob){p}" if "*" in p else f":(top){p}" for p in CODE_PATHSPECS]
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=5, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=src, capture_output=True, text=True,
-            timeout=5,
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *specs, ":(top,glob,exclude)**/*.md"],
+            cwd=src, capture_output=True, text=True, timeout=5,
         ).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

@@ -132,3 +132,33 @@ def test_environment_json_records_the_cpu_its_kernels_and_a_missing_cpuinfo(tmp_
     monkeypatch.setattr("platform.processor", lambda: "")
     missing = cpu_info(tmp_path / "absent")
     assert missing["model"] is None and missing["torch_capability"] == cpu["torch_capability"]
+
+
+def test_git_commit_is_dirty_for_code_not_for_results_a_script_rewrites(tmp_path, monkeypatch):
+    import subprocess
+
+    from mlrsnet.log import git_commit
+
+    files = ["mlrsnet/a.py", "conf/c.yaml", "experiments/run.py", "experiments/out/results.md",
+             "experiments/out/results.csv", "experiments/out/runs/s0/summary.json", "README.md",
+             "checkpoints/net.pt", "checkpoints/README.md", "tests/test_a.py"]
+    for f in files:
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text("0\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], cwd=tmp_path, check=True)
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    inside = tmp_path / "mlrsnet"  # asked from the package's directory, as a run does
+    for f in files:
+        (tmp_path / f).write_text("1\n")
+        code = f.endswith((".py", ".yaml", ".pt")) and not f.startswith("tests/")
+        assert git_commit(inside) == sha + ("-dirty" if code else ""), f
+        (tmp_path / f).write_text("0\n")
+    (tmp_path / "experiments" / "new.py").write_text("untracked\n")  # untracked files never count
+    assert git_commit(inside) == sha
+    nogit = tmp_path.parent / f"{tmp_path.name}_nogit"
+    nogit.mkdir()
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(nogit.parent))
+    assert git_commit(nogit) == "unknown"
