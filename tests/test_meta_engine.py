@@ -122,8 +122,11 @@ def test_lookahead_leaves_model_bn_and_optimizer_untouched(backend, K, opt_name)
     before_opt = copy.deepcopy(opt.state_dict())
     before_grads = [p.grad.clone() for p in model.parameters()]
     net_before = [p.detach().clone() for p in net.parameters()]
+    state_before = [t.clone() for t in net.state]
     engine = MetaEngine(net, task, model, opt, backend=backend, K=K)
     engine.meta_step(batch, loss)
+    # the net's LSTM state is read, not advanced: the real step's call reads this loss once (README)
+    assert all(torch.equal(a, b) for a, b in zip(state_before, net.state, strict=True))
     after_model = model.state_dict()
     for k, v in before_model.items():
         assert torch.equal(v, after_model[k]), f"{k} changed (running stats or weights)"
