@@ -44,7 +44,8 @@ def git_commit(src: Path | None = None) -> str:
     tracked file it runs (``CODE_PATHSPECS``, Markdown excepted) has local changes; ``unknown`` outside a
     git checkout (e.g. a wheel install)."""
     src = Path(__file__).resolve().parent if src is None else src
-    specs = [f":(top,glob){p}" if "*" in p else f":(top){p}" for p in CODE_PATHSPECS]
+    # "." is the package's own directory, wherever the checkout holds it
+    specs = [".", *(f":(top,glob){p}" if "*" in p else f":(top){p}" for p in CODE_PATHSPECS)]
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=5, check=True

@@ -141,7 +141,7 @@ def test_git_commit_is_dirty_for_code_not_for_results_a_script_rewrites(tmp_path
 
     files = ["mlrsnet/a.py", "conf/c.yaml", "experiments/run.py", "experiments/out/results.md",
              "experiments/out/results.csv", "experiments/out/runs/s0/summary.json", "README.md",
-             "checkpoints/net.pt", "checkpoints/README.md", "tests/test_a.py"]
+             "checkpoints/net.pt", "checkpoints/README.md", "tests/test_a.py", "vendor/mlrsnet/b.py"]
     for f in files:
         (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / f).write_text("0\n")
@@ -153,8 +153,11 @@ def test_git_commit_is_dirty_for_code_not_for_results_a_script_rewrites(tmp_path
     inside = tmp_path / "mlrsnet"  # asked from the package's directory, as a run does
     for f in files:
         (tmp_path / f).write_text("1\n")
-        code = f.endswith((".py", ".yaml", ".pt")) and not f.startswith("tests/")
+        code = f.endswith((".py", ".yaml", ".pt")) and not f.startswith(("tests/", "vendor/"))
         assert git_commit(inside) == sha + ("-dirty" if code else ""), f
+        # a package vendored deeper in someone's repository: its own directory counts
+        vendored = code or f.startswith("vendor/")
+        assert git_commit(tmp_path / "vendor" / "mlrsnet") == sha + ("-dirty" if vendored else ""), f
         (tmp_path / f).write_text("0\n")
     (tmp_path / "experiments" / "new.py").write_text("untracked\n")  # untracked files never count
     assert git_commit(inside) == sha
