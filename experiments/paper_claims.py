@@ -421,7 +421,9 @@ def table_6a() -> tuple[list[str], list[dict]]:
                           f"{100 * v['ours_mean']:.2f} against {LABELS[v['best']]} {100 * v['best_mean']:.2f}, "
                           f"**{'met' if met else 'not met'}** (a difference of "
                           f"{100 * (v['ours_mean'] - v['best_mean']):+.2f} points, "
-                          f"{(v['ours_mean'] - v['best_mean']) * digits_test_size():+.1f} test images per seed).", ""]
+                          f"{(v['ours_mean'] - v['best_mean']) * digits_test_size():+.1f} test images per seed; "
+                          f"paired over the seeds, p = {_paired_p(finished['mlrsnet'], finished[v['best']]):.2f}, "
+                          "two-sided t-test).", ""]
                 lines += rerun_note()
             if name in TRIED_6A:
                 lines += table_tried_6a(name, v["best"], finished[v["best"]], metric)
@@ -444,22 +446,41 @@ def table_extra() -> list[str]:
         lines += [f"### {name} over seeds {seeds} (beyond the issue's seeds {SEEDS})", "",
                   f"`python experiments/paper_claims.py --part extra-{name} --seeds {','.join(map(str, extra))}`: "
                   "the same runs as above for more seeds, the baselines at the LR multipliers tuned above.", "",
-                  f"| schedule | seeds | final test {metric} | per seed |", "|---|---|---|---|"]
-        finals = {}
-        for sched, hs in curves.items():
-            finals[sched] = [h[-1][f"test_{metric}"] for h in hs]
-            sd = statistics.stdev(finals[sched]) if len(hs) > 1 else 0.0
-            lines.append(f"| {LABELS.get(sched, sched)} | {len(hs)} | {scale * statistics.fmean(finals[sched]):.2f} ± "
-                         f"{scale * sd:.2f} | {', '.join(f'{scale * v:.2f}' for v in finals[sched])} |")
+                  f"| schedule | seeds | final test {metric} | per seed | MLR-SNet minus it (paired mean) | "
+                  "p (paired t-test, two-sided) |", "|---|---|---|---|---|---|"]
+        finals = {sched: [h[-1][f"test_{metric}"] for h in hs] for sched, hs in curves.items()}
+        ours = finals.get("mlrsnet", [])
+        pvalues = {}
+        for sched, values in finals.items():
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            paired = ["—", "—"]
+            if sched != "mlrsnet" and len(values) == len(ours) == len(seeds):
+                pvalues[sched] = _paired_p(ours, values)
+                paired = [f"{scale * statistics.fmean(a - b for a, b in zip(ours, values, strict=True)):+.2f}",
+                          f"{pvalues[sched]:.2f}"]
+            lines.append(f"| {LABELS.get(sched, sched)} | {len(values)} | {scale * statistics.fmean(values):.2f} ± "
+                         f"{scale * sd:.2f} | {', '.join(f'{scale * v:.2f}' for v in values)} | {' | '.join(paired)} |")
         complete = {k: v for k, v in finals.items() if len(v) == len(seeds)}
         if "mlrsnet" in complete and len(complete) > 1:
             v = _verdict(name, "mlrsnet", complete, metric == "accuracy")
+            p = pvalues.get(v["best"])
             lines += ["", f"MLR-SNet {scale * v['ours_mean']:.2f} against the best baseline over these seeds, "
                       f"{LABELS[v['best']]} {scale * v['best_mean']:.2f}: **{v['result']}** "
-                      f"({scale * (v['ours_mean'] - v['best_mean']):+.2f}).", ""]
+                      f"({scale * (v['ours_mean'] - v['best_mean']):+.2f}"
+                      + ("" if p is None else f"; paired over the seeds, p = {p:.2f}, "
+                         f"{'significant' if p < 0.05 else 'not significant'} at 0.05") + ").", ""]
         else:
             lines += ["", "Not every schedule has every seed yet: no verdict.", ""]
     return ["## 6a beyond three seeds", "", *lines] if lines else []
+
+
+def _paired_p(ours: list[float], theirs: list[float]) -> float:
+    """Two-sided p-value of a paired t-test across seeds (1.0 where every pair is equal)."""
+    from scipy import stats
+
+    if all(a == b for a, b in zip(ours, theirs, strict=True)):
+        return 1.0
+    return float(stats.ttest_rel(ours, theirs).pvalue)
 
 
 @functools.cache
