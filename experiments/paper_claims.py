@@ -231,12 +231,12 @@ def table_tried_6a(name: str, best: str, best_finals: list[float], metric: str) 
     row first for reference (the meta-split column: a choice among the rows may only look at it)."""
     root = OUT / "runs" / "tried6a" / name
     scale = 100.0 if metric == "accuracy" else 1.0
-    runs = {"default": ("MLR-SNet (the default: meta.interval=1)", [_mlrsnet_6a(name, s) for s in SEEDS])}
-    runs.update({v: (label, [root / v / f"seed{s}" for s in SEEDS]) for v, (label, _) in TRIED_6A[name].items()})
+    runs = [("MLR-SNet (the default: meta.interval=1)", [_mlrsnet_6a(name, s) for s in SEEDS])]
+    runs += [(label, [root / v / f"seed{s}" for s in SEEDS]) for v, (label, _) in TRIED_6A[name].items()]
     rows = []
-    for variant, (label, dirs) in runs.items():
+    for label, dirs in runs:
         hs = [_epochs_of(d / "metrics.jsonl") for d in dirs if _done(d / "summary.json")]
-        if not hs or (variant == "default" and len(runs) == 1):
+        if not hs:
             continue
         finals = [h[-1][f"test_{metric}"] for h in hs]
         diff = statistics.fmean(finals) - statistics.fmean(best_finals)

@@ -31,6 +31,7 @@ from torch.func import functional_call
 
 from mlrsnet.checkpoint import atomic_write_text
 from mlrsnet.cli import compose
+from mlrsnet.meta.hypergrad import UpdateRule
 from mlrsnet.run import to_plain
 from mlrsnet.tasks import build_task
 
@@ -48,17 +49,32 @@ TASKS = {
 }
 
 
-def greedy_curve(task, model: torch.nn.Module, batch: tuple, lr: float, weight_decay: float,
-                 clip: float | None, meta_batches: list[tuple]) -> tuple[float, list[float]]:
-    """The step's training loss, then the mean meta loss after one step of ``f * lr`` along the step's update
-    direction, for each ``f`` of ``FACTORS``. Leaves the clipped gradient in ``.grad`` for the real step."""
-    params = dict(model.named_parameters())
+def backward(task, model: torch.nn.Module, batch: tuple, clip: float | None) -> float:
+    """The step's training loss; its gradient, clipped to ``clip`` (the task's), in ``.grad``."""
     model.zero_grad(set_to_none=True)
     loss = task.train_loss(model, batch)
     loss.backward()
     if clip:
-        torch.nn.utils.clip_grad_norm_(list(params.values()), clip)
-    direction = {n: p.grad + weight_decay * p.detach() for n, p in params.items() if p.grad is not None}
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    return float(loss.detach())
+
+
+def greedy_curve(task, model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: tuple,
+                 clip: float | None, meta_batches: list[tuple]) -> tuple[float, list[float]]:
+    """The step's training loss, then the mean meta loss after one step of ``f * lr`` along the step's update
+    direction (``optimizer``'s, as the meta engine's lookahead: :class:`mlrsnet.meta.hypergrad.UpdateRule`;
+    one param group), for each ``f`` of ``FACTORS``. Leaves the clipped gradient in ``.grad`` for the real
+    step."""
+    loss = backward(task, model, batch, clip)
+    group = optimizer.param_groups[0]
+    names = {id(p): n for n, p in model.named_parameters()}
+    live = [p for p in group["params"] if p.grad is not None]
+    with torch.no_grad():
+        dirs, _ = UpdateRule.of(optimizer).direction(group, [p.detach() for p in live], [p.grad for p in live],
+                                                     [optimizer.state.get(p, {}) for p in live])
+    direction = {names[id(p)]: d for p, d in zip(live, dirs, strict=True)}
+    lr = float(group["lr"])
+    params = dict(model.named_parameters())
     buffers = dict(model.named_buffers())
     curve = []
     with torch.no_grad():
@@ -70,7 +86,7 @@ def greedy_curve(task, model: torch.nn.Module, batch: tuple, lr: float, weight_d
                 state = {**weights, **{n: b.clone() for n, b in buffers.items()}}
                 losses.append(float(task.loss(lambda *a, s=state: functional_call(model, s, a), mb)))
             curve.append(statistics.fmean(losses))
-    return float(loss.detach()), curve
+    return loss, curve
 
 
 def run(name: str) -> list[str]:
@@ -80,9 +96,9 @@ def run(name: str) -> list[str]:
     task = build_task(cfg["task"], 0, "cpu")
     model = task.build_model()
     model.train()
-    weight_decay = float(cfg["optimizer"]["weight_decay"])
     clip = cfg.get("grad_clip")
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.0, weight_decay=weight_decay)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.0,
+                                weight_decay=float(cfg["optimizer"]["weight_decay"]))
     rows = [f"### {name} (`{' '.join(overrides)}`): SGD, momentum 0, fixed LR {lr}, "
             f"{task.steps_per_epoch} steps per epoch", "",
             "| step | epoch | training loss | meta loss at the LR | greedy factor | greedy LR | "
@@ -92,17 +108,14 @@ def run(name: str) -> list[str]:
         for batch in task.train_batches(epoch):
             if step in probes:
                 meta_batches = [task.meta_batch() for _ in range(META_BATCHES)]
-                loss, curve = greedy_curve(task, model, batch, lr, weight_decay, clip, meta_batches)
+                loss, curve = greedy_curve(task, model, optimizer, batch, clip, meta_batches)
                 best = min(range(len(FACTORS)), key=curve.__getitem__)
                 rows.append(f"| {step} | {step / task.steps_per_epoch:.2f} | {loss:.3f} | "
                             f"{curve[FACTORS.index(1.0)]:.4f} | 2^{round(math.log2(FACTORS[best]))} | "
                             f"{FACTORS[best] * lr:.3g} | {curve[best]:.4f} |")
                 print(rows[-1], flush=True)
             else:
-                optimizer.zero_grad(set_to_none=True)
-                task.train_loss(model, batch).backward()
-                if clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                backward(task, model, batch, clip)
             optimizer.step()
             task.after_step(model)
             step += 1

@@ -31,7 +31,8 @@ def test_the_curve_is_the_meta_loss_one_step_ahead_along_the_clipped_decayed_gra
     metas = [(torch.randn(8, 3, dtype=torch.float64), torch.randn(8, dtype=torch.float64)) for _ in range(2)]
     lr = 0.3
     w0 = [p.detach().clone() for p in model.parameters()]
-    loss, curve = short_horizon.greedy_curve(Quadratic(), model, train, lr, weight_decay, clip, metas)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, weight_decay=weight_decay)  # MLR-SNet's: momentum 0
+    loss, curve = short_horizon.greedy_curve(Quadratic(), model, optimizer, train, clip, metas)
     # by hand: the gradient, clipped to the norm, plus weight decay; the mean meta loss after each step
     grads = torch.autograd.grad(Quadratic().loss(model, train), list(model.parameters()))
     norm = torch.sqrt(sum((g * g).sum() for g in grads))
