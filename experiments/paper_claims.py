@@ -20,7 +20,8 @@ Tasks: ``digits_cnn`` with 40% symmetric label noise (30 epochs: the MLR-SNet ru
 ``experiments/cpu_bundle``), clean ``digits_cnn`` and ``text_lstm_cpython``. The ``tried6a-<task>`` parts:
 MLR-SNet meta-trained with sparser meta updates where the default falls short of the best tuned baseline
 (``TRIED_6A``; noisy: ``meta.interval`` 14, the reference's rate per epoch, and 4; text: 49, the reference's
-rate per epoch, and 300, the reference's ``t_val``).
+rate per epoch, and 300, the reference's ``t_val``; both: ``meta.lookahead_advances_state=true``, the
+reference's double read of the loss on a meta iteration).
 
 **6b, meta-test stage** (an analogue of Figs. 8-10). The shipped CPU bundle (``digits_cnn_sym40``) and
 the authors' CIFAR-10 bundle (``paper_cifar10_resnet18``), frozen, through ``python -m mlrsnet.transfer``
@@ -206,10 +207,14 @@ TRIED_6A = {
     "noisy": {
         "interval14": ("MLR-SNet (meta.interval=14: the reference's meta updates per epoch)", ["meta.interval=14"]),
         "interval4": ("MLR-SNet (meta.interval=4)", ["meta.interval=4"]),
+        "reread": ("MLR-SNet (meta.lookahead_advances_state=true: the reference's double read of the loss)",
+                   ["meta.lookahead_advances_state=true"]),
     },
     "text": {
         "interval49": ("MLR-SNet (meta.interval=49: the reference's meta updates per epoch)", ["meta.interval=49"]),
         "interval300": ("MLR-SNet (meta.interval=300: the reference's t_val)", ["meta.interval=300"]),
+        "reread": ("MLR-SNet (meta.lookahead_advances_state=true: the reference's double read of the loss)",
+                   ["meta.lookahead_advances_state=true"]),
     },
 }
 

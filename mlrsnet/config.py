@@ -105,6 +105,7 @@ class MetaSchema:
     backend: str = "exact"
     K: int = 1
     first_order: bool = False
+    lookahead_advances_state: bool = False
     interval: int = 1
     lr: float = 1e-3
     weight_decay: float = 1e-4

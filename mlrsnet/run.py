@@ -382,6 +382,7 @@ def _meta_trained(cfg: dict, task: Task, model: torch.nn.Module, optimizer: torc
         net, task, model, optimizer, backend=meta["backend"], K=int(meta["K"]), meta_lr=float(meta["lr"]),
         meta_weight_decay=float(meta["weight_decay"]), grad_clip=cfg.get("grad_clip"),
         first_order=bool(meta.get("first_order", False)),
+        lookahead_advances_state=bool(meta.get("lookahead_advances_state", False)),
     )
     return MLRSNetDriver(net, optimizer, task.info.loss_scale), net, engine
 

@@ -139,6 +139,28 @@ def test_lookahead_leaves_model_bn_and_optimizer_untouched(backend, K, opt_name)
     assert any(not torch.equal(a, p) for a, p in zip(net_before, net.parameters(), strict=True)), "net not updated"
 
 
+@pytest.mark.parametrize("backend,K", [("exact", 1), ("higher", 1), ("unroll", 2)])
+def test_reference_double_read_advances_the_state_in_the_lookahead_and_again_at_the_real_step(backend, K):
+    """meta.lookahead_advances_state=true is the reference's meta_train.py: the lookahead's call on the
+    training loss advances the LSTM state (old weights), the real step's call advances it again on the
+    same loss (updated weights)."""
+    task, model, opt, net, batch, loss = warmed_up("sgd_momentum_wd")
+    before = copy.deepcopy(net)  # weights and carried state before the meta update
+    engine = MetaEngine(net, task, model, opt, backend=backend, K=K, lookahead_advances_state=True)
+    engine.meta_step(batch, loss)
+    x = engine._net_input(loss)
+    with torch.no_grad():
+        _, once = before(x, before.state)
+    assert all(torch.allclose(a, b, rtol=0, atol=1e-12) for a, b in zip(once, net.state, strict=True))
+    with torch.no_grad():
+        twice_lr, twice = net(x, once)
+        once_lr, _ = net(x, before.state)
+    real_lr = net.step(x)
+    assert torch.allclose(real_lr, twice_lr, rtol=0, atol=1e-12)
+    assert all(torch.allclose(a, b, rtol=0, atol=1e-12) for a, b in zip(twice, net.state, strict=True))
+    assert abs(float(real_lr) - float(once_lr)) > 1e-6, "the double read made no difference"
+
+
 def test_meta_step_lowers_meta_loss_of_lookahead_on_average():
     """A sanity check of direction: a few meta steps on a fixed batch reduce the lookahead's meta loss."""
     task, model, opt, net, batch, loss = warmed_up("sgd_momentum_wd")

@@ -38,6 +38,12 @@ earlier learning rate changes the later gradients (for K = 1 nothing is dropped)
 The lookahead never changes the real model's weights, BatchNorm running statistics, gradients or
 optimiser state: weights are substituted with ``torch.func.functional_call`` on cloned buffers, and the
 optimiser state is read, never written.
+
+MLR-SNet's LSTM state: by default the lookahead reads the carried state without advancing it, so the
+net reads every training loss once (the real step's call advances it). ``lookahead_advances_state=True``
+is the reference code's behaviour: its lookahead's call on the training loss advances the state, and
+the real step's call then advances it again on the same loss (with the updated weights), so on a meta
+iteration the net reads the loss twice.
 """
 
 from __future__ import annotations
@@ -73,6 +79,7 @@ class MetaEngine:
         meta_weight_decay: float = 1e-4,
         grad_clip: float | None = None,
         first_order: bool = False,
+        lookahead_advances_state: bool = False,
     ) -> None:
         if backend not in BACKENDS:
             raise ConfigError(
@@ -92,6 +99,7 @@ class MetaEngine:
         self.K = int(K)
         self.grad_clip = grad_clip
         self.first_order = bool(first_order)
+        self.lookahead_advances_state = bool(lookahead_advances_state)
         native = UpdateRule.supports(optimizer)
         self.use_higher_library = backend == "higher" or (backend == "unroll" and not native)
         if self.use_higher_library and first_order:
@@ -144,6 +152,7 @@ class MetaEngine:
             return lambda *args: functional_call(self.model, weights, args)
 
         lr, state = self.net(self._net_input(train_loss), self.net.state)
+        self._advance(state)
         thetas: list[list[torch.Tensor]] = []
         opt_states: list[list[dict]] = []
         first_dirs: list[torch.Tensor] = []
@@ -217,6 +226,8 @@ class MetaEngine:
                     inner_loss = self.task.loss(fmodel, inner_batch)
                     lr, new_state = self.net(self._net_input(inner_loss), state)
                     state = (new_state[0].detach(), new_state[1].detach())
+                    if k == 0:
+                        self._advance(state)
                     diffopt.step(inner_loss, override={"lr": [lr] * n_groups}, grad_callback=self._clip)
                 meta_loss = self.task.loss(fmodel, self.task.meta_batch())
                 meta_loss.backward(inputs=list(self.net.parameters()))
@@ -225,6 +236,12 @@ class MetaEngine:
                 for b, saved in zip(self.model.buffers(), saved_buffers, strict=True):
                     b.copy_(saved)
         return meta_loss.detach()
+
+    def _advance(self, state: State) -> None:
+        """The reference's double read: the state after the lookahead's call on the training loss
+        becomes the net's carried state (detached), which the real step then advances again."""
+        if self.lookahead_advances_state:
+            self.net.state = state
 
     def _double_backward_ready(self) -> contextlib.AbstractContextManager:
         """Forward passes whose gradients are differentiated again: cuDNN's RNN kernels have no double
