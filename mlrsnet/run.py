@@ -155,7 +155,7 @@ def _check_common(cfg: dict) -> None:
     fraction = _get(cfg, "task.train_fraction")
     if fraction is not None and not 0.0 < fraction <= 1.0:
         raise ConfigError(f"task.train_fraction must be in (0, 1], got {fraction:g}; set task.train_fraction=1.0")
-    _choice(cfg, "task.noise.kind", ("none", "sym", "pair"))
+    _choice(cfg, "task.noise.kind", ("none", "sym", "pair", "unif", "flip"))
     kind, rate = cfg["task"]["noise"]["kind"], cfg["task"]["noise"]["rate"]
     if not 0.0 <= rate < 1.0:
         raise ConfigError(f"task.noise.rate must be in [0, 1), got {rate}; set task.noise.rate=0.4 (for example)")

@@ -106,7 +106,7 @@ def test_keys_of_more_than_one_type_are_checked_by_value(entry, key, value, frag
     ("grad_clip", -1, "grad_clip must be a positive gradient norm or null"),
     ("grad_clip", 0, "grad_clip must be a positive gradient norm or null"),
     ("task.noise.rate", 0.4, "task.noise.rate=0.4 has no effect with task.noise.kind=none"),
-    ("task.noise.kind", "asym", "task.noise.kind='asym' is not one of none, sym, pair"),
+    ("task.noise.kind", "asym", "task.noise.kind='asym' is not one of none, sym, pair, unif, flip"),
     ("meta.K", 0, "meta.K must be >= 1"),
     ("net.gamma", -1.0, "net.gamma must be positive"),
     ("net.hidden_size", 0, "net.hidden_size must be >= 1"),

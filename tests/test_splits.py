@@ -6,7 +6,7 @@ import torch
 from mlrsnet.errors import ConfigError
 from mlrsnet.run import to_plain
 from mlrsnet.tasks import build_task
-from mlrsnet.tasks.data.splits import class_balanced_split, corrupt_labels
+from mlrsnet.tasks.data.splits import class_balanced_split, corrupt_labels, reference_transition
 from mlrsnet.tasks.offline import split_classification
 from tests.conftest import compose
 
@@ -151,3 +151,58 @@ def test_digits_meta_set_is_disjoint_from_training_and_test(digits_task):
     assert n_total == 1797
     assert len(rows(d.meta_x) & rows(d.test_x)) <= 2
     assert len(rows(d.meta_x) & rows(d.train_x)) <= 2
+
+
+def test_reference_unif_redraws_each_label_uniformly_with_probability_rate():
+    """The reference's 'unif' (uniform_mix_C): rate/C everywhere plus 1 - rate on the diagonal; each label
+    redrawn independently, so the realised rate is about rate * (C - 1) / C and the true class may come back."""
+    c, rate = 10, 0.4
+    t = reference_transition("unif", rate, c)
+    for i in range(c):
+        for j in range(c):
+            assert float(t[i, j]) == pytest.approx((1 - rate) * (i == j) + rate / c)
+    y = torch.arange(c).repeat(3000)
+    noisy = corrupt_labels(y, "unif", rate, c, torch.Generator().manual_seed(0))
+    flipped = noisy != y
+    # binomial: n = 30000, p = 0.36, sd 0.0028; 4 sd
+    assert abs(float(flipped.float().mean()) - rate * (c - 1) / c) < 0.012
+    counts = torch.bincount((noisy[flipped] - y[flipped]).remainder(c), minlength=c)[1:]
+    assert counts.min() > 0.8 * counts.float().mean() and counts.max() < 1.2 * counts.float().mean()
+    assert noisy.dtype == y.dtype
+    again = corrupt_labels(y, "unif", rate, c, torch.Generator().manual_seed(0))
+    other = corrupt_labels(y, "unif", rate, c, torch.Generator().manual_seed(1))
+    assert torch.equal(noisy, again) and not torch.equal(noisy, other)
+
+
+def test_reference_flip_sends_each_class_to_one_fixed_other_class():
+    """The reference's 'flip' (flip_labels_C): 1 - rate on the diagonal, rate on one other class per row,
+    the mapping fixed across runs (the reference seeds it with 1); the draws follow the run's generator."""
+    c, rate = 10, 0.4
+    t = reference_transition("flip", rate, c)
+    assert torch.allclose(t.sum(1), torch.ones(c, dtype=t.dtype))
+    assert torch.allclose(torch.diagonal(t), torch.full((c,), 1 - rate, dtype=t.dtype))
+    off = t - torch.diag(torch.diagonal(t))
+    assert torch.equal((off > 0).sum(1), torch.ones(c, dtype=torch.long))
+    target = off.argmax(1)
+    assert torch.equal(target, reference_transition("flip", 0.2, c).sub(torch.eye(c, dtype=t.dtype) * 0.8).argmax(1))
+    y = torch.arange(c).repeat(3000)
+    noisy = corrupt_labels(y, "flip", rate, c, torch.Generator().manual_seed(2))
+    flipped = noisy != y
+    assert torch.equal(noisy[flipped], target[y[flipped]])
+    assert abs(float(flipped.float().mean()) - rate) < 0.012
+    other = corrupt_labels(y, "flip", rate, c, torch.Generator().manual_seed(3))
+    assert not torch.equal(noisy, other) and torch.equal(other[other != y], target[y[other != y]])
+
+
+def test_reference_noise_reaches_a_task_from_the_command_line():
+    from mlrsnet.tasks.registry import build_task
+
+    task = build_task({"name": "digits_cnn", "dataset": "digits", "model": "cnn", "model_kwargs": {},
+                       "test_fraction": 0.3, "meta_size": 100, "meta_batch_size": 100, "batch_size": 64,
+                       "train_fraction": 1.0, "noise": {"kind": "unif", "rate": 0.4}}, seed=0)
+    clean = build_task({"name": "digits_cnn", "dataset": "digits", "model": "cnn", "model_kwargs": {},
+                        "test_fraction": 0.3, "meta_size": 100, "meta_batch_size": 100, "batch_size": 64,
+                        "train_fraction": 1.0, "noise": {"kind": "none", "rate": 0.0}}, seed=0)
+    rate = float((task.data.train_y != clean.data.train_y).float().mean())
+    assert 0.30 < rate < 0.42
+    assert torch.equal(task.data.meta_y, clean.data.meta_y)

@@ -7,6 +7,7 @@ meta objective partly measures training fit). Label noise corrupts the training 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from mlrsnet.errors import ConfigError
@@ -51,6 +52,10 @@ def corrupt_labels(
       label drawn uniformly from the *other* C-1 classes, so the realised noise rate equals ``rate``.
     - ``pair`` (pair-flip, also called asymmetric): the same number of examples get label
       ``(y + 1) mod C``, the class-pair corruption of Han et al. (2018).
+    - ``unif`` and ``flip``: the reference code's corruptions (its ``data_loader.py``, ``corruption_type``
+      ``'unif'`` and ``'flip'``): every label is redrawn independently from a row of a transition matrix
+      (:func:`reference_transition`), so the realised rate is random; under ``unif`` a redrawn label may
+      be the true one (realised rate about ``rate * (C - 1) / C``). The draws come from ``generator``.
     - ``none``: unchanged.
     """
     if kind in ("none", None) or rate == 0:
@@ -60,6 +65,9 @@ def corrupt_labels(
     if num_classes < 2:
         raise ConfigError("label noise needs at least 2 classes")
     kind = {"asym": "pair", "asymmetric": "pair", "symmetric": "sym", "uniform": "sym"}.get(kind, kind)
+    if kind in REFERENCE_KINDS:
+        rows = reference_transition(kind, rate, num_classes)[labels.cpu().long()]
+        return torch.multinomial(rows, 1, generator=generator).squeeze(1).to(labels.device, labels.dtype)
     n = labels.numel()
     k = int(round(rate * n))
     flip = torch.randperm(n, generator=generator)[:k]
@@ -71,6 +79,32 @@ def corrupt_labels(
     elif kind == "pair":
         new = (src + 1) % num_classes
     else:
-        raise ConfigError(f"unknown noise kind {kind!r}; use task.noise.kind=sym, pair or none")
+        raise ConfigError(f"unknown noise kind {kind!r}; use task.noise.kind=sym, pair, unif, flip or none")
     out[flip.to(out.device)] = new.to(out.device)
     return out
+
+
+REFERENCE_KINDS = ("unif", "flip")
+
+
+def reference_transition(kind: str, rate: float, num_classes: int) -> torch.Tensor:
+    """The reference code's label-transition matrix ``T`` (row: true class, column: noisy label).
+
+    - ``unif``: ``rate / C`` everywhere plus ``1 - rate`` on the diagonal (a uniform redraw with
+      probability ``rate``).
+    - ``flip``: ``1 - rate`` on the diagonal and ``rate`` on one other class per row, that class chosen
+      as the reference chooses it: in order of the rows, uniformly among the other classes, by NumPy's
+      legacy generator seeded with 1, so the same mapping on every run.
+    """
+    c = num_classes
+    if kind == "unif":
+        t = np.full((c, c), rate / c) + (1.0 - rate) * np.eye(c)
+    elif kind == "flip":
+        t = np.eye(c) * (1.0 - rate)
+        rs = np.random.RandomState(1)
+        classes = np.arange(c)
+        for i in range(c):
+            t[i, rs.choice(classes[classes != i])] = rate
+    else:
+        raise ConfigError(f"{kind!r} is not one of the reference's corruptions {REFERENCE_KINDS}")
+    return torch.from_numpy(t)
