@@ -185,6 +185,7 @@ def validate(cfg: dict, entry: str = "train") -> None:
     _positive(cfg, "meta.lr", "net.gamma", "net.gamma_min")
     _choice(cfg, "meta.backend", ("exact", "higher", "unroll"))
     _choice(cfg, "net.gamma_from", GAMMA_FROM)
+    _choice(cfg, "net.l0_over", L0_OVER)
     check_schedule(schedule_name(cfg))
     schedule_spec(cfg)  # the group's shape and the schedule_params alias
     if cfg["resume"] not in ("auto", True, False):
@@ -228,10 +229,16 @@ def build_base_optimizer(params: Iterable[torch.nn.Parameter], cfg: dict[str, An
     raise ConfigError(f"unknown optimizer {name!r}; use optimizer.name=sgd, adam or adamw")
 
 
+L0_OVER = ("batches", "train")
+
+
 @torch.no_grad()
-def initial_loss(task: Task, model: torch.nn.Module, seed: int) -> float:
-    """L0: the mean training loss of the freshly initialised model over a few random training
-    batches (eval mode, so BatchNorm statistics are untouched), from a dedicated generator."""
+def initial_loss(task: Task, model: torch.nn.Module, seed: int, over: str = "batches") -> float:
+    """L0: the mean training loss of the freshly initialised model in eval mode (BatchNorm statistics
+    untouched): over 4 random training batches from a dedicated generator (``over="batches"``), or over
+    the whole training split (``"train"``, the reference's ``meta_train.py``)."""
+    if over == "train":
+        return float(task.evaluate(model, "train")["loss"])
     saved = task.meta_generator.get_state()
     task.meta_generator.manual_seed(seed + 15485863)
     was_training = model.training
@@ -496,7 +503,7 @@ def build_run(
     train_model = apply_speed_options(cfg, task, model, device)
     optimizer = build_base_optimizer(model.parameters(), resolve_optimizer(cfg["optimizer"], spec.optimizer))
     if l0 is None:
-        l0 = initial_loss(task, model, seed)
+        l0 = initial_loss(task, model, seed, str((cfg.get("net") or {}).get("l0_over", "batches")))
     built = build_schedule(cfg, task, model, optimizer, l0, device, lr_multiplier, name=schedule, frozen=frozen)
     info = {**(built.info or {}), "optimizer": describe_optimizer(built.optimizer)}
     return Run(cfg, seed, schedule, device, task, model, train_model, built.optimizer, built.driver, l0,
