@@ -215,3 +215,22 @@ def test_bad_policy_inputs_are_one_line_errors(tmp_path):
         load_policy(bad)
     with pytest.raises(ConfigError, match="unexpected"):
         build_run(_cfg("schedule=rl", "+schedule_params.rl.temperature=2"))
+
+
+def test_a_policy_run_under_another_optimizer_than_it_learned_warns_one_line(capsys):
+    """The shipped digits policy was trained under SGD with momentum 0.9 (its file's config); schedule=rl
+    on digits runs that (no warning); the NMF policy (momentum 0) on digits, or momentum 0.5, warns."""
+    from mlrsnet.rl.policy import optimizer_mismatch
+
+    base = ["+task=digits_mlp", "schedule=rl", "epochs=1", "progress=false", "task.train_fraction=0.3"]
+    build_run(to_plain(compose("train", base)))
+    assert "warning" not in capsys.readouterr().err
+    build_run(to_plain(compose("train", [*base, "+schedule_params.rl.policy=nmf"])))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nmf_synthetic.pt was trained under SGD with momentum 0" in err[0]
+    assert "schedule.optimizer.momentum=0" in err[0]
+    build_run(to_plain(compose("train", [*base, "schedule.optimizer.momentum=0.5"])))
+    assert "momentum 0.5 (set schedule.optimizer.momentum=0.9)" in capsys.readouterr().err
+    adam = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
+    assert "optimizer.name=sgd; this run uses adam" in optimizer_mismatch(adam, {"name": "sgd", "momentum": 0.9})
+    assert optimizer_mismatch(adam, {}) is None

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -275,5 +276,25 @@ def build_policy_driver(optimizer: torch.optim.Optimizer, model: nn.Module, task
     if params:
         raise ConfigError(f"schedule rl: unexpected parameter(s) {', '.join(sorted(params))}; it takes policy "
                           "and safe")
-    policy, spec, _ = load_policy(resolve_policy(policy_ref, task))
+    path = resolve_policy(policy_ref, task)
+    policy, spec, meta = load_policy(path)
+    mismatch = optimizer_mismatch(optimizer, ((meta.get("config") or {}).get("optimizer")) or {})
+    if mismatch:
+        print(f"warning: schedule rl: policy {path.name} {mismatch}", file=sys.stderr, flush=True)
     return AgentDriver(optimizer, model, task, spec, total_steps, decide=policy.act)
+
+
+def optimizer_mismatch(optimizer: torch.optim.Optimizer, trained: dict[str, Any]) -> str | None:
+    """How the run's optimiser differs from the one a policy was trained under (its file's
+    ``config.optimizer``): the optimiser's name, or SGD's momentum; None when they agree or the file does
+    not say. A policy's actions were learned for the LR's effect under that optimiser."""
+    name = str(trained.get("name") or "").lower()
+    ours = type(optimizer).__name__.lower()
+    if name and name != ours:
+        return f"was trained under optimizer.name={name}; this run uses {ours}"
+    momentum = trained.get("momentum")
+    group = optimizer.param_groups[0]
+    if name == "sgd" and momentum is not None and abs(float(group.get("momentum", 0.0)) - float(momentum)) > 1e-12:
+        return (f"was trained under SGD with momentum {float(momentum):g}; this run has momentum "
+                f"{float(group.get('momentum', 0.0)):g} (set schedule.optimizer.momentum={float(momentum):g})")
+    return None
