@@ -118,7 +118,7 @@ class NetSchema:
     gamma: float | None = None
     gamma_min: float = 0.01
     gamma_from: str = "auto"
-    l0_over: str = "batches"
+    l0_over: str = "train"
 
 
 @dataclass

@@ -229,14 +229,14 @@ def build_base_optimizer(params: Iterable[torch.nn.Parameter], cfg: dict[str, An
     raise ConfigError(f"unknown optimizer {name!r}; use optimizer.name=sgd, adam or adamw")
 
 
-L0_OVER = ("batches", "train")
+L0_OVER = ("train", "batches")
 
 
 @torch.no_grad()
-def initial_loss(task: Task, model: torch.nn.Module, seed: int, over: str = "batches") -> float:
+def initial_loss(task: Task, model: torch.nn.Module, seed: int, over: str = "train") -> float:
     """L0: the mean training loss of the freshly initialised model in eval mode (BatchNorm statistics
-    untouched): over 4 random training batches from a dedicated generator (``over="batches"``), or over
-    the whole training split (``"train"``, the reference's ``meta_train.py``)."""
+    untouched): over the whole training split (``over="train"``, as the reference's ``meta_train.py``), or
+    over 4 random training batches from a dedicated generator (``"batches"``)."""
     if over == "train":
         return float(task.evaluate(model, "train")["loss"])
     saved = task.meta_generator.get_state()
@@ -503,7 +503,7 @@ def build_run(
     train_model = apply_speed_options(cfg, task, model, device)
     optimizer = build_base_optimizer(model.parameters(), resolve_optimizer(cfg["optimizer"], spec.optimizer))
     if l0 is None:
-        l0 = initial_loss(task, model, seed, str((cfg.get("net") or {}).get("l0_over", "batches")))
+        l0 = initial_loss(task, model, seed, str((cfg.get("net") or {}).get("l0_over", "train")))
     built = build_schedule(cfg, task, model, optimizer, l0, device, lr_multiplier, name=schedule, frozen=frozen)
     info = {**(built.info or {}), "optimizer": describe_optimizer(built.optimizer)}
     return Run(cfg, seed, schedule, device, task, model, train_model, built.optimizer, built.driver, l0,

@@ -106,18 +106,20 @@ def test_a_bad_gamma_from_of_the_frozen_schedule_is_one_line_on_the_command_line
 
 
 def test_l0_over_the_whole_training_split_as_the_reference(tmp_path):
-    """net.l0_over=train: L0 (and so gamma) from the whole training split in eval mode, as the reference's
-    meta_train.py; the default takes 4 random batches."""
+    """L0 (and so gamma) from the whole training split in eval mode by default, as the reference's
+    meta_train.py; net.l0_over=batches takes 4 random training batches."""
     overrides = ["+task=digits_mlp", "task.train_fraction=0.3", "epochs=1", "progress=false"]
-    summary = meta_train(compose("train", [*overrides, "net.l0_over=train"]), tmp_path / "a")
+    summary = meta_train(compose("train", overrides), tmp_path / "a")
     cfg = to_plain(compose("train", overrides))
     task = build_task(cfg["task"], 0, "cpu")
     torch.manual_seed(0)
     model = task.build_model()
     full = task.evaluate(model, "train")["loss"]
     assert summary["initial_loss"] == pytest.approx(full, rel=1e-6)
-    assert abs(initial_loss(task, model, 0) - full) > 1e-6
-    assert meta_train(compose("train", overrides), tmp_path / "b")["initial_loss"] == pytest.approx(
-        initial_loss(task, model, 0), rel=1e-6)
-    with pytest.raises(ConfigError, match="net.l0_over='all' is not one of batches, train"):
+    assert initial_loss(task, model, 0) == pytest.approx(full, rel=1e-6)
+    batches = initial_loss(task, model, 0, "batches")
+    assert abs(batches - full) > 1e-6
+    assert meta_train(compose("train", [*overrides, "net.l0_over=batches"]), tmp_path / "b")["initial_loss"] == (
+        pytest.approx(batches, rel=1e-6))
+    with pytest.raises(ConfigError, match="net.l0_over='all' is not one of train, batches"):
         meta_train(compose("train", [*overrides, "net.l0_over=all"]), tmp_path / "c")
