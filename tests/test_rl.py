@@ -93,7 +93,7 @@ def test_reward_is_the_decrease_of_log_meta_loss_and_the_test_split_is_never_eva
     expected = [np.log(a) - np.log(b) for a, b in zip(vals, vals[1:], strict=False)]
     expected[-1] += 0.5 * (np.log(v0) - np.log(vals[-1]))
     assert rewards == pytest.approx(expected)
-    # the meta split for the rewards; the training split once, for the run's L0 (net.l0_over=train); never the test split
+    # the meta split for the rewards, the training split once for the run's L0 (net.l0_over=train), never the test
     assert seen.count("meta") > 1 and set(seen) == {"meta", "train"} and seen.count("train") == 1
 
 

@@ -259,3 +259,13 @@ def test_cli_offline_missing_data_is_one_line_and_exit_code_2(tmp_path: Path) ->
     for part in ("cifar-10-batches-py/data_batch_1", "cifar-10-batches-py/test_batch", str(root),
                  "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"):
         assert part in proc.stderr
+
+
+@pytest.mark.parametrize("task", ["cifar10_resnet", "cifar100_wrn"])
+def test_the_cifar_tasks_meta_batch_is_the_training_batch_as_the_reference(task):
+    """The reference's meta loader takes the training batch size (128); a batch_size override carries over,
+    and meta.batch_size still sets it on its own."""
+    cfg = compose("train", [f"+task={task}"])
+    assert cfg.batch_size == 128 and cfg.meta.batch_size == 128 and cfg.task.meta_batch_size == 128
+    assert compose("train", [f"+task={task}", "batch_size=64"]).task.meta_batch_size == 64
+    assert compose("train", [f"+task={task}", "meta.batch_size=100"]).task.meta_batch_size == 100
