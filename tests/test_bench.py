@@ -106,7 +106,9 @@ def test_tuning_never_evaluates_the_test_split(cfg, tmp_path, monkeypatch):
 
     monkeypatch.setattr(ClassificationTask, "evaluate", spy)
     choice = tune_lr({**cfg, "epochs": 1}, "cosine", tmp_path)
-    assert splits and set(splits) == {"meta"}
+    # the meta split scores the candidates; the training split is read once per candidate run, for its L0
+    # (net.l0_over=train); the test split never
+    assert set(splits) == {"meta", "train"} and splits.count("train") == len(choice["candidates"])
     assert choice["chosen"] in (0.5, 1.0) and len(choice["candidates"]) == 2
 
 
