@@ -1,5 +1,5 @@
 """Shared pieces of the benchmarks: configs composed from ``conf/``, one training iteration exactly as
-:func:`mlrsnet.loop.train_loop` runs it, and interleaved timing.
+:func:`mlrsnet.engine.loop.train_loop` runs it, and interleaved timing.
 
 Every figure is a ratio against a baseline timed in the same process, in interleaved rounds (each
 round times every variant once, in a shuffled order), reported as the median over rounds; a machine
@@ -21,9 +21,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from mlrsnet.engine.build import build_base_optimizer, to_plain
 from mlrsnet.meta.engine import MetaEngine
 from mlrsnet.net import MLRSNet
-from mlrsnet.run import build_base_optimizer, to_plain
 from mlrsnet.schedules.base import LRDriver
 from mlrsnet.schedules.drivers import MLRSNetDriver
 from mlrsnet.tasks import Task, build_task
@@ -110,7 +110,7 @@ class Trainee:
                 self._batches = None
 
     def iteration(self) -> None:
-        """One iteration of :func:`mlrsnet.loop.train_loop`, with a meta step when there is an engine."""
+        """One iteration of :func:`mlrsnet.engine.loop.train_loop`, with a meta step when there is an engine."""
         self.optimizer.zero_grad(set_to_none=True)
         batch = self.next_batch()
         loss = self.task.train_loss(self.model, batch)

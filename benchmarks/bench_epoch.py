@@ -1,8 +1,8 @@
 """Target 2: wall time of a meta-training epoch over a plain-training epoch, same task.
 
-Both run :func:`mlrsnet.loop.train_loop` (no evaluation, no logging, no progress bar): the plain run
-with ``StepLR`` through :class:`~mlrsnet.loop.TorchSchedulerDriver`, the meta-training runs with the
-``exact`` engine and :class:`~mlrsnet.loop.MLRSNetDriver` at the task's default ``meta.interval``, at
+Both run :func:`mlrsnet.engine.loop.train_loop` (no evaluation, no logging, no progress bar): the plain run
+with ``StepLR`` through :class:`~mlrsnet.engine.loop.TorchSchedulerDriver`, the meta-training runs with the
+``exact`` engine and :class:`~mlrsnet.engine.loop.MLRSNetDriver` at the task's default ``meta.interval``, at
 ``meta_interval=1`` and at each ``--intervals`` value. Rounds of ``--epochs`` epochs per variant are
 interleaved; each variant's training continues from round to round. The ratio is total time over all
 rounds / the plain run's total, so that meta steps every k iterations are counted in proportion.
@@ -19,7 +19,7 @@ from __future__ import annotations
 import _common as C
 import torch
 
-from mlrsnet.loop import LoopConfig, train_loop
+from mlrsnet.engine.loop import LoopConfig, train_loop
 from mlrsnet.schedules.base import TorchSchedulerDriver
 
 TARGET = 1.05

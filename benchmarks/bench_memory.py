@@ -1,6 +1,6 @@
 """Target 4: peak memory of a K-step unroll against plain training, and the ``first_order`` bound.
 
-For each variant one training iteration (as in :func:`mlrsnet.loop.train_loop`, meta step included) is
+For each variant one training iteration (as in :func:`mlrsnet.engine.loop.train_loop`, meta step included) is
 measured after two warm-up iterations: the peak of tensor memory allocated during the iteration (on top
 of the weights and optimiser state that persist between iterations). On CPU this replays the allocation
 events of ``torch.profiler`` (``profile_memory=True``); on CUDA it is ``torch.cuda.max_memory_allocated``

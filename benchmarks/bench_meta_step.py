@@ -2,7 +2,7 @@
 
 A plain iteration is zero_grad, forward, backward, (clip), ``optimizer.step()`` at a fixed LR; a
 meta-training iteration adds ``MetaEngine.meta_step`` and MLR-SNet's LR, exactly as in
-:func:`mlrsnet.loop.train_loop` with ``meta_interval=1``. The meta batch has the training batch's size.
+:func:`mlrsnet.engine.loop.train_loop` with ``meta_interval=1``. The meta batch has the training batch's size.
 Variants: ``exact``; ``unroll`` at K = 1, 2, 5 (native unroll) and K = 5 with ``first_order``;
 ``higher`` at K = 1, 2, 5 (the unroll through the ``higher`` package).
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from mlrsnet.run import build_base_optimizer
+from mlrsnet.engine.build import build_base_optimizer
 from mlrsnet.tasks.base import ClassificationTask
 from mlrsnet.tasks.data.cifar import CIFAR10_MEAN, CIFAR10_STD
 from mlrsnet.tasks.data.types import ImageSplits

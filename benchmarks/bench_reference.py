@@ -13,7 +13,7 @@ on the same model, batch, optimiser and MLR-SNet:
    backward, ``optimizer.step()``.
 
 Ours: one forward/backward, ``MetaEngine.meta_step`` (``exact``), MLR-SNet on the device,
-``optimizer.step()`` (:func:`mlrsnet.loop.train_loop`). Both meta-update every iteration.
+``optimizer.step()`` (:func:`mlrsnet.engine.loop.train_loop`). Both meta-update every iteration.
 
     python benchmarks/bench_reference.py [--model cnn] [--threads 1 --clock cpu]
 

@@ -1,9 +1,9 @@
 """Target 3: an epoch scheduled by a frozen MLR-SNet over the same epoch under StepLR.
 
-Both run :func:`mlrsnet.loop.train_loop` (no evaluation, no logging, no progress bar) from the same
-initial weights and data order: one with :class:`~mlrsnet.loop.MLRSNetDriver` on a frozen net (no
+Both run :func:`mlrsnet.engine.loop.train_loop` (no evaluation, no logging, no progress bar) from the same
+initial weights and data order: one with :class:`~mlrsnet.engine.loop.MLRSNetDriver` on a frozen net (no
 gradients, no meta steps: the transfer setting, one LSTM-cell forward per iteration), the other with
-``torch.optim.lr_scheduler.StepLR`` through :class:`~mlrsnet.loop.TorchSchedulerDriver`. Rounds of a
+``torch.optim.lr_scheduler.StepLR`` through :class:`~mlrsnet.engine.loop.TorchSchedulerDriver`. Rounds of a
 few epochs per variant are interleaved; the ratio is total time / the StepLR run's total time. The
 effect is about one percent, below the noise of whole epochs on a shared machine, so the drivers are
 also timed alone: (MLR-SNet driver - StepLR driver) per iteration / a StepLR iteration.

@@ -1,7 +1,7 @@
 """Target 5 on a GPU, and targets 1 to 4 measured there.
 
 1. Sync check: a meta-training epoch (``exact`` engine, MLR-SNet driver), a meta-training epoch with
-   ``higher`` K=2, and a transfer epoch (frozen MLR-SNet) run through :func:`mlrsnet.loop.train_loop`
+   ``higher`` K=2, and a transfer epoch (frozen MLR-SNet) run through :func:`mlrsnet.engine.loop.train_loop`
    with ``torch.cuda.set_sync_debug_mode("error")`` around every step of the epoch (from the first batch
    to the last ``optimizer.step()``; the once-per-epoch metric read-out after it is allowed to sync).
    Any ``.item()``, host read or blocking copy in the hot path raises.
@@ -25,7 +25,7 @@ import bench_meta_step
 import bench_transfer_overhead
 import torch
 
-from mlrsnet.loop import LoopConfig, train_loop
+from mlrsnet.engine.loop import LoopConfig, train_loop
 
 
 def strict_epochs(task, cuda: bool) -> None:

@@ -2,7 +2,7 @@
 
 Builds the real task (:func:`mlrsnet.tasks.paper.image_task`: uint8 images on the device, batched
 augmentation, the 1,000-image meta set carved out of the training images) from ``--n`` random images,
-then runs :func:`mlrsnet.loop.train_loop` for ``--warmup`` + 1 epochs per mode, without evaluation,
+then runs :func:`mlrsnet.engine.loop.train_loop` for ``--warmup`` + 1 epochs per mode, without evaluation,
 logging or progress bar, and reports the last epoch: plain training at the fixed ``optimizer.lr``, and
 meta-training (MLR-SNet driving the LR, ``exact`` backend, a meta step every ``meta.interval`` steps).
 Warm-up epochs absorb cuDNN autotuning and ``torch.compile``. Hydra overrides after the flags change
@@ -18,9 +18,9 @@ import _common as C
 import torch
 from bench_pipeline import synthetic_cifar
 
-from mlrsnet.loop import LoopConfig, train_loop
+from mlrsnet.engine.build import apply_speed_options, build_base_optimizer, build_net, initial_loss
+from mlrsnet.engine.loop import LoopConfig, train_loop
 from mlrsnet.meta.engine import MetaEngine
-from mlrsnet.run import apply_speed_options, build_base_optimizer, build_net, initial_loss
 from mlrsnet.schedules.base import LRDriver
 from mlrsnet.schedules.drivers import MLRSNetDriver
 from mlrsnet.tasks.data.types import ImageSplits

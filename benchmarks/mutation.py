@@ -40,7 +40,7 @@ MODULES: dict[str, tuple[list[str], list[str]]] = {
     # the class-balanced meta split and the label-noise code
     "splits": (["mlrsnet/tasks/data/splits.py"], ["tests/test_splits.py"]),
     # the CLI SIGTERM test runs a subprocess that imports the real package, not the mutant: left out
-    "resume": (["mlrsnet/resume.py"], ["tests/test_resume.py", "tests/test_divergence.py", "-k", "not cli"]),
+    "resume": (["mlrsnet/engine/resume.py"], ["tests/test_resume.py", "tests/test_divergence.py", "-k", "not cli"]),
     "greedy": (["mlrsnet/schedules/greedy.py"], ["tests/test_schedules_greedy*.py"]),
     "lrbench": (["mlrsnet/schedules/lrbench.py"], ["tests/test_schedules_lrbench*.py"]),
 }

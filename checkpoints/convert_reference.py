@@ -15,7 +15,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mlrsnet.checkpoint import file_sha256, load_nets, save_bundle, shipped_dir
+from mlrsnet.checkpoint import load_nets, save_bundle, shipped_dir
+from mlrsnet.io import file_sha256
 
 NAME = "paper_cifar10_resnet18"
 EPOCHS = [1, 100, 200]

@@ -23,10 +23,11 @@ import shutil
 import statistics
 from pathlib import Path
 
-from mlrsnet.checkpoint import BUNDLE_FILE, atomic_write_text, file_sha256, shipped_dir
-from mlrsnet.cli import compose
-from mlrsnet.figures import plot_lr_curves
-from mlrsnet.log import read_metrics
+from mlrsnet.checkpoint import BUNDLE_FILE, shipped_dir
+from mlrsnet.engine.cli import compose
+from mlrsnet.engine.figures import plot_lr_curves
+from mlrsnet.engine.log import read_metrics
+from mlrsnet.io import atomic_write_text, file_sha256
 from mlrsnet.train import meta_train
 
 NAME = "digits_cnn_sym40"

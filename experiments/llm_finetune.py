@@ -25,9 +25,9 @@ from pathlib import Path
 import torch
 
 from mlrsnet.bench import train_run
-from mlrsnet.checkpoint import atomic_write_json, atomic_write_text
-from mlrsnet.cli import compose
-from mlrsnet.run import build_run, to_plain
+from mlrsnet.engine.build import build_run, to_plain
+from mlrsnet.engine.cli import compose
+from mlrsnet.io import atomic_write_json, atomic_write_text
 
 POLICIES = ["warmup_constant", "warmup_linear", "warmup_cosine", "mlrsnet_frozen", "greedy_eval",
             "adamw_schedulefree"]

@@ -16,8 +16,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from mlrsnet.cli import compose
-from mlrsnet.log import read_metrics
+from mlrsnet.engine.cli import compose
+from mlrsnet.engine.log import read_metrics
 from mlrsnet.train import meta_train
 
 

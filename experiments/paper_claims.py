@@ -50,10 +50,10 @@ import statistics
 from pathlib import Path
 
 from mlrsnet.bench import bench, train_run
-from mlrsnet.checkpoint import atomic_write_json, atomic_write_text
-from mlrsnet.cli import compose
-from mlrsnet.log import read_metrics
-from mlrsnet.run import to_plain
+from mlrsnet.engine.build import to_plain
+from mlrsnet.engine.cli import compose
+from mlrsnet.engine.log import read_metrics
+from mlrsnet.io import atomic_write_json, atomic_write_text
 from mlrsnet.train import meta_train
 from mlrsnet.transfer import transfer
 

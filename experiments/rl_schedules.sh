@@ -9,8 +9,8 @@ export MLRSNET_OFFLINE=1 MPLBACKEND=Agg OMP_NUM_THREADS=1 WANDB_MODE=offline
 python -m mlrsnet.rl train +task=nmf_synthetic seed=0 rl.total_timesteps=4000 hydra.run.dir=runs/rl/nmf_synthetic_ship
 python -m mlrsnet.rl train +task=digits_cnn seed=0 epochs=3 rl.decisions=8 rl.total_timesteps=320 \
     rl.ppo.n_steps=80 rl.ppo.batch_size=40 hydra.run.dir=runs/rl/digits_cnn_ship
-cp runs/rl/nmf_synthetic_ship/policy.pt mlrsnet/rl/policies/nmf_synthetic.pt
-cp runs/rl/digits_cnn_ship/policy.pt mlrsnet/rl/policies/digits_cnn.pt
+cp runs/rl/nmf_synthetic_ship/policy.pt mlrsnet/schedules/policies/nmf_synthetic.pt
+cp runs/rl/digits_cnn_ship/policy.pt mlrsnet/schedules/policies/digits_cnn.pt
 
 # 2. NMF, held-out instances (seeds 0, 1, 2): every schedule's base LR (0.1) tuned on the meta split over
 #    x1/3/5/8 (a first pass over x0.3/1/3 chose x3 for every schedule, the edge of that grid). The baselines

@@ -29,10 +29,10 @@ from pathlib import Path
 import torch
 from torch.func import functional_call
 
-from mlrsnet.checkpoint import atomic_write_text
-from mlrsnet.cli import compose
+from mlrsnet.engine.build import to_plain
+from mlrsnet.engine.cli import compose
+from mlrsnet.io import atomic_write_text
 from mlrsnet.meta.hypergrad import UpdateRule
-from mlrsnet.run import to_plain
 from mlrsnet.tasks import build_task
 
 OUT = Path("experiments/short_horizon.md")

@@ -5,7 +5,7 @@
 
 For each of ``snn_digits`` and ``snn_events``: ``mlrsnet.bench`` over the LR policies below with seeds
 0, 1, 2 (same split, spike trains, data order and initialisation for every policy), each policy's base LR
-tuned over ``--grid`` on the meta split, then ``select=fastest`` (:mod:`mlrsnet.selection`). Writes
+tuned over ``--grid`` on the meta split, then ``select=fastest`` (:mod:`mlrsnet.engine.selection`). Writes
 ``experiments/snn_schedules.md``: per task the bench table (final accuracy, epochs and seconds to the
 target), the speed-up of each policy over the fixed LR in epochs to the target on the meta split, the
 selection with its p-value, and the command; the bench outputs stay in ``--out/<task>/``.
@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 
 from mlrsnet.bench import bench
-from mlrsnet.cli import compose
-from mlrsnet.log import environment
+from mlrsnet.engine.cli import compose
+from mlrsnet.engine.log import environment
 
 POLICIES = ["fixed", "step", "multistep", "exponential", "cosine", "sgdr", "onecycle", "greedy", "mlrsnet_frozen",
             "mlrsnet"]

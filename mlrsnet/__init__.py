@@ -2,7 +2,7 @@
 LR-schedule baselines."""
 
 from mlrsnet.net import MLRSNet, MLRSNetConfig, compute_gamma
-from mlrsnet.scheduler import MLRSNetScheduler
+from mlrsnet.schedules.scheduler import MLRSNetScheduler
 
 __version__ = "0.1.0"
 __all__ = ["MLRSNet", "MLRSNetConfig", "MLRSNetScheduler", "__version__", "compute_gamma"]

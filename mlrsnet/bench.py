@@ -21,8 +21,8 @@ tables name the optimiser each schedule ran with:
    scored by the meta-validation metric at its end; the test split is never evaluated. The best ``m``
    wins (ties: the one closest to 1; a diverged run scores worst). ``tune=false``: ``m = 1``.
 2. For every seed of ``seeds``: the task (split, label noise, data order) and the model (initialisation)
-   are built from the seed by :func:`mlrsnet.run.build_run`, as every entry point builds them, and trained for
-   ``epochs`` epochs with the chosen ``m`` through :func:`mlrsnet.loop.train_loop`, the test and meta
+   are built from the seed by :func:`mlrsnet.engine.build.build_run`, as every entry point builds them, and trained for
+   ``epochs`` epochs with the chosen ``m`` through :func:`mlrsnet.engine.loop.train_loop`, the test and meta
    splits evaluated after every epoch. The divergence guard of ``guard`` applies; a diverged run is
    reported as such.
 
@@ -41,7 +41,7 @@ Outputs in ``out_dir`` (null: Hydra's run directory):
   tasks, ``probs.npz``: the per-example probabilities on the meta and test splits after the last epoch,
   float16, for ``python -m mlrsnet.ensemble from_bench=``) and
   ``tuning/<schedule>/x<m>.json``;
-- with ``select=fastest``: FastSpiker's choice of policy (:mod:`mlrsnet.selection`, on the meta split
+- with ``select=fastest``: FastSpiker's choice of policy (:mod:`mlrsnet.engine.selection`, on the meta split
   only) in ``selection.json`` and as a section of ``results.md``.
 
 Every run record carries a fingerprint of the configuration (without the bench's own keys). A record
@@ -61,16 +61,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mlrsnet.checkpoint import atomic_write_json, atomic_write_text
-from mlrsnet.ensemble.pool import save_probabilities
+from mlrsnet.engine.build import build_run, to_plain, validate
+from mlrsnet.engine.figures import plot_lr_curves, plot_metric_curves
+from mlrsnet.engine.log import RunLogger, csv_text, read_metrics
+from mlrsnet.engine.loop import Diverged, train_loop
+from mlrsnet.engine.record import save_probabilities
+from mlrsnet.engine.selection import select_fastest, selection_table
 from mlrsnet.errors import ConfigError
-from mlrsnet.figures import plot_lr_curves, plot_metric_curves
-from mlrsnet.log import RunLogger, csv_text, read_metrics
-from mlrsnet.loop import Diverged, train_loop
-from mlrsnet.run import build_run, to_plain, validate
+from mlrsnet.io import atomic_write_json, atomic_write_text
 from mlrsnet.rundir import open_run_dir
 from mlrsnet.schedules.drivers import check_schedule
-from mlrsnet.selection import select_fastest, selection_table
 from mlrsnet.tasks.base import ClassificationTask
 
 __all__ = ["BENCH_KEYS", "bench", "summarise", "train_run", "tune_lr"]
@@ -90,7 +90,7 @@ def fingerprint(cfg: dict) -> str:
 
 
 def validate_bench(cfg: dict) -> None:
-    """The checks of :func:`mlrsnet.run.validate`, plus the bench's own keys."""
+    """The checks of :func:`mlrsnet.engine.build.validate`, plus the bench's own keys."""
     validate(cfg, "bench")
     schedules, seeds, grid = cfg["schedules"], cfg["seeds"], cfg["lr_grid"]
     if not isinstance(schedules, list) or not schedules:
@@ -384,7 +384,7 @@ def write_outputs(cfg: dict, out_dir: Path, fp: str, seeds: list[int]) -> dict:
 
 
 def main() -> None:
-    from mlrsnet.cli import run_hydra, table_command
+    from mlrsnet.engine.cli import run_hydra, table_command
 
     run_hydra(table_command(bench), config_name="bench", group="task", command="bench", validate=validate_bench)
 

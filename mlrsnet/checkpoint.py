@@ -1,8 +1,7 @@
-"""Versioned, atomic checkpoints; MLR-SNet nets, bundles, the authors' published nets, shipped names.
+"""MLR-SNet files: nets, bundles, the authors' published nets, shipped names.
 
-A file is written to a temporary name in the target directory and renamed into place, so a crash
-never leaves a half-written checkpoint. Every checkpoint carries ``format`` and ``schema_version``;
-loading checks both and turns every failure into a one-line :class:`CheckpointError`.
+Written as versioned, atomic files (:mod:`mlrsnet.io`): every failure to read one is a one-line
+:class:`CheckpointError`.
 
 MLR-SNet files come in three shapes, all read by :func:`load_nets`:
 
@@ -22,11 +21,7 @@ so no file in the working directory can stand in for it (write ``./name`` to mea
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -34,11 +29,9 @@ from typing import Any
 import torch
 
 from mlrsnet.errors import CheckpointError
+from mlrsnet.io import check, read_torch, save
 from mlrsnet.net import MLRSNet, MLRSNetConfig
 
-FORMAT = "mlrsnet"
-SCHEMA_VERSION = 1
-KINDS = ("mlrsnet", "mlrsnet_bundle", "run_state", "rl_policy")
 SNAPSHOT_DIR = "snapshots"  # a meta-training run's MLR-SNet at a few epochs: snapshots/mlrsnet_epochNNNN.pt
 BUNDLE_FILE = "mlrsnet_bundle.pt"  # a meta-training run's nets after epochs 1, N/2 and N
 # The default of mlrsnet.transfer and MLRSNetScheduler: meta-trained on CPU (checkpoints/README.md).
@@ -51,90 +44,6 @@ _REFERENCE_KEYS = {
     "layer1.fc_h2h.2.weight": "hh.2.weight", "layer1.fc_h2h.2.bias": "hh.2.bias",
     "layer3.weight": "head.weight", "layer3.bias": "head.bias",
 }
-
-
-def _umask() -> int:
-    """The process umask (reading it means setting it: put it straight back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``.
-
-    The file gets the permissions of a plain ``open(path, "w")``, ``0o666 & ~umask`` (``tempfile.mkstemp``
-    makes it owner-only, which would hide results from collaborators on a shared file system). On any
-    failure (a full disk...) the temporary file is removed and ``path`` keeps its previous content."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.chmod(tmp, 0o666 & ~_umask())
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def save(path: str | os.PathLike, kind: str, payload: dict) -> None:
-    """Save ``payload`` (tensors, dicts, numbers) as a versioned checkpoint of ``kind``."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown checkpoint kind {kind!r}")
-    buf = io.BytesIO()
-    torch.save({"format": FORMAT, "schema_version": SCHEMA_VERSION, "kind": kind, **payload}, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def _read(path: Path, map_location: str | torch.device) -> Any:
-    if path.is_dir():
-        raise CheckpointError(f"checkpoint {path} is a directory, not a file; pass the .pt file in it, e.g. "
-                              f"checkpoint={path / BUNDLE_FILE} (a training run's bundle) or {path / 'mlrsnet.pt'}")
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; pass checkpoint=PATH to an existing .pt file")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as e:  # torch raises many types for truncated / foreign files
-        raise CheckpointError(
-            f"checkpoint {path} is corrupt or not a torch file ({type(e).__name__}); "
-            "re-create it with python -m mlrsnet.train"
-        ) from None
-
-
-def load(path: str | os.PathLike, kind: str, map_location: str | torch.device = "cpu") -> dict:
-    """Load and validate a checkpoint of ``kind``; every failure is a one-line CheckpointError."""
-    path = Path(path)
-    obj = _read(path, map_location)
-    return _check(obj, path, kind)
-
-
-def _check(obj: Any, path: Path, kind: str | tuple[str, ...]) -> dict:
-    kinds = (kind,) if isinstance(kind, str) else kind
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not an mlrsnet checkpoint (no 'format: {FORMAT}' header)")
-    version = obj.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise CheckpointError(
-            f"checkpoint {path} has schema version {version}, this mlrsnet reads version {SCHEMA_VERSION}; "
-            "re-create it with this version of python -m mlrsnet.train"
-        )
-    if obj.get("kind") not in kinds:
-        raise CheckpointError(f"checkpoint {path} holds a {obj.get('kind')!r}, expected a "
-                              f"{' or '.join(repr(k) for k in kinds)} checkpoint")
-    return obj
 
 
 def save_mlrsnet(path: str | os.PathLike, net: MLRSNet, **meta: Any) -> None:
@@ -208,11 +117,14 @@ def load_nets(path: str | os.PathLike, map_location: str | torch.device = "cpu")
     """Every net of an MLR-SNet file: one net, a bundle (in epoch order) or an authors' ``.pth``;
     returns ``(nets, metadata)``. A file in none of these formats is a one-line CheckpointError."""
     path = Path(path)
-    obj = _read(path, "cpu")
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory, not a file; pass the .pt file in it, e.g. "
+                              f"checkpoint={path / BUNDLE_FILE} (a training run's bundle) or {path / 'mlrsnet.pt'}")
+    obj = read_torch(path, "cpu")
     if is_reference_state_dict(obj):
         net = from_reference_state_dict(obj)
         return [net.to(map_location)], {"source": "reference", "file": str(path)}
-    obj = _check(obj, path, ("mlrsnet", "mlrsnet_bundle"))
+    obj = check(obj, path, ("mlrsnet", "mlrsnet_bundle"))
     if obj["kind"] == "mlrsnet":
         entries = [obj]
     else:
@@ -263,15 +175,6 @@ def resolve_checkpoint(value: str | os.PathLike | None) -> Path:
             )
         return shipped.resolve()
     return p.resolve()
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """The SHA-256 of a file, recorded beside every result that used it."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def is_shipped(path: str | os.PathLike) -> bool:

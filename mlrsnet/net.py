@@ -1,7 +1,7 @@
 """MLR-SNet: an LSTM that maps the training loss to a learning rate (Shu et al., TPAMI 2022).
 
 One definition, used by meta-training (:mod:`mlrsnet.meta`), transfer and
-:class:`mlrsnet.scheduler.MLRSNetScheduler`.
+:class:`mlrsnet.schedules.scheduler.MLRSNetScheduler`.
 
     gates_t = MLP_ih(x_t) + MLP_hh(h_{t-1}),   MLP = Linear(in, hidden // 2)-ReLU-Linear(hidden // 2, 4 hidden)
     i, f, g, o = sigmoid(i), sigmoid(f - 1), tanh(g), sigmoid(o)      (forget gate shifted by -1)
@@ -132,7 +132,7 @@ class MLRSNet(nn.Module):
 
     def forward(self, loss: torch.Tensor | float, state: State | None = None) -> tuple[torch.Tensor, State]:
         """Pure step: ``(lr, new_state) = net(loss, state)``; ``lr`` is a 0-dim tensor. ``loss`` is a tensor
-        or a Python number (as :meth:`MLRSNetScheduler.step <mlrsnet.scheduler.MLRSNetScheduler.step>`
+        or a Python number (as :meth:`MLRSNetScheduler.step <mlrsnet.schedules.scheduler.MLRSNetScheduler.step>`
         takes it)."""
         if not isinstance(loss, torch.Tensor):
             loss = torch.tensor(float(loss), device=self.head.weight.device)

@@ -22,8 +22,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from mlrsnet.engine.figures import plot_run
 from mlrsnet.errors import MLRSNetError
-from mlrsnet.figures import plot_run
 
 
 def main(argv: list[str] | None = None) -> int:

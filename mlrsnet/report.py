@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     sys.stdout.write(table)
     if args.out:
-        from mlrsnet.checkpoint import atomic_write_text
+        from mlrsnet.io import atomic_write_text
 
         atomic_write_text(args.out, table)
     return 0

@@ -14,9 +14,9 @@ Outputs in the run directory: ``metrics.jsonl`` (per step the LR and loss, per e
 test metrics and LR statistics), ``summary.json``, ``config.yaml`` (resolved), ``environment.json``
 (package versions, git commit), ``mlrsnet.pt`` (the learned MLR-SNet), ``mlrsnet_bundle.pt`` (the
 transfer bundle: the nets after epochs 1, N/2 and N with their gamma and config, what
-:mod:`mlrsnet.transfer` and :class:`~mlrsnet.scheduler.MLRSNetScheduler` take), ``lr_schedule.csv`` /
+:mod:`mlrsnet.transfer` and :class:`~mlrsnet.schedules.scheduler.MLRSNetScheduler` take), ``lr_schedule.csv`` /
 ``lr_schedule.png`` (the learned LR against iteration), ``run_state.pt`` (everything a resumed run
-needs, see :mod:`mlrsnet.resume`) and ``snapshots/`` (MLR-SNet at a few epochs, for :mod:`mlrsnet.plot`).
+needs, see :mod:`mlrsnet.engine.resume`) and ``snapshots/`` (MLR-SNet at a few epochs, for :mod:`mlrsnet.plot`).
 Exit codes: 0 done, 2 bad input, 3 diverged (:class:`DivergenceError`), 75 stopped by a signal with the
 state saved (:class:`RunInterrupted`; run the same command again to continue).
 """
@@ -27,21 +27,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from mlrsnet.checkpoint import (
-    BUNDLE_FILE,
-    SNAPSHOT_DIR,
-    file_sha256,
-    is_shipped,
-    load_mlrsnet,
-    save_bundle,
-    save_mlrsnet,
-)
+from mlrsnet.checkpoint import BUNDLE_FILE, SNAPSHOT_DIR, is_shipped, load_mlrsnet, save_bundle, save_mlrsnet
+from mlrsnet.engine.build import build_run, to_plain, validate
+from mlrsnet.engine.figures import save_lr_schedule
+from mlrsnet.engine.log import RunLogger, WandbSink, dump_config, environment, read_metrics
+from mlrsnet.engine.loop import Diverged, Interrupted, train_loop
+from mlrsnet.engine.resume import RUN_STATE, Checkpointer, StopSignals, bundle_epochs, loop_position, previous_state
 from mlrsnet.errors import ConfigError, RunInterrupted
-from mlrsnet.figures import save_lr_schedule
-from mlrsnet.log import RunLogger, WandbSink, dump_config, environment, read_metrics
-from mlrsnet.loop import Diverged, Interrupted, train_loop
-from mlrsnet.resume import RUN_STATE, Checkpointer, StopSignals, bundle_epochs, loop_position, previous_state
-from mlrsnet.run import build_run, to_plain, validate
+from mlrsnet.io import file_sha256
 from mlrsnet.rundir import open_run_dir
 
 
@@ -49,7 +42,7 @@ def meta_train(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) ->
     """Meta-train MLR-SNet (``schedule=mlrsnet``) or train under any other schedule (``schedule=<name>``,
     see :mod:`mlrsnet.schedules.drivers`) on ``cfg.task``; write the run directory and return the summary.
 
-    Faults (:mod:`mlrsnet.resume`): ``run_state.pt`` is saved atomically every ``save_every`` epochs and,
+    Faults (:mod:`mlrsnet.engine.resume`): ``run_state.pt`` is saved atomically every ``save_every`` epochs and,
     on SIGTERM / SIGUSR1 / SIGUSR2, after the current step, before :class:`RunInterrupted` (exit code 75)
     or submitit's requeue. A run directory holding one is continued where it stopped (``resume=auto``),
     with the numbers an uninterrupted run would produce. A divergence stops the run with
@@ -177,7 +170,7 @@ def _hydra_main(cfg: Any) -> None:
 
 
 def main() -> None:
-    from mlrsnet.cli import run_hydra
+    from mlrsnet.engine.cli import run_hydra
 
     run_hydra(_hydra_main, config_name="train", group="task", command="train", validate=validate)
 

@@ -9,9 +9,9 @@ Python::
     from mlrsnet.transfer import transfer
     summary = transfer(cfg, run_dir="runs/my_transfer")   # cfg: the composed conf/transfer.yaml + query
 
-The query's task is trained by :func:`mlrsnet.loop.train_loop` (the loop meta-training uses) with the LR
+The query's task is trained by :func:`mlrsnet.engine.loop.train_loop` (the loop meta-training uses) with the LR
 that the frozen net emits at every step from that step's loss
-(:class:`~mlrsnet.schedules.drivers.FrozenMLRSNetDriver`, built by :func:`mlrsnet.run.build_run`), with the
+(:class:`~mlrsnet.schedules.drivers.FrozenMLRSNetDriver`, built by :func:`mlrsnet.engine.build.build_run`), with the
 inner SGD at momentum 0, as the reference meta-test (``conf/schedule/mlrsnet.yaml``). The protocol is the
 reference meta-test's:
 
@@ -44,16 +44,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlrsnet.checkpoint import atomic_write_json, atomic_write_text, file_sha256, resolve_checkpoint
+from mlrsnet.checkpoint import resolve_checkpoint
+from mlrsnet.engine.build import build_run, resolve_device, to_plain, validate
+from mlrsnet.engine.figures import save_lr_schedule
+from mlrsnet.engine.log import RunLogger, dump_config, read_metrics
+from mlrsnet.engine.loop import train_loop
 from mlrsnet.errors import ConfigError
-from mlrsnet.figures import save_lr_schedule
-from mlrsnet.log import RunLogger, dump_config, read_metrics
-from mlrsnet.loop import train_loop
+from mlrsnet.io import atomic_write_json, atomic_write_text, file_sha256
 from mlrsnet.net import GAMMA_FROM, MLRSNet
-from mlrsnet.run import build_run, resolve_device, to_plain, validate
 from mlrsnet.rundir import open_run_dir
-from mlrsnet.scheduler import load_frozen
 from mlrsnet.schedules.drivers import META_TRAINED, check_schedule
+from mlrsnet.schedules.scheduler import load_frozen
 
 GAMMA_MODES = ("recompute", "checkpoint")
 
@@ -69,7 +70,7 @@ def checkpoint_list(value: Any) -> list[str | None]:
 
 
 def validate_transfer(cfg: dict) -> None:
-    """:func:`mlrsnet.run.validate` (types, ranges), then the transfer's own keys, with messages that name
+    """:func:`mlrsnet.engine.build.validate` (types, ranges), then the transfer's own keys, with messages that name
     the key and the fix; ``compare`` becomes a list."""
     if "query" not in cfg or "task" not in cfg:
         raise ConfigError("no query composed; run `python -m mlrsnet.transfer +query=NAME`")
@@ -218,7 +219,7 @@ def _hydra_main(cfg: Any) -> None:
 
 
 def main() -> None:
-    from mlrsnet.cli import run_hydra
+    from mlrsnet.engine.cli import run_hydra
 
     run_hydra(_hydra_main, config_name="transfer", group="query", command="transfer",
               validate=validate_transfer)

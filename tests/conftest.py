@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mlrsnet.cli import compose as compose_config
+from mlrsnet.engine.cli import compose as compose_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,7 +31,7 @@ def _composed(config_name: str, overrides: tuple[str, ...]) -> Any:
 
 
 def compose(config_name: str = "train", overrides: list[str] | None = None) -> Any:
-    """:func:`mlrsnet.cli.compose`, composed once per (config, overrides) in a test session (a Hydra
+    """:func:`mlrsnet.engine.cli.compose`, composed once per (config, overrides) in a test session (a Hydra
     compose costs about a second on a busy machine); each caller gets its own deep copy to change."""
     return copy.deepcopy(_composed(config_name, tuple(overrides or ())))
 

@@ -10,9 +10,9 @@ import torch
 
 from mlrsnet import bench as bench_module
 from mlrsnet.bench import _fmt, _reached, bench, summarise, tune_lr
-from mlrsnet.cli import compose
+from mlrsnet.engine.build import build_run, to_plain
+from mlrsnet.engine.cli import compose
 from mlrsnet.errors import ConfigError
-from mlrsnet.run import build_run, to_plain
 from mlrsnet.tasks.base import ClassificationTask
 from tests.conftest import REPO, run_cli
 

@@ -11,7 +11,7 @@ from torch.optim.lr_scheduler import ChainedScheduler, LinearLR, SequentialLR
 from mlrsnet.checkpoint import load_nets, save_bundle
 from mlrsnet.errors import SchedulerCompositionError
 from mlrsnet.net import MLRSNet, recomputed_gamma
-from mlrsnet.scheduler import MLRSNetScheduler
+from mlrsnet.schedules.scheduler import MLRSNetScheduler
 
 LOSSES = [2.3, 1.9, 1.2, 0.8, 0.5, 0.42, 0.3, 0.31, 0.2, 0.1, 0.08, 0.05]
 

@@ -1,4 +1,4 @@
-"""mlrsnet.cluster without a cluster: sbatch refusals as one line naming the option, the squeue-based job
+"""mlrsnet.engine.cluster without a cluster: sbatch refusals as one line naming the option, the squeue-based job
 watcher, the launcher's defaults; and the thread-count option and record (run.set_threads, log.threads_info).
 The same paths against a real slurmctld: tests/test_slurm.py."""
 
@@ -10,11 +10,11 @@ import subprocess
 import pytest
 import torch
 
-from mlrsnet.cli import hydra_error
-from mlrsnet.cluster import _squeue_fallback_watcher, submission_failure
+from mlrsnet.engine.build import set_threads, usable_cpus
+from mlrsnet.engine.cli import hydra_error
+from mlrsnet.engine.cluster import _squeue_fallback_watcher, submission_failure
+from mlrsnet.engine.log import environment
 from mlrsnet.errors import ConfigError
-from mlrsnet.log import environment
-from mlrsnet.run import set_threads, usable_cpus
 from mlrsnet.train import meta_train
 from tests.conftest import compose
 
@@ -119,7 +119,7 @@ def test_environment_json_records_threads_affinity_and_slurm(tmp_path, monkeypat
 
 
 def test_environment_json_records_the_cpu_its_kernels_and_a_missing_cpuinfo(tmp_path, monkeypatch):
-    from mlrsnet.log import cpu_info
+    from mlrsnet.engine.log import cpu_info
 
     meta_train(compose(overrides=["+task=digits_mlp", "epochs=1", "task.train_fraction=0.2", "threads=1",
                                   "progress=false", "snapshots=0"]), tmp_path)
@@ -137,7 +137,7 @@ def test_environment_json_records_the_cpu_its_kernels_and_a_missing_cpuinfo(tmp_
 def test_git_commit_is_dirty_for_code_not_for_results_a_script_rewrites(tmp_path, monkeypatch):
     import subprocess
 
-    from mlrsnet.log import git_commit
+    from mlrsnet.engine.log import git_commit
 
     files = ["mlrsnet/a.py", "conf/c.yaml", "experiments/run.py", "experiments/out/results.md",
              "experiments/out/results.csv", "experiments/out/runs/s0/summary.json", "README.md",

@@ -1,4 +1,4 @@
-"""The typed config schema (mlrsnet/config.py): every key of every entry point's schema, given a value of
+"""The typed config schema (mlrsnet/engine/config.py): every key of every entry point's schema, given a value of
 the wrong type, is a one-line error naming the full key, the value and the fix; through the command
 line that is exit code 2, no traceback, and no run directory.
 
@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from mlrsnet.bench import validate_bench
-from mlrsnet.cli import compose
-from mlrsnet.config import SCHEMAS, schema_keys
+from mlrsnet.engine.build import to_plain, validate
+from mlrsnet.engine.cli import compose
+from mlrsnet.engine.config import SCHEMAS, schema_keys
 from mlrsnet.ensemble.study import validate_ensemble
 from mlrsnet.errors import ConfigError
-from mlrsnet.run import to_plain, validate
 from mlrsnet.transfer import validate_transfer
 from tests.conftest import run_cli
 

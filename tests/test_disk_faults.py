@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from mlrsnet.cli import hydra_error
+from mlrsnet.engine.cli import hydra_error
+from mlrsnet.engine.log import read_metrics
+from mlrsnet.engine.resume import load_run_state
 from mlrsnet.errors import WriteError
-from mlrsnet.log import read_metrics
-from mlrsnet.resume import load_run_state
 from mlrsnet.rundir import LOCK_FILE
 from mlrsnet.train import meta_train
 from tests.conftest import compose

@@ -9,10 +9,10 @@ import math
 import pytest
 import torch
 
+from mlrsnet.engine.log import read_metrics
+from mlrsnet.engine.loop import Diverged, Guard
+from mlrsnet.engine.resume import load_run_state
 from mlrsnet.errors import DivergenceError
-from mlrsnet.log import read_metrics
-from mlrsnet.loop import Diverged, Guard
-from mlrsnet.resume import load_run_state
 from mlrsnet.train import meta_train
 from tests.conftest import compose, run_cli
 
@@ -90,7 +90,7 @@ def test_rollback_of_mlrsnet_lowers_gamma_and_gives_up_after_max_rollbacks(tmp_p
 def test_a_rollback_is_saved_at_once_so_a_crash_before_the_next_save_resumes_from_it(tmp_path, monkeypatch):
     # recover() writes the rolled-back state (its count, the lower LR, the metrics position) before training
     # goes on: a run killed before the next epoch's save resumes after the rollback, not before it.
-    from mlrsnet.resume import Checkpointer
+    from mlrsnet.engine.resume import Checkpointer
 
     class Killed(Exception):
         pass

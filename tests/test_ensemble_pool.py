@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from mlrsnet.bench import bench
-from mlrsnet.cli import compose
+from mlrsnet.engine.build import build_run, to_plain
+from mlrsnet.engine.cli import compose
 from mlrsnet.ensemble import bench_pool, load_probabilities, lrensemble, pool_entries, resolve_relative
 from mlrsnet.errors import ConfigError
-from mlrsnet.run import build_run, to_plain
 from tests.conftest import REPO, run_cli
 
 TINY_POOL = ("pool=[{name: fixed, lr_multipliers: [1]}, {name: cosine, lr_multipliers: [0.5, 1]},"

@@ -85,7 +85,7 @@ def test_errors_come_before_any_training(results):
 
 def test_a_sweep_job_that_left_no_result_is_one_line():
     utils = pytest.importorskip("submitit.core.utils")
-    from mlrsnet.cli import hydra_error
+    from mlrsnet.engine.cli import hydra_error
 
     error = utils.UncompletedJobError("Job 7 (task: 0) with path /x/7_0_result.pkl\nhas not produced any output")
     message = hydra_error(error, "task", "train")

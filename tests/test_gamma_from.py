@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from mlrsnet.checkpoint import save_mlrsnet
+from mlrsnet.engine.build import build_net, initial_loss, to_plain
 from mlrsnet.errors import ConfigError
 from mlrsnet.net import MLRSNet, compute_gamma, gamma_statistic, recomputed_gamma
-from mlrsnet.run import build_net, initial_loss, to_plain
-from mlrsnet.scheduler import MLRSNetScheduler
+from mlrsnet.schedules.scheduler import MLRSNetScheduler
 from mlrsnet.tasks import build_task
 from mlrsnet.train import meta_train
 from mlrsnet.transfer import transfer

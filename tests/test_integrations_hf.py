@@ -13,8 +13,8 @@ from transformers import Trainer, TrainingArguments  # noqa: E402
 
 from mlrsnet.errors import ConfigError  # noqa: E402
 from mlrsnet.integrations.hf import HFTrainerSchedule  # noqa: E402
-from mlrsnet.scheduler import MLRSNetScheduler  # noqa: E402
 from mlrsnet.schedules.greedy import GreedyLR  # noqa: E402
+from mlrsnet.schedules.scheduler import MLRSNetScheduler  # noqa: E402
 from mlrsnet.tasks.llm import TinyGPT, encode_bytes, stdlib_sources  # noqa: E402
 from tests.conftest import REPO  # noqa: E402
 

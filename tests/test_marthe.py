@@ -135,9 +135,9 @@ def test_needs_sgd():
 
 
 def test_driver_takes_e_on_the_meta_split_and_keeps_the_data_order():
-    from mlrsnet.cli import compose
-    from mlrsnet.loop import LoopConfig, train_loop
-    from mlrsnet.run import build_base_optimizer, build_schedule, initial_loss, to_plain
+    from mlrsnet.engine.build import build_base_optimizer, build_schedule, initial_loss, to_plain
+    from mlrsnet.engine.cli import compose
+    from mlrsnet.engine.loop import LoopConfig, train_loop
     from mlrsnet.schedules.drivers import HypergradientDriver
     from mlrsnet.tasks import build_task
 

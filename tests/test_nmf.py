@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from mlrsnet.cli import compose
+from mlrsnet.engine.build import build_run, to_plain
+from mlrsnet.engine.cli import compose
+from mlrsnet.engine.loop import train_loop
 from mlrsnet.errors import ConfigError
-from mlrsnet.loop import train_loop
-from mlrsnet.run import build_run, to_plain
 from mlrsnet.schedules.drivers import SafeDriver
 from mlrsnet.tasks import build_task
 from mlrsnet.tasks.nmf import nmf_stability_bound

@@ -56,13 +56,13 @@ def test_built_wheel_finds_its_configs(tmp_path, built_wheel):
     wheel = built_wheel
     names = zipfile.ZipFile(wheel).namelist()
     assert "mlrsnet/conf/train.yaml" in names and "mlrsnet/conf/task/digits_cnn.yaml" in names
-    assert {"mlrsnet/conf/rl.yaml", "mlrsnet/rl/policies/nmf_synthetic.pt", "mlrsnet/rl/policies/digits_cnn.pt"} <= set(
-        names)  # the RL command's config and the shipped policies
+    shipped = {"mlrsnet/schedules/policies/nmf_synthetic.pt", "mlrsnet/schedules/policies/digits_cnn.pt"}
+    assert {"mlrsnet/conf/rl.yaml", *shipped} <= set(names)  # the RL command's config and the shipped policies
     assert "mlrsnet/tasks/gpt_cpython_base.pt" in names  # the LLM tasks' pretrained base
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     # Run from an unrelated directory with only the unpacked wheel on the path (no source checkout).
-    code = ("import mlrsnet, sys; from mlrsnet.cli import available_configs; "
+    code = ("import mlrsnet, sys; from mlrsnet.engine.cli import available_configs; "
             "print(mlrsnet.__file__); print(','.join(available_configs('task')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
                          env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}, timeout=120)

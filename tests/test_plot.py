@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
+from mlrsnet.engine.resume import snapshot_epochs
 from mlrsnet.plot import main, plot_run
-from mlrsnet.resume import snapshot_epochs
 from mlrsnet.train import meta_train
 from tests.conftest import compose, run_cli
 

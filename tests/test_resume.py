@@ -12,9 +12,9 @@ import time
 
 import pytest
 
+from mlrsnet.engine.log import read_metrics
+from mlrsnet.engine.resume import StopSignals, load_run_state
 from mlrsnet.errors import ConfigError, RunInterrupted
-from mlrsnet.log import read_metrics
-from mlrsnet.resume import StopSignals, load_run_state
 from mlrsnet.train import meta_train
 from tests.conftest import compose, run_cli
 

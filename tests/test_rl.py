@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from mlrsnet.cli import compose
+from mlrsnet.engine.build import build_run, to_plain
+from mlrsnet.engine.cli import compose
 from mlrsnet.errors import CheckpointError, ConfigError
-from mlrsnet.rl.policy import OBSERVATION, AgentSpec, FrozenPolicy, load_policy, resolve_policy, save_policy
-from mlrsnet.run import build_run, to_plain
+from mlrsnet.schedules.rl_policy import OBSERVATION, AgentSpec, FrozenPolicy, load_policy, resolve_policy, save_policy
 
 gym = pytest.importorskip("gymnasium")  # in the dev extra; skipped only where [rl]/[dev] is not installed
 sb3 = pytest.importorskip("stable_baselines3")
@@ -56,7 +56,7 @@ def test_environment_passes_gymnasiums_check_env():
 def test_episode_takes_the_same_steps_as_an_uninterrupted_run():
     """Pausing the loop at every decision (Interrupted / progress) changes nothing: an agent that always
     keeps the LR reproduces a plain fixed-LR run of the same seed."""
-    from mlrsnet.loop import train_loop
+    from mlrsnet.engine.loop import train_loop
 
     cfg = _cfg()
     env = LRScheduleEnv(cfg, AgentSpec(decisions=5))
@@ -198,7 +198,7 @@ def test_schedule_rl_with_the_shipped_policies_and_safe():
     for policy in ("nmf", None):
         run = build_run(_cfg("schedule=rl", "optimizer.lr=10", "+schedule_params.rl.safe=true",
                              *([f"+schedule_params.rl.policy={policy}"] if policy else [])))
-        from mlrsnet.loop import train_loop
+        from mlrsnet.engine.loop import train_loop
 
         hist = train_loop(run.task, run.train_model, run.optimizer, run.driver, run.loop_config("t", progress=False))
         assert np.isfinite(hist[-1]["train_loss"])
@@ -221,7 +221,7 @@ def test_bad_policy_inputs_are_one_line_errors(tmp_path):
 def test_a_policy_run_under_another_optimizer_than_it_learned_warns_one_line(capsys):
     """The shipped digits policy was trained under SGD with momentum 0.9 (its file's config); schedule=rl
     on digits runs that (no warning); the NMF policy (momentum 0) on digits, or momentum 0.5, warns."""
-    from mlrsnet.rl.policy import optimizer_mismatch
+    from mlrsnet.schedules.rl_policy import optimizer_mismatch
 
     base = ["+task=digits_mlp", "schedule=rl", "epochs=1", "progress=false", "task.train_fraction=0.3"]
     build_run(to_plain(compose("train", base)))

@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from mlrsnet.checkpoint import load
-from mlrsnet.cli import interrupted_message
+from mlrsnet.checkpoint import load_nets
+from mlrsnet.engine.cli import interrupted_message
+from mlrsnet.engine.log import read_metrics
+from mlrsnet.engine.resume import StopSignals, load_run_state
 from mlrsnet.errors import CheckpointError, RunInterrupted
-from mlrsnet.log import read_metrics
+from mlrsnet.io import load
 from mlrsnet.net import MLRSNet
-from mlrsnet.resume import StopSignals, load_run_state
 from mlrsnet.train import meta_train
 from tests.conftest import compose, run_cli
 
@@ -57,7 +58,7 @@ def test_ctrl_c_saves_writes_the_unfinished_epochs_steps_and_says_how_to_resume(
 def test_ctrl_c_just_after_the_first_save_still_stops_at_a_step_with_the_saved_state(tmp_path, monkeypatch):
     # A Ctrl-C that lands once run_state.pt exists but before the first step (the window a user, or the
     # command-line test below under load, can hit) stops like any other: exit 75 and a resumable state.
-    from mlrsnet.resume import Checkpointer
+    from mlrsnet.engine.resume import Checkpointer
 
     real, calls = Checkpointer.save, []
 
@@ -128,9 +129,9 @@ def test_each_rollback_prints_one_line(tmp_path, capsys):
 
 def test_step_lines_reach_the_file_within_an_epoch(tmp_path):
     """With a flush interval of 0, every step's line is written as the step ends (no epoch line yet)."""
-    from mlrsnet.log import RunLogger
-    from mlrsnet.loop import train_loop
-    from mlrsnet.run import build_run, to_plain
+    from mlrsnet.engine.build import build_run, to_plain
+    from mlrsnet.engine.log import RunLogger
+    from mlrsnet.engine.loop import train_loop
 
     cfg = to_plain(compose(overrides=[*TINY, "schedule=fixed", "epochs=1"]))
     run = build_run(cfg)
@@ -153,13 +154,15 @@ def test_step_lines_reach_the_file_within_an_epoch(tmp_path):
 
 def test_a_directory_given_as_checkpoint_is_named_as_such(tmp_path):
     with pytest.raises(CheckpointError) as info:
-        load(tmp_path, "mlrsnet")
+        load_nets(tmp_path)
     assert "is a directory" in str(info.value) and "does not exist" not in str(info.value)
     assert str(tmp_path / "mlrsnet.pt") in str(info.value)
+    with pytest.raises(CheckpointError, match="is a directory, not a file"):
+        load(tmp_path, "run_state")
 
 
 def test_adam_with_the_sgd_gamma_warns_in_one_line(capsys):
-    from mlrsnet.run import build_run, to_plain
+    from mlrsnet.engine.build import build_run, to_plain
 
     build_run(to_plain(compose(overrides=[*TINY, "optimizer.name=adam"])))
     warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
@@ -170,7 +173,7 @@ def test_adam_with_the_sgd_gamma_warns_in_one_line(capsys):
 
 
 def test_frozen_mlrsnet_under_adam_with_the_recomputed_gamma_warns_naming_schedule_scale(capsys, recwarn):
-    from mlrsnet.run import build_run, to_plain
+    from mlrsnet.engine.build import build_run, to_plain
 
     frozen = [*TINY, "schedule=mlrsnet_frozen", "optimizer.name=adam"]
     build_run(to_plain(compose(overrides=frozen)))
@@ -218,7 +221,7 @@ def test_report_of_a_benchmark_directory(tmp_path):
 
 
 def test_plot_titles_name_the_task_not_the_timestamp(tmp_path):
-    from mlrsnet.figures import run_label
+    from mlrsnet.engine.figures import run_label
 
     run = tmp_path / "2026-12-01_02-50-31-123456_99-abcd"
     run.mkdir()

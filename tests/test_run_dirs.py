@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from mlrsnet.checkpoint import atomic_write_text
-from mlrsnet.cli import compose
+from mlrsnet.engine.cli import compose
+from mlrsnet.engine.log import read_metrics
 from mlrsnet.errors import ConfigError
-from mlrsnet.log import read_metrics
+from mlrsnet.io import atomic_write_text
 from mlrsnet.rundir import RunDirLock
 from mlrsnet.train import meta_train
 from tests.conftest import run_cli

@@ -10,10 +10,10 @@ import math
 import pytest
 import torch
 
-from mlrsnet.cli import compose
+from mlrsnet.engine.build import build_base_optimizer, build_schedule, initial_loss, to_plain, validate
+from mlrsnet.engine.cli import compose
+from mlrsnet.engine.loop import LoopConfig, train_loop
 from mlrsnet.errors import ConfigError
-from mlrsnet.loop import LoopConfig, train_loop
-from mlrsnet.run import build_base_optimizer, build_schedule, initial_loss, to_plain, validate
 from mlrsnet.schedules.drivers import (
     FROZEN,
     META_TRAINED,

@@ -8,9 +8,9 @@ from importlib import resources
 import pytest
 import yaml
 
-from mlrsnet.cli import compose
+from mlrsnet.engine.build import build_run, to_plain, validate
+from mlrsnet.engine.cli import compose
 from mlrsnet.errors import ConfigError
-from mlrsnet.run import build_run, to_plain, validate
 from mlrsnet.schedules.drivers import schedule_names
 from mlrsnet.schedules.spec import resolve_optimizer, schedule_file, schedule_spec
 
@@ -96,9 +96,9 @@ def test_a_shipped_rl_policy_schedules_under_the_optimiser_it_was_trained_with(t
     # dynamics it never saw (a digits policy trained under SGDM 0.9 lost 0.8 points under momentum 0).
     import torch
 
-    from mlrsnet.rl.policy import SHIPPED_POLICIES
+    from mlrsnet.schedules.rl_policy import SHIPPED_POLICIES
 
-    path = resources.files("mlrsnet.rl") / "policies" / SHIPPED_POLICIES[policy]
+    path = resources.files("mlrsnet.schedules") / "policies" / SHIPPED_POLICIES[policy]
     stored = torch.load(str(path), map_location="cpu", weights_only=False)["config"]["optimizer"]
     trained = to_plain(compose("rl", [f"+task={task}", "progress=false"]))
     bench = to_plain(compose("train", [f"+task={task}", "schedule=rl", f"schedule.policy={policy}",

@@ -9,7 +9,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from mlrsnet.checkpoint import save_mlrsnet
 from mlrsnet.errors import CheckpointError
 from mlrsnet.net import MLRSNet, recomputed_gamma
-from mlrsnet.scheduler import DEFAULT_CHECKPOINT, MLRSNetScheduler, resolve_checkpoint
+from mlrsnet.schedules.scheduler import DEFAULT_CHECKPOINT, MLRSNetScheduler, resolve_checkpoint
 
 LOSSES = [2.3, 1.9, 1.2, 0.8, 0.5, 0.42, 0.3, 0.31, 0.2, 0.1]
 

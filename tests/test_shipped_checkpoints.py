@@ -10,16 +10,11 @@ import zipfile
 import pytest
 import torch
 
-from mlrsnet.checkpoint import (
-    DEFAULT_CHECKPOINT,
-    file_sha256,
-    resolve_checkpoint,
-    shipped_checkpoints,
-    shipped_dir,
-)
+from mlrsnet.checkpoint import DEFAULT_CHECKPOINT, resolve_checkpoint, shipped_checkpoints, shipped_dir
 from mlrsnet.errors import CheckpointError, ConfigError
+from mlrsnet.io import file_sha256
 from mlrsnet.net import MLRSNet
-from mlrsnet.scheduler import MLRSNetScheduler
+from mlrsnet.schedules.scheduler import MLRSNetScheduler
 from mlrsnet.train import meta_train
 from tests.conftest import compose
 
@@ -65,7 +60,7 @@ def test_a_non_editable_install_finds_the_shipped_checkpoints(tmp_path, built_wh
     assert "mlrsnet/checkpoints/LICENSE-MLR-SNet" in names
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    code = ("import torch; from mlrsnet.scheduler import MLRSNetScheduler; from mlrsnet.checkpoint import "
+    code = ("import torch; from mlrsnet.schedules.scheduler import MLRSNetScheduler; from mlrsnet.checkpoint import "
             "resolve_checkpoint; opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1); "
             "s = MLRSNetScheduler(opt, total_steps=9); s.step(2.3); print(resolve_checkpoint(None)); "
             "print(len(s.nets), s.get_last_lr()[0] > 0)")
@@ -84,7 +79,7 @@ def test_net_from_memory_is_not_a_name():
 
 
 def test_a_run_under_mlrsnet_frozen_records_the_resolved_path_and_sha256(tmp_path, monkeypatch):
-    from mlrsnet.run import build_run, to_plain
+    from mlrsnet.engine.build import build_run, to_plain
 
     monkeypatch.chdir(tmp_path)
     cfg = to_plain(compose("train", ["+task=digits_mlp", "epochs=1", "schedule=mlrsnet_frozen",

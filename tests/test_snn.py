@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from mlrsnet.bench import bench
-from mlrsnet.cli import compose
+from mlrsnet.engine.build import to_plain
+from mlrsnet.engine.cli import compose
+from mlrsnet.engine.selection import select_fastest, time_to_target
 from mlrsnet.errors import ConfigError, DataMissingError
-from mlrsnet.run import to_plain
-from mlrsnet.selection import select_fastest, time_to_target
 from mlrsnet.tasks import build_task
 from mlrsnet.tasks.snn import latency_encode, load_nmnist, rate_encode, saccade_events
 

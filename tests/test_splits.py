@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from mlrsnet.engine.build import to_plain
 from mlrsnet.errors import ConfigError
-from mlrsnet.run import to_plain
 from mlrsnet.tasks import build_task
 from mlrsnet.tasks.data.splits import class_balanced_split, corrupt_labels, reference_transition
 from mlrsnet.tasks.offline import split_classification

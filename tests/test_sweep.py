@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mlrsnet.log import read_metrics
+from mlrsnet.engine.log import read_metrics
 from mlrsnet.train import meta_train
 from tests.conftest import compose, run_cli
 

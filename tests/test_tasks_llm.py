@@ -10,9 +10,9 @@ import torch
 
 pytest.importorskip("transformers")  # the llm extra is in dev: CI runs these
 
+from mlrsnet.engine.build import build_run, to_plain  # noqa: E402
+from mlrsnet.engine.loop import train_loop  # noqa: E402
 from mlrsnet.errors import ConfigError  # noqa: E402
-from mlrsnet.loop import train_loop  # noqa: E402
-from mlrsnet.run import build_run, to_plain  # noqa: E402
 from mlrsnet.tasks import build_task  # noqa: E402
 from mlrsnet.tasks.llm import BASE_CHECKPOINT, load_base_model, require_llm  # noqa: E402
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from mlrsnet.cli import compose
+from mlrsnet.engine.build import apply_speed_options, build_base_optimizer, to_plain
+from mlrsnet.engine.cli import compose
 from mlrsnet.errors import ConfigError, DataMissingError
 from mlrsnet.meta.engine import MetaEngine
 from mlrsnet.net import MLRSNet
-from mlrsnet.run import apply_speed_options, build_base_optimizer, to_plain
 from mlrsnet.schedules.drivers import MLRSNetDriver
 from mlrsnet.tasks import ClassificationTask, LanguageModelTask, Task, build_task
 from mlrsnet.tasks.data import download as download_mod

@@ -5,8 +5,9 @@ import json
 import pytest
 import torch
 
-from mlrsnet.checkpoint import file_sha256, load_mlrsnet, load_nets
-from mlrsnet.log import read_metrics
+from mlrsnet.checkpoint import load_mlrsnet, load_nets
+from mlrsnet.engine.log import read_metrics
+from mlrsnet.io import file_sha256
 from mlrsnet.train import meta_train
 from tests.conftest import compose, run_cli
 

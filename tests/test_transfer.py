@@ -6,14 +6,16 @@ import math
 import pytest
 import torch
 
-from mlrsnet.checkpoint import DEFAULT_CHECKPOINT, file_sha256, save, save_mlrsnet
-from mlrsnet.cli import available_configs
+from mlrsnet.checkpoint import DEFAULT_CHECKPOINT, save_mlrsnet
+from mlrsnet.engine.build import build_base_optimizer, build_net, initial_loss, to_plain
+from mlrsnet.engine.cli import available_configs
+from mlrsnet.engine.log import read_metrics
+from mlrsnet.engine.loop import LoopConfig, train_loop
 from mlrsnet.errors import CheckpointError, ConfigError
-from mlrsnet.log import read_metrics
-from mlrsnet.loop import LoopConfig, train_loop
+from mlrsnet.io import file_sha256, save
 from mlrsnet.meta.engine import MetaEngine
 from mlrsnet.net import MLRSNet, MLRSNetConfig, recomputed_gamma
-from mlrsnet.run import build_base_optimizer, build_net, initial_loss, seed_everything, to_plain
+from mlrsnet.rng import seed_everything
 from mlrsnet.schedules.drivers import MLRSNetDriver
 from mlrsnet.tasks import available_datasets, build_task
 from mlrsnet.transfer import transfer, validate_transfer

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from mlrsnet.engine.log import read_metrics
 from mlrsnet.errors import ConfigError
-from mlrsnet.log import read_metrics
 from mlrsnet.train import meta_train
 from tests.conftest import compose
 

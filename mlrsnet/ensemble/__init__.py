@@ -11,6 +11,7 @@ The command line trains the pool of LR policies and writes the tables (``python 
 +task=NAME``; ``__main__.py``), through :func:`lrensemble`.
 """
 
+from mlrsnet.engine.record import load_probabilities, save_probabilities
 from mlrsnet.ensemble.diversity import (
     DIVERSITY_METRICS,
     binary_disagreement,
@@ -23,16 +24,7 @@ from mlrsnet.ensemble.diversity import (
     q_statistic,
     team_diversity,
 )
-from mlrsnet.ensemble.pool import (
-    Pool,
-    PoolEntry,
-    bench_pool,
-    load_probabilities,
-    pool_entries,
-    resolve_relative,
-    save_probabilities,
-    train_pool,
-)
+from mlrsnet.ensemble.pool import Pool, PoolEntry, bench_pool, pool_entries, resolve_relative, train_pool
 from mlrsnet.ensemble.selection import (
     COMBINERS,
     METHODS,

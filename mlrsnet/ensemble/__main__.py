@@ -10,7 +10,7 @@ from mlrsnet.ensemble.study import lrensemble, validate_ensemble
 
 
 def main() -> None:
-    from mlrsnet.cli import run_hydra, table_command
+    from mlrsnet.engine.cli import run_hydra, table_command
 
     run_hydra(table_command(lrensemble), config_name="ensemble", group="task", command="ensemble",
               validate=validate_ensemble)

@@ -10,8 +10,8 @@ values may be run-relative strings, resolved when the run length is known (:func
 
 so that e.g. an LRBench ``COMPOSITE`` policy (absolute steps and LRs) fits any run length.
 
-Each base model is trained through the run builder (:func:`mlrsnet.run.build_run` with the entry's
-schedule, params and multiplier, then :func:`mlrsnet.loop.train_loop`, the meta split evaluated per epoch)
+Each base model is trained through the run builder (:func:`mlrsnet.engine.build.build_run` with the entry's
+schedule, params and multiplier, then :func:`mlrsnet.engine.loop.train_loop`, the meta split evaluated per epoch)
 and, after its last epoch, its per-example class probabilities on the meta split and on the test split are
 saved (``probs.npz``, float16; :func:`save_probabilities`). ``mlrsnet.bench`` saves the same file for each
 of its runs, so :func:`bench_pool` builds a pool from a finished benchmark without retraining.
@@ -20,7 +20,6 @@ of its runs, so :func:`bench_pool` builds a pool from a finished benchmark witho
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import re
@@ -32,17 +31,17 @@ from typing import Any
 
 import numpy as np
 
-from mlrsnet.checkpoint import atomic_write_bytes, atomic_write_json
+from mlrsnet.engine.build import build_run, resolve_device
+from mlrsnet.engine.loop import Diverged, train_loop
+from mlrsnet.engine.record import PROBS_FILE, load_probabilities, save_probabilities
 from mlrsnet.errors import ConfigError
-from mlrsnet.loop import Diverged, train_loop
-from mlrsnet.run import build_run, resolve_device
+from mlrsnet.io import atomic_write_json
 from mlrsnet.schedules.drivers import check_schedule
 from mlrsnet.tasks import build_task
 
 __all__ = ["Pool", "PoolEntry", "bench_pool", "load_probabilities", "pool_entries", "resolve_relative",
            "save_probabilities", "train_member", "train_pool"]
 
-PROBS_FILE = "probs.npz"
 _RELATIVE = re.compile(r"^\s*(?:([0-9.eE+-]+)\s*\*\s*)?(T|lr0)\s*$")
 
 
@@ -114,30 +113,6 @@ def _needs_resolving(value: Any) -> bool:
     if isinstance(value, list | tuple):
         return any(_needs_resolving(v) for v in value)
     return isinstance(value, str) and bool(_RELATIVE.match(value))
-
-
-def save_probabilities(path: str | Path, meta: tuple[Any, Any], test: tuple[Any, Any], **info: Any) -> None:
-    """Write ``(probs [N, C], labels [N])`` of the meta and test splits (probabilities as float16) and a
-    JSON ``info`` record to ``path`` (an ``.npz``), atomically."""
-    arrays = {}
-    for split, (probs, labels) in (("meta", meta), ("test", test)):
-        arrays[f"{split}_probs"] = np.asarray(probs, dtype=np.float16)
-        arrays[f"{split}_labels"] = np.asarray(labels, dtype=np.int64)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, info=np.array(json.dumps(info, default=str)), **arrays)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def load_probabilities(path: str | Path) -> dict[str, Any]:
-    """The arrays of :func:`save_probabilities` (probabilities as float32) and ``info``."""
-    try:
-        with np.load(path) as z:
-            out = {k: z[k].astype(np.float32) if k.endswith("_probs") else z[k] for k in z.files if k != "info"}
-            out["info"] = json.loads(str(z["info"]))
-    except (OSError, ValueError, KeyError) as err:
-        raise ConfigError(f"cannot read the saved probabilities {path} ({err}); rerun the run that wrote them") \
-            from None
-    return out
 
 
 @dataclass

@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from mlrsnet.checkpoint import atomic_write_json, atomic_write_text
+from mlrsnet.engine.build import to_plain, validate
+from mlrsnet.engine.figures import plot_team_diversity
+from mlrsnet.engine.log import csv_text, dump_config, environment
 from mlrsnet.ensemble.diversity import check_metrics
 from mlrsnet.ensemble.pool import Pool, bench_pool, pool_entries, train_pool
 from mlrsnet.ensemble.selection import (
@@ -37,9 +39,7 @@ from mlrsnet.ensemble.selection import (
     team_scores,
 )
 from mlrsnet.errors import ConfigError
-from mlrsnet.figures import plot_team_diversity
-from mlrsnet.log import csv_text, dump_config, environment
-from mlrsnet.run import to_plain, validate
+from mlrsnet.io import atomic_write_json, atomic_write_text
 
 __all__ = ["ROW_COLUMNS", "best_single", "ensemble_rows", "lrensemble", "validate_ensemble"]
 
@@ -48,7 +48,7 @@ ROW_COLUMNS = ("seed", "method", "combiner", "team", "size", "policies", "meta_a
 
 
 def validate_ensemble(cfg: dict) -> None:
-    """The checks of :func:`mlrsnet.run.validate` plus the ensemble's own keys (conf/ensemble.yaml)."""
+    """The checks of :func:`mlrsnet.engine.build.validate` plus the ensemble's own keys (conf/ensemble.yaml)."""
     validate(cfg, "ensemble")
     seeds = cfg["seeds"]
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):

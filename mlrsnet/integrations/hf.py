@@ -2,7 +2,7 @@
 
 ``Trainer`` steps its ``lr_scheduler`` with no argument after every optimiser step, and a
 ``ReduceLROnPlateau`` with the eval metric after every evaluation. A frozen MLR-SNet
-(:class:`~mlrsnet.scheduler.MLRSNetScheduler`) needs each step's training loss, and GreedyLR
+(:class:`~mlrsnet.schedules.scheduler.MLRSNetScheduler`) needs each step's training loss, and GreedyLR
 (:class:`~mlrsnet.schedules.greedy.GreedyLR`) a metric. :class:`HFTrainerSchedule` wraps either and is
 handed to the Trainer twice, as its scheduler and as a callback::
 

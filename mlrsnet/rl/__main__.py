@@ -24,8 +24,8 @@ def _hydra_main(cfg: Any) -> None:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
+    from mlrsnet.engine.build import to_plain
     from mlrsnet.rl.agent import train_agent
-    from mlrsnet.run import to_plain
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     summary = train_agent(to_plain(cfg), run_dir, config_yaml=OmegaConf.to_yaml(cfg, resolve=True))
@@ -33,7 +33,7 @@ def _hydra_main(cfg: Any) -> None:
 
 
 def main() -> None:
-    from mlrsnet.cli import fail, run_hydra
+    from mlrsnet.engine.cli import fail, run_hydra
 
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
         got = sys.argv[1] if len(sys.argv) > 1 else "nothing"

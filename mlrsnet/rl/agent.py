@@ -2,7 +2,7 @@
 
 Outputs in the run directory:
 
-- ``policy.pt``: the frozen actor (:func:`mlrsnet.rl.policy.save_policy`; versioned, atomic), what
+- ``policy.pt``: the frozen actor (:func:`mlrsnet.schedules.rl_policy.save_policy`; versioned, atomic), what
   ``schedule=rl +schedule_params.rl.policy=PATH`` runs;
 - ``learning_curve.csv`` / ``learning_curve.png``: one row per finished episode (return, final and initial
   validation loss, run seed, timesteps so far);
@@ -27,12 +27,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlrsnet.checkpoint import atomic_write_bytes, atomic_write_json, atomic_write_text
+from mlrsnet.engine.figures import plot_learning_curve
+from mlrsnet.engine.log import dump_config, environment
+from mlrsnet.engine.resume import StopSignals
 from mlrsnet.errors import ConfigError, RunInterrupted
-from mlrsnet.figures import plot_learning_curve
-from mlrsnet.log import dump_config, environment
-from mlrsnet.resume import StopSignals
-from mlrsnet.rl.policy import OBSERVATION, AgentSpec, FrozenPolicy, save_policy
+from mlrsnet.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from mlrsnet.schedules.rl_policy import OBSERVATION, AgentSpec, FrozenPolicy, save_policy
 
 __all__ = ["CURVE_COLUMNS", "export_policy", "require_rl", "train_agent"]
 
@@ -92,8 +92,8 @@ def train_agent(cfg: dict, run_dir: str | Path, config_yaml: str | None = None) 
     from stable_baselines3.common.callbacks import BaseCallback
     from tqdm.auto import tqdm
 
+    from mlrsnet.engine.build import validate
     from mlrsnet.rl.env import LRScheduleEnv
-    from mlrsnet.run import validate
 
     validate(cfg, "rl")
     rl = cfg["rl"]

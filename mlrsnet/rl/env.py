@@ -1,13 +1,13 @@
 r"""A gymnasium environment in which an agent schedules the LR of a training run of any registry task.
 
-Documented interpretation (the papers publish no environment design; see :mod:`mlrsnet.rl.policy` for the
+Documented interpretation (the papers publish no environment design; see :mod:`mlrsnet.schedules.rl_policy` for the
 state and the actions):
 
-- **Episode**: one training run, built by :func:`mlrsnet.run.build_run` exactly as ``mlrsnet.train`` builds it,
+- **Episode**: one training run, built by :func:`mlrsnet.engine.build.build_run` exactly as ``mlrsnet.train`` builds it,
   with a run seed drawn from ``seed_range`` by the environment's RNG: a random instance (``nmf_synthetic``:
   a fresh matrix per seed), initialisation and data order. The run trains through the one loop
-  (:func:`mlrsnet.loop.train_loop`), paused every decision interval by the loop's own pre-emption
-  mechanism (``stop_requested`` / :class:`~mlrsnet.loop.Interrupted`) and resumed with the returned
+  (:func:`mlrsnet.engine.loop.train_loop`), paused every decision interval by the loop's own pre-emption
+  mechanism (``stop_requested`` / :class:`~mlrsnet.engine.loop.Interrupted`) and resumed with the returned
   progress, so an episode takes the same steps as an uninterrupted run would.
 - **Step**: the action multiplies the LR (clipped to [lr_min, lr_max], and to the stability bound every step
   when ``safe``), then ``decision_interval`` training steps run.
@@ -26,10 +26,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from mlrsnet.loop import Interrupted, train_loop
-from mlrsnet.rl.policy import OBS_CLIP, OBSERVATION, AgentDriver, AgentSpec
-from mlrsnet.run import Run, build_run
+from mlrsnet.engine.build import Run, build_run
+from mlrsnet.engine.loop import Interrupted, train_loop
 from mlrsnet.schedules.drivers import with_safety
+from mlrsnet.schedules.rl_policy import OBS_CLIP, OBSERVATION, AgentDriver, AgentSpec
 
 __all__ = ["LRScheduleEnv"]
 

@@ -1,4 +1,4 @@
-"""The LR-driver protocol of the one training loop (:func:`mlrsnet.loop.train_loop`) and its simplest
+"""The LR-driver protocol of the one training loop (:func:`mlrsnet.engine.loop.train_loop`) and its simplest
 adapters: a fixed LR (:class:`LRDriver` itself) and any ``torch.optim.lr_scheduler`` scheduler.
 
 A driver decides the learning rate of each step:

@@ -1,17 +1,17 @@
-r"""Every schedule as an LR driver of the one training loop (:func:`mlrsnet.loop.train_loop`).
+r"""Every schedule as an LR driver of the one training loop (:func:`mlrsnet.engine.loop.train_loop`).
 
 A config selects a schedule by name (``schedule=<name>``); :func:`build_driver` turns the name into
 the optimiser to train with and the :class:`~mlrsnet.schedules.base.LRDriver` that sets its LR. Names:
 
 - ``fixed``: the base optimiser's LR, unchanged;
 - ``mlrsnet``: MLR-SNet meta-trained in place (it needs the meta engine, so the run builder
-  :func:`mlrsnet.run.build_run` builds it, driven by :class:`MLRSNetDriver`, and hands every other name to
+  :func:`mlrsnet.engine.build.build_run` builds it, driven by :class:`MLRSNetDriver`, and hands every other name to
   :func:`build_driver`);
-- ``mlrsnet_frozen``: a meta-trained MLR-SNet bundle, frozen (:class:`~mlrsnet.scheduler.MLRSNetScheduler`;
+- ``mlrsnet_frozen``: a meta-trained MLR-SNet bundle, frozen (:class:`~mlrsnet.schedules.scheduler.MLRSNetScheduler`;
   params ``checkpoint`` (default: the shipped default bundle), ``scale`` (default ``recompute``: the
   paper's gamma at the start and at each swap, from the mean loss over the whole training split in eval
   mode; its perplexity for a language model, per ``gamma_from``) and ``gamma_min``);
-- ``rl``: a frozen PPO policy that multiplies the LR every few steps (:class:`mlrsnet.rl.policy.PolicyDriver`;
+- ``rl``: a frozen PPO policy that multiplies the LR every few steps (:class:`mlrsnet.schedules.rl_policy.PolicyDriver`;
   params ``policy`` (a path, or a shipped policy's name; default: the one shipped for the task's family));
 - every name of :data:`mlrsnet.schedules.registry.SCHEDULES`, driven according to its kind::
 
@@ -75,13 +75,13 @@ from torch.optim import Optimizer
 
 from mlrsnet.errors import ConfigError
 from mlrsnet.net import MLRSNet, resolve_gamma_from
-from mlrsnet.scheduler import MLRSNetScheduler, without_scale_warning
 from mlrsnet.schedules.autolr import AutoLRTuner
 from mlrsnet.schedules.base import LRDriver, TorchSchedulerDriver, set_lr
 from mlrsnet.schedules.greedy import GreedyLR
 from mlrsnet.schedules.marthe import MartheTuner
 from mlrsnet.schedules.peers import optimizer_eval, optimizer_train
 from mlrsnet.schedules.registry import SCHEDULES, available_schedules, build_optimizer, build_scheduler
+from mlrsnet.schedules.scheduler import MLRSNetScheduler, without_scale_warning
 from mlrsnet.tasks.base import Task
 
 __all__ = [
@@ -242,7 +242,7 @@ class MLRSNetDriver(LRDriver):
 
 
 class FrozenMLRSNetDriver(LRDriver):
-    """A frozen MLR-SNet in :func:`~mlrsnet.loop.train_loop`, with the paper's timing: the LR of step t
+    """A frozen MLR-SNet in :func:`~mlrsnet.engine.loop.train_loop`, with the paper's timing: the LR of step t
     comes from the loss of step t (set after ``backward()``, before ``optimizer.step()``).
 
     The net being meta-trained is driven by :class:`MLRSNetDriver` instead, because its
@@ -436,7 +436,8 @@ def _build_driver(name: str, optimizer: Optimizer, model: nn.Module, task: Task,
                   steps_per_epoch: int, params: dict[str, Any], lr_multiplier: float) -> tuple[Optimizer, LRDriver]:
     check_schedule(name)
     if name == META_TRAINED:
-        raise ConfigError("schedule mlrsnet is meta-trained in place; build it with mlrsnet.run.build_schedule")
+        raise ConfigError("schedule mlrsnet is meta-trained in place; build it with "
+                          "mlrsnet.engine.build.build_schedule")
     if not lr_multiplier > 0:
         raise ConfigError(f"the LR multiplier must be positive, got {lr_multiplier}")
     lr0 = float(optimizer.param_groups[0]["lr"])
@@ -465,7 +466,7 @@ def _build_driver(name: str, optimizer: Optimizer, model: nn.Module, task: Task,
     if name == FROZEN:
         return optimizer, _frozen(optimizer, model, task, total_steps, kw, lr_multiplier)
     if name == RL:
-        from mlrsnet.rl.policy import build_policy_driver
+        from mlrsnet.schedules.rl_policy import build_policy_driver
 
         return optimizer, build_policy_driver(optimizer, model, task, total_steps, kw)
     if kind == "eval_metric_scheduler":

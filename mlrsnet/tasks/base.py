@@ -1,6 +1,6 @@
 """Tasks: data + model + loss + metric, the inner problem an LR schedule is judged on.
 
-A task is the only thing the training loop (:mod:`mlrsnet.loop`) and the meta engine
+A task is the only thing the training loop (:mod:`mlrsnet.engine.loop`) and the meta engine
 (:mod:`mlrsnet.meta`) know about a problem. Its small interface, after learned_optimization's Task:
 
 - ``build_model()``: a freshly initialised model;

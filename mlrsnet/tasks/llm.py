@@ -277,7 +277,7 @@ def pretrain_base(out: str | Path = BASE_CHECKPOINT, *, steps: int = 600, lr: fl
     documents and save it to ``out`` (atomically): AdamW(lr, weight decay 0.01), linear warmup then cosine
     decay to 0, random ``block_size`` windows, gradient norm clipped at 1. Returns the record stored with
     the weights (settings, final training loss, held-out perplexity, seconds)."""
-    from mlrsnet.checkpoint import atomic_write_bytes
+    from mlrsnet.io import atomic_write_bytes
 
     torch.manual_seed(seed)
     model = TinyGPT()

@@ -1,48 +1,7 @@
-"""Model registry: ``build_model(name, **kwargs)`` builds any registered architecture.
+"""Models of the tasks: ``build_model(name, **kwargs)`` builds any registered architecture
+(:mod:`mlrsnet.tasks.models.registry`); importing this package registers every one of them."""
 
-Register with ``@register_model("name")`` on a class or factory. Modules that define models are
-imported at the bottom of this file so that registration happens on ``import mlrsnet.tasks.models``.
-"""
-
-from __future__ import annotations
-
-from collections.abc import Callable
-from typing import Any
-
-from torch import nn
-
-from mlrsnet.errors import ConfigError
-
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
-
-
-def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator that registers a model class or factory under ``name``."""
-
-    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in _MODELS:
-            raise ValueError(f"model {name!r} registered twice")
-        _MODELS[name] = fn
-        return fn
-
-    return deco
-
-
-def available_models() -> list[str]:
-    return sorted(_MODELS)
-
-
-def build_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build the registered model ``name`` with keyword arguments from the task config."""
-    if name not in _MODELS:
-        raise ConfigError(
-            f"unknown model {name!r}; available models: {', '.join(available_models())}. "
-            "Set task.model to one of them."
-        )
-    return _MODELS[name](**kwargs)
-
-
-from mlrsnet.tasks.models import (  # noqa: E402,F401  (registers models)
+from mlrsnet.tasks.models import (  # noqa: F401  (registers models)
     lm,
     mobilenetv2,
     preact_resnet,
@@ -52,3 +11,6 @@ from mlrsnet.tasks.models import (  # noqa: E402,F401  (registers models)
     snn,
     wrn,
 )
+from mlrsnet.tasks.models.registry import available_models, build_model, register_model
+
+__all__ = ["available_models", "build_model", "register_model"]

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from mlrsnet.errors import ConfigError
-from mlrsnet.tasks.models import register_model
+from mlrsnet.tasks.models.registry import register_model
 
 LSTMHidden = tuple[torch.Tensor, torch.Tensor]
 

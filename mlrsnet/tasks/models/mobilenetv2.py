@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mlrsnet.tasks.models import register_model
+from mlrsnet.tasks.models.registry import register_model
 
 # (expansion t, output channels c, repeats n, stride s of the first repeat); strides 1 in the first two
 # rows are the CIFAR adaptation (the paper's second row has stride 2).

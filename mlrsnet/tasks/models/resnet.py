@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mlrsnet.tasks.models import register_model
+from mlrsnet.tasks.models.registry import register_model
 
 
 class BasicBlock(nn.Module):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mlrsnet.tasks.models import register_model
+from mlrsnet.tasks.models.registry import register_model
 
 
 def _channel_shuffle(x: torch.Tensor, groups: int = 2) -> torch.Tensor:

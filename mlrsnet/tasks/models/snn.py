@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from mlrsnet.errors import ConfigError
-from mlrsnet.tasks.models import register_model
+from mlrsnet.tasks.models.registry import register_model
 
 
 def snntorch() -> Any:

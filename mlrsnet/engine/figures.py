@@ -11,9 +11,10 @@ from typing import Any
 
 import torch
 
-from mlrsnet.checkpoint import SNAPSHOT_DIR, atomic_write_text, load_mlrsnet
+from mlrsnet.checkpoint import SNAPSHOT_DIR, load_mlrsnet
+from mlrsnet.engine.log import read_metrics
 from mlrsnet.errors import MLRSNetError
-from mlrsnet.log import read_metrics
+from mlrsnet.io import atomic_write_text
 
 
 def _pyplot() -> Any:

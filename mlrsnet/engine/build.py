@@ -1,7 +1,7 @@
 """The run builder: a composed config -> a seeded run (task, model, optimiser, LR driver, meta engine).
 
 Every entry point (:mod:`mlrsnet.train`, :mod:`mlrsnet.transfer`, :mod:`mlrsnet.bench`) builds its runs
-here and hands them to :func:`mlrsnet.loop.train_loop`; none of them imports another. The order of
+here and hands them to :func:`mlrsnet.engine.loop.train_loop`; none of them imports another. The order of
 construction is fixed, so one seed means one split, label noise, data order and initialisation whatever
 the schedule::
 
@@ -14,23 +14,21 @@ the schedule::
 from __future__ import annotations
 
 import os
-import random
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-import numpy as np
 import torch
 
-from mlrsnet.checkpoint import file_sha256, resolve_checkpoint
-from mlrsnet.config import check_types
+from mlrsnet.checkpoint import resolve_checkpoint
+from mlrsnet.engine.config import check_types
+from mlrsnet.engine.loop import Guard, LoopConfig
 from mlrsnet.errors import ConfigError
-from mlrsnet.loop import Guard, LoopConfig
+from mlrsnet.io import file_sha256
 from mlrsnet.meta.engine import MetaEngine
 from mlrsnet.net import GAMMA_FROM, MLRSNet, MLRSNetConfig, compute_gamma, gamma_statistic, resolve_gamma_from
-from mlrsnet.resume import rng_states, set_rng_states
-from mlrsnet.scheduler import MLRSNetScheduler, without_scale_warning
+from mlrsnet.rng import rng_states, seed_everything, set_rng_states
 from mlrsnet.schedules.base import LRDriver
 from mlrsnet.schedules.drivers import (
     META_TRAINED,
@@ -40,12 +38,13 @@ from mlrsnet.schedules.drivers import (
     check_schedule,
     with_safety,
 )
+from mlrsnet.schedules.scheduler import MLRSNetScheduler, without_scale_warning
 from mlrsnet.schedules.spec import describe_optimizer, resolve_optimizer, schedule_name, schedule_spec
 from mlrsnet.tasks import Task, build_task
 
 __all__ = [
     "ADAPTIVE", "Run", "Schedule", "apply_speed_options", "build_base_optimizer", "build_net", "build_run",
-    "build_schedule", "initial_loss", "resolve_device", "seed_everything", "set_threads", "to_plain", "usable_cpus",
+    "build_schedule", "initial_loss", "resolve_device", "set_threads", "to_plain", "usable_cpus",
     "validate", "warn_adaptive_gamma",
 ]
 
@@ -57,13 +56,6 @@ def to_plain(cfg: Any) -> dict:
     if isinstance(cfg, DictConfig):
         return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
     return dict(cfg)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def usable_cpus() -> int:
@@ -173,7 +165,7 @@ def validate(cfg: dict, entry: str = "train") -> None:
     """Validate a composed config of entry point ``entry`` (``train``, ``bench``, ``transfer``, ``ensemble`` or
     ``rl``) once,
     before anything is built or written: types and unknown keys against the schema
-    (:func:`mlrsnet.config.check_types`), then ranges and choices. Every error is one line naming the
+    (:func:`mlrsnet.engine.config.check_types`), then ranges and choices. Every error is one line naming the
     full key, the value and the fix. ``transfer`` has further checks of its own
     (:func:`mlrsnet.transfer.validate_transfer`); ``bench`` too (:func:`mlrsnet.bench.validate_bench`)."""
     cfg = check_types(cfg, entry)
@@ -309,7 +301,7 @@ def warn_recomputed_gamma(cfg: dict, task: Task, l0: float, gamma_from: str, key
 
 @dataclass
 class Run:
-    """One seeded training run, ready for :func:`mlrsnet.loop.train_loop`: the live objects, and what
+    """One seeded training run, ready for :func:`mlrsnet.engine.loop.train_loop`: the live objects, and what
     ``run_state.pt`` captures and restores (:meth:`state_dict`).
 
     ``model`` is the plain module (the meta engine substitutes its parameters), ``train_model`` the one

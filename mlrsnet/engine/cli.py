@@ -11,8 +11,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mlrsnet.cluster import submission_failure, watch_slurm_jobs
-from mlrsnet.config import SCHEMAS, closest_key
+from mlrsnet.engine.cluster import submission_failure, watch_slurm_jobs
+from mlrsnet.engine.config import SCHEMAS, closest_key
 from mlrsnet.errors import MLRSNetError, RunInterrupted
 from mlrsnet.rundir import register_resolvers, write_error
 

@@ -40,8 +40,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mlrsnet.checkpoint import load, save
 from mlrsnet.errors import CheckpointError, ConfigError
+from mlrsnet.io import load, save
 from mlrsnet.schedules.base import LRDriver, set_lr
 from mlrsnet.tasks.base import Task
 
@@ -54,7 +54,7 @@ DEFAULT_ACTIONS = (0.5, 0.8, 1.0, 1.25, 2.0)
 OBSERVATION = ("progress", "log_lr_ratio", "log_loss_ratio", "log_loss_change", "log_grad_norm_ratio",
                "log_lr_over_bound", "has_bound")
 OBS_CLIP = 10.0
-# Shipped policies (package data, mlrsnet/rl/policies/; README.md there has the commands that made them).
+# Shipped policies (package data, mlrsnet/schedules/policies/; README.md there has the commands that made them).
 SHIPPED_POLICIES = {"nmf": "nmf_synthetic.pt", "digits": "digits_cnn.pt"}
 
 
@@ -239,7 +239,7 @@ def resolve_policy(policy: str | os.PathLike | None, task: Task) -> Path:
     if policy is None:
         policy = "nmf" if task.info.metric == "rel_error" else "digits"
     if str(policy) in SHIPPED_POLICIES:
-        return Path(str(resources.files("mlrsnet.rl") / "policies" / SHIPPED_POLICIES[str(policy)]))
+        return Path(str(resources.files("mlrsnet.schedules") / "policies" / SHIPPED_POLICIES[str(policy)]))
     path = Path(policy)
     if not path.is_file():
         raise ConfigError(f"schedule rl: policy {policy} is neither a file nor a shipped policy; pass "

@@ -45,7 +45,7 @@ AdamW with ``capturable=True``), so on CUDA a step never waits for the host, exc
 window-mean mode; other optimizers get a Python float (:func:`mlrsnet.schedules.base.set_lr`).
 
 :class:`mlrsnet.schedules.drivers.FrozenMLRSNetDriver` runs the same scheduler inside
-:func:`mlrsnet.loop.train_loop` with the paper's timing (the LR of step t from the loss of step t);
+:func:`mlrsnet.engine.loop.train_loop` with the paper's timing (the LR of step t from the loss of step t);
 :mod:`mlrsnet.transfer` uses it.
 """
 

@@ -31,8 +31,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from mlrsnet.engine.log import RunLogger
 from mlrsnet.errors import DivergenceError
-from mlrsnet.log import RunLogger
 from mlrsnet.schedules.base import LRDriver
 from mlrsnet.tasks.base import Task
 

@@ -18,8 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from mlrsnet.checkpoint import atomic_write_json, atomic_write_text
 from mlrsnet.errors import ConfigError
+from mlrsnet.io import atomic_write_json, atomic_write_text
 
 _PACKAGES = ("torch", "numpy", "higher", "hydra-core", "omegaconf", "scikit-learn", "mlrsnet")
 

@@ -4,7 +4,7 @@ Each entry point's config (``conf/train.yaml``, ``conf/transfer.yaml``, ``conf/b
 query composed into it) has a schema here: dataclasses, one per section, read by OmegaConf as structured
 configs. :func:`check_types` merges a composed config into its schema; every wrong type or unknown key
 becomes a one-line :class:`~mlrsnet.errors.ConfigError` that names the full key (``task.noise.rate``), the
-value and the fix. Ranges and choices are checked after the types by :func:`mlrsnet.run.validate` (and the
+value and the fix. Ranges and choices are checked after the types by :func:`mlrsnet.engine.build.validate` (and the
 entry points' own checks), so the types are known to be right there.
 
 The schema only validates: the config a run is built from is the composed one, unchanged. (Task

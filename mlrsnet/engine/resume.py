@@ -18,7 +18,6 @@ recovers from a divergence; :func:`previous_state` finds the state a new start c
 
 from __future__ import annotations
 
-import random
 import signal
 import threading
 import time
@@ -26,16 +25,14 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-
-from mlrsnet.checkpoint import SNAPSHOT_DIR, load, save, save_mlrsnet
+from mlrsnet.checkpoint import SNAPSHOT_DIR, save_mlrsnet
+from mlrsnet.engine.log import RunLogger, WandbSink
+from mlrsnet.engine.loop import Diverged, EpochProgress
 from mlrsnet.errors import CheckpointError, ConfigError, DivergenceError
-from mlrsnet.log import RunLogger, WandbSink
-from mlrsnet.loop import Diverged, EpochProgress
+from mlrsnet.io import load, save
 
 if TYPE_CHECKING:
-    from mlrsnet.run import Run
+    from mlrsnet.engine.build import Run
 
 RUN_STATE = "run_state.pt"
 
@@ -88,22 +85,6 @@ class StopSignals:
         previous = self._previous.get(self.signum) if self.signum is not None else None
         if callable(previous) and previous is not signal.default_int_handler:
             previous(self.signum, None)
-
-
-def rng_states() -> dict:
-    """The global RNG states: torch CPU (dropout), CUDA (all devices), NumPy and Python."""
-    out = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-    if torch.cuda.is_available():
-        out["cuda"] = torch.cuda.get_rng_state_all()
-    return out
-
-
-def set_rng_states(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def load_run_state(path: str | Path) -> dict:
