@@ -21,11 +21,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from mlrsnet.engine.build import build_base_optimizer, to_plain
+from mlrsnet.engine.config import TrainConfig, parse_config
 from mlrsnet.meta.engine import MetaEngine
 from mlrsnet.net import MLRSNet
 from mlrsnet.schedules.base import LRDriver
 from mlrsnet.schedules.drivers import MLRSNetDriver
+from mlrsnet.schedules.optim import build_base_optimizer
 from mlrsnet.tasks import Task, build_task
 
 # The models of target 1 (and the wide MLP, whose step is not dwarfed by fixed per-op costs): task config
@@ -70,22 +71,21 @@ def machine() -> str:
             f"torch {torch.__version__}, python {platform.python_version()}")
 
 
-def compose(task: str, overrides: list[str] | None = None) -> dict:
-    """``conf/train.yaml`` + ``conf/task/<task>.yaml`` + overrides, resolved to a plain dict."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
+def compose(task: str, overrides: list[str] | None = None) -> TrainConfig:
+    """``conf/train.yaml`` + ``conf/task/<task>.yaml`` + overrides, as the typed config of ``python -m
+    mlrsnet.train`` (:func:`mlrsnet.engine.config.parse_config`)."""
+    from mlrsnet.engine.cli import compose as compose_config
 
-    GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="mlrsnet.conf", version_base="1.3"):
-        return to_plain(hydra_compose(config_name="train", overrides=[f"+task={task}", *(overrides or [])]))
+    cfg = parse_config(compose_config("train", [f"+task={task}", *(overrides or [])]), "train")
+    assert isinstance(cfg, TrainConfig)
+    return cfg
 
 
 @dataclass
 class Trainee:
     """One independent training run: its own task (data order), model, optimiser, and LR machinery."""
 
-    cfg: dict
+    cfg: TrainConfig
     task: Task
     model: nn.Module
     optimizer: torch.optim.Optimizer
@@ -97,7 +97,7 @@ class Trainee:
 
     @property
     def grad_clip(self) -> float | None:
-        return self.cfg.get("grad_clip")
+        return self.cfg.grad_clip
 
     def next_batch(self) -> tuple:
         while True:
@@ -124,19 +124,19 @@ class Trainee:
         self.driver.after_step(loss)
 
 
-def make_trainee(cfg: dict, device: torch.device, seed: int = 0, meta: dict[str, Any] | None = None,
+def make_trainee(cfg: TrainConfig, device: torch.device, seed: int = 0, meta: dict[str, Any] | None = None,
                  driver: Callable[[torch.optim.Optimizer, MLRSNet | None], LRDriver] | None = None) -> Trainee:
     """A fresh run of ``cfg`` (same seed, so the same initial weights and data order for every variant).
     ``meta``: MetaEngine keyword arguments (backend, K, ...) for a meta-training run, driven by
     :class:`MLRSNetDriver`; otherwise ``driver(optimizer, net)`` (default: a fixed LR)."""
-    task = build_task(cfg["task"], seed, device)
+    task = build_task(cfg.task, seed, device)
     torch.manual_seed(seed)
     model = task.build_model()
-    optimizer = build_base_optimizer(model.parameters(), cfg["optimizer"])
+    optimizer = build_base_optimizer(model.parameters(), cfg.optimizer)
     torch.manual_seed(seed + 1)
     net = MLRSNet(gamma=0.1).to(device)
     if meta is not None:
-        engine = MetaEngine(net, task, model, optimizer, grad_clip=cfg.get("grad_clip"), **meta)
+        engine = MetaEngine(net, task, model, optimizer, grad_clip=cfg.grad_clip, **meta)
         return Trainee(cfg, task, model, optimizer, MLRSNetDriver(net, optimizer, task.info.loss_scale), engine, net)
     made = driver(optimizer, net) if driver is not None else LRDriver()
     return Trainee(cfg, task, model, optimizer, made, None, net)

@@ -1,8 +1,8 @@
 """Target 2: wall time of a meta-training epoch over a plain-training epoch, same task.
 
 Both run :func:`mlrsnet.engine.loop.train_loop` (no evaluation, no logging, no progress bar): the plain run
-with ``StepLR`` through :class:`~mlrsnet.engine.loop.TorchSchedulerDriver`, the meta-training runs with the
-``exact`` engine and :class:`~mlrsnet.engine.loop.MLRSNetDriver` at the task's default ``meta.interval``, at
+with ``StepLR`` through :class:`~mlrsnet.schedules.base.TorchSchedulerDriver`, the meta-training runs with the
+``exact`` engine and :class:`~mlrsnet.schedules.drivers.MLRSNetDriver` at the task's default ``meta.interval``, at
 ``meta_interval=1`` and at each ``--intervals`` value. Rounds of ``--epochs`` epochs per variant are
 interleaved; each variant's training continues from round to round. The ratio is total time over all
 rounds / the plain run's total, so that meta steps every k iterations are counted in proportion.
@@ -50,7 +50,7 @@ class Run:
 
 def bench_task(task: str, intervals: list[int], args, device) -> tuple[int, dict[str, float]]:
     cfg = C.compose(task, OVERRIDES.get(task, []))
-    default = int(cfg["meta"]["interval"])
+    default = cfg.meta.interval
     epochs = EPOCHS_PER_ROUND.get(task, 2)
     runs = {"plain StepLR": Run(C.make_trainee(cfg, device, args.seed, driver=step_lr), 1, epochs)}
     for k in sorted({default, 1, *intervals}):
@@ -58,7 +58,7 @@ def bench_task(task: str, intervals: list[int], args, device) -> tuple[int, dict
     timings = C.interleaved(runs, args.rounds, device)
     wall, cpu = C.total_ratios(timings.wall, "plain StepLR"), C.total_ratios(timings.cpu, "plain StepLR")
     steps = runs["plain StepLR"].t.task.steps_per_epoch
-    print(f"\n{task} (batch {cfg['batch_size']}, meta batch {cfg['meta']['batch_size']}, {steps} steps/epoch, "
+    print(f"\n{task} (batch {cfg.batch_size}, meta batch {cfg.meta.batch_size}, {steps} steps/epoch, "
           f"default meta.interval={default}; {epochs} epochs per round, {args.rounds} rounds)")
     print(f"| variant | s / epoch ({args.clock}) | ratio to plain, wall | ratio to plain, CPU time |")
     print("|---|---:|---:|---:|")

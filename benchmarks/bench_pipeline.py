@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from mlrsnet.engine.build import build_base_optimizer
+from mlrsnet.schedules.optim import build_base_optimizer
 from mlrsnet.tasks.base import ClassificationTask
 from mlrsnet.tasks.data.cifar import CIFAR10_MEAN, CIFAR10_STD
 from mlrsnet.tasks.data.types import ImageSplits
@@ -97,10 +97,10 @@ def main() -> None:
     meta_size = min(1000, args.n // 10)
     cfg = C.compose("cifar10_resnet", [f"task.model={args.model}", f"batch_size={args.batch_size}",
                                        f"task.meta_size={meta_size}"])
-    task = image_task(synthetic_cifar(args.n, seed=args.seed), cfg["task"], args.seed, device)
+    task = image_task(synthetic_cifar(args.n, seed=args.seed), cfg.task, args.seed, device)
     torch.manual_seed(args.seed)
     model = task.build_model()
-    optimizer = build_base_optimizer(model.parameters(), cfg["optimizer"])
+    optimizer = build_base_optimizer(model.parameters(), cfg.optimizer)
 
     def train_step(batch: tuple) -> None:
         optimizer.zero_grad(set_to_none=True)

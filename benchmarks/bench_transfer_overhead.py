@@ -1,9 +1,9 @@
 """Target 3: an epoch scheduled by a frozen MLR-SNet over the same epoch under StepLR.
 
 Both run :func:`mlrsnet.engine.loop.train_loop` (no evaluation, no logging, no progress bar) from the same
-initial weights and data order: one with :class:`~mlrsnet.engine.loop.MLRSNetDriver` on a frozen net (no
+initial weights and data order: one with :class:`~mlrsnet.schedules.drivers.MLRSNetDriver` on a frozen net (no
 gradients, no meta steps: the transfer setting, one LSTM-cell forward per iteration), the other with
-``torch.optim.lr_scheduler.StepLR`` through :class:`~mlrsnet.engine.loop.TorchSchedulerDriver`. Rounds of a
+``torch.optim.lr_scheduler.StepLR`` through :class:`~mlrsnet.schedules.base.TorchSchedulerDriver`. Rounds of a
 few epochs per variant are interleaved; the ratio is total time / the StepLR run's total time. The
 effect is about one percent, below the noise of whole epochs on a shared machine, so the drivers are
 also timed alone: (MLR-SNet driver - StepLR driver) per iteration / a StepLR iteration.
@@ -60,7 +60,7 @@ def bench_task(task: str, args, device) -> tuple[float, float]:
     per_step = driver_cost({k: r.t for k, r in runs.items()}, args.rounds, device)
     wall, cpu = C.total_ratios(timings.wall, "StepLR"), C.total_ratios(timings.cpu, "StepLR")
     steps = runs["StepLR"].t.task.steps_per_epoch
-    print(f"\n{task} (batch {cfg['batch_size']}, {steps} steps/epoch; {epochs} epochs per round, {args.rounds} rounds)")
+    print(f"\n{task} (batch {cfg.batch_size}, {steps} steps/epoch; {epochs} epochs per round, {args.rounds} rounds)")
     print(f"| variant | s / epoch ({args.clock}) | ratio to StepLR, wall | ratio to StepLR, CPU time |")
     print("|---|---:|---:|---:|")
     for name, ts in timings.on(args.clock).items():

@@ -18,32 +18,39 @@ import _common as C
 import torch
 from bench_pipeline import synthetic_cifar
 
-from mlrsnet.engine.build import apply_speed_options, build_base_optimizer, build_net, initial_loss
+from mlrsnet.engine.build import apply_speed_options, initial_loss
+from mlrsnet.engine.config import TrainConfig
 from mlrsnet.engine.loop import LoopConfig, train_loop
 from mlrsnet.meta.engine import MetaEngine
 from mlrsnet.schedules.base import LRDriver
+from mlrsnet.schedules.catalog.mlrsnet import build_net
 from mlrsnet.schedules.drivers import MLRSNetDriver
+from mlrsnet.schedules.optim import build_base_optimizer
+from mlrsnet.schedules.spec import BuildContext
 from mlrsnet.tasks.data.types import ImageSplits
 from mlrsnet.tasks.paper import image_task
 
 
-def timed_epoch(cfg: dict, splits: ImageSplits, device: torch.device, seed: int, meta: bool,
+def timed_epoch(cfg: TrainConfig, splits: ImageSplits, device: torch.device, seed: int, meta: bool,
                 warmup: int) -> tuple[float, int]:
     """Seconds of the last of ``warmup + 1`` training epochs, and the images it trained on."""
-    task = image_task(splits, cfg["task"], seed, device)
+    task = image_task(splits, cfg.task, seed, device)
     torch.manual_seed(seed)
     model = task.build_model()
     train_model = apply_speed_options(cfg, task, model, device)
-    optimizer = build_base_optimizer(model.parameters(), cfg["optimizer"])
+    optimizer = build_base_optimizer(model.parameters(), cfg.optimizer)
     engine = None
     driver = LRDriver()
     if meta:
-        m = cfg["meta"]
-        net = build_net(cfg, task, initial_loss(task, model, seed), device)
-        engine = MetaEngine(net, task, model, optimizer, backend=m["backend"], K=int(m["K"]), meta_lr=float(m["lr"]),
-                            meta_weight_decay=float(m["weight_decay"]), grad_clip=cfg.get("grad_clip"))
+        m = cfg.meta
+        ctx = BuildContext(optimizer, model, task, (warmup + 1) * task.steps_per_epoch, task.steps_per_epoch,
+                           l0=initial_loss(task, model, seed), seed=seed, device=device, net=cfg.net, meta=m,
+                           grad_clip=cfg.grad_clip)
+        net = build_net(ctx)
+        engine = MetaEngine(net, task, model, optimizer, backend=m.backend, K=m.K, meta_lr=m.lr,
+                            meta_weight_decay=m.weight_decay, grad_clip=cfg.grad_clip)
         driver = MLRSNetDriver(net, optimizer, task.info.loss_scale)
-    loop_cfg = LoopConfig(epochs=warmup + 1, meta_interval=int(cfg["meta"]["interval"]), grad_clip=cfg.get("grad_clip"),
+    loop_cfg = LoopConfig(epochs=warmup + 1, meta_interval=cfg.meta.interval, grad_clip=cfg.grad_clip,
                           progress=False, log_steps=False, eval_splits=())
     history = train_loop(task, train_model, optimizer, driver, loop_cfg, engine=engine)
     return history[-1]["epoch_time"], task.steps_per_epoch * task.batch_size
@@ -60,9 +67,9 @@ def main() -> None:
                                        *args.overrides])
     splits = synthetic_cifar(args.n, n_test=10, seed=args.seed)
     print(C.machine())
-    speed = " ".join(f"{k}={cfg[k]}" for k in ("amp", "channels_last", "compile"))
-    print(f"cifar10_resnet: {cfg['task']['model']}, batch {cfg['batch_size']}, {args.n} synthetic images, "
-          f"meta.interval={cfg['meta']['interval']}, {speed}, device {device}")
+    speed = " ".join(f"{k}={getattr(cfg, k)}" for k in ("amp", "channels_last", "compile"))
+    print(f"cifar10_resnet: {cfg.task.model}, batch {cfg.batch_size}, {args.n} synthetic images, "
+          f"meta.interval={cfg.meta.interval}, {speed}, device {device}")
     plain_s, images = timed_epoch(cfg, splits, device, args.seed, meta=False, warmup=args.warmup)
     print(f"plain training:  {plain_s:8.2f} s/epoch  {images / plain_s:10,.0f} images/s")
     meta_s, images = timed_epoch(cfg, splits, device, args.seed, meta=True, warmup=args.warmup)

@@ -7,7 +7,8 @@
 Every (policy, LR multiplier, seed) trains the shipped tiny GPT-2 with mlrsnet.bench.train_run (the
 bench's run: same split, data order and initialisation per seed) for `epochs` epochs, evaluating the test
 split (perplexity, next-token accuracy, held-out documentation perplexity) and the meta split after every
-epoch. Records go to runs/llm_finetune/<policy>/x<m>/seed<k>.json (reused when present). The tuned LR of
+epoch. Each run is a run directory, runs/llm_finetune/<policy>/x<m>/seed<k>/ (summary.json, metrics.jsonl;
+a finished one is reused, an interrupted one resumed). The tuned LR of
 each policy is chosen, as in the bench, by seed 0's final meta-validation perplexity; the test split is
 only reported.
 """
@@ -15,7 +16,6 @@ only reported.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -25,9 +25,12 @@ from pathlib import Path
 import torch
 
 from mlrsnet.bench import train_run
-from mlrsnet.engine.build import build_run, to_plain
+from mlrsnet.engine.build import build_run
 from mlrsnet.engine.cli import compose
-from mlrsnet.io import atomic_write_json, atomic_write_text
+from mlrsnet.engine.config import BenchConfig, parse_config
+from mlrsnet.engine.resume import StopSignals
+from mlrsnet.engine.runner import RunRecord, read_record
+from mlrsnet.io import atomic_write_text
 
 POLICIES = ["warmup_constant", "warmup_linear", "warmup_cosine", "mlrsnet_frozen", "greedy_eval",
             "adamw_schedulefree"]
@@ -42,35 +45,41 @@ FIG = Path("experiments/llm_finetune_curves.png")
 COMMAND = "OMP_NUM_THREADS=1 python experiments/llm_finetune.py"
 
 
-def _config() -> dict:
-    cfg = to_plain(compose("bench", ["+task=gpt_finetune_stdlib", f"task.train_chars={TRAIN_CHARS}",
-                                     f"task.eval_chars={EVAL_CHARS}"]))
-    cfg["epochs"] = EPOCHS
+def _config() -> BenchConfig:
+    cfg = parse_config(compose("bench", ["+task=gpt_finetune_stdlib", f"task.train_chars={TRAIN_CHARS}",
+                                         f"task.eval_chars={EVAL_CHARS}", f"epochs={EPOCHS}"]), "bench")
+    assert isinstance(cfg, BenchConfig)
     return cfg
 
 
 def _path(policy: str, m: float, seed: int) -> Path:
-    return OUT / policy / f"x{m:g}" / f"seed{seed}.json"
+    return OUT / policy / f"x{m:g}" / f"seed{seed}"
+
+
+def _record(policy: str, m: float, seed: int) -> RunRecord | None:
+    """The finished (complete or diverged) run of (policy, multiplier, seed), or None."""
+    rec = read_record(_path(policy, m, seed))
+    return rec if rec is not None and rec.status in ("complete", "diverged") else None
 
 
 def run_all(policies: list[str]) -> None:
     cfg = _config()
-    for policy in policies:
-        for m in GRID:
-            for seed in SEEDS:
-                path = _path(policy, m, seed)
-                if path.is_file():
-                    continue
-                rec = train_run(cfg, policy, seed, m, epochs=EPOCHS, eval_splits=("test", "meta"))
-                atomic_write_json(path, rec)
-                last = rec["history"][-1] if rec["history"] else {}
-                print(f"[{policy} x{m:g} seed {seed}] {rec['status']} test ppl "
-                      f"{last.get('test_perplexity', math.nan):.3f} in {rec['wall_time_s']:.0f} s", flush=True)
+    with StopSignals() as stop:
+        for policy in policies:
+            for m in GRID:
+                for seed in SEEDS:
+                    if _record(policy, m, seed) is not None:
+                        continue
+                    rec = train_run(cfg, policy, seed, m, _path(policy, m, seed), stop, epochs=EPOCHS,
+                                    eval_splits=("test", "meta"))
+                    last = rec.history[-1] if rec.history else {}
+                    print(f"[{policy} x{m:g} seed {seed}] {rec.status} test ppl "
+                          f"{last.get('test_perplexity', math.nan):.3f} in {rec.wall_time_s:.0f} s", flush=True)
 
 
 def _base_scores() -> dict:
     """The pretrained base before fine-tuning (epoch 0)."""
-    run = build_run({**_config(), "schedule": "fixed", "seed": 0})
+    run = build_run(_config(), schedule="fixed", seed=0)
     return {**{f"test_{k}": v for k, v in run.task.evaluate(run.model, "test").items()},
             **{f"meta_{k}": v for k, v in run.task.evaluate(run.model, "meta").items()}}
 
@@ -84,18 +93,18 @@ def _fmt(values: list[float], digits: int = 3) -> str:
     return text if len(ok) == len(values) else f"{text} ({len(ok)}/{len(values)})"
 
 
-def _value(rec: dict, key: str, pick: str = "final") -> float:
-    if rec["status"] != "complete" or not rec["history"]:
+def _value(rec: RunRecord, key: str, pick: str = "final") -> float:
+    if rec.status != "complete" or not rec.history:
         return math.nan
-    values = [h[key] for h in rec["history"]]
+    values = [h[key] for h in rec.history]
     return values[-1] if pick == "final" else min(values)
 
 
 def report() -> None:
     cfg = _config()
-    recs = {(p, m, s): json.loads(_path(p, m, s).read_text())
-            for p in POLICIES for m in GRID for s in SEEDS if _path(p, m, s).is_file()}
-    lr0 = float(cfg["optimizer"]["lr"])
+    recs = {(p, m, s): rec for p in POLICIES for m in GRID for s in SEEDS
+            if (rec := _record(p, m, s)) is not None}
+    lr0 = cfg.optimizer.lr
     base = _base_scores()
     lines = [
         "# LLM fine-tuning: LR policies at CPU scale (LRBench++ setting)", "",
@@ -104,9 +113,9 @@ def report() -> None:
         "Setting: task `gpt_finetune_stdlib` (conf/task/gpt_finetune_stdlib.yaml): the shipped tiny GPT-2 "
         "(byte vocabulary, 2 layers, width 128, 446k parameters), pretrained on CPython's documentation with "
         f"AdamW at LR {lr0:g} (experiments/llm_pretrain_base.py), fully fine-tuned with AdamW (weight decay 0, "
-        f"gradient norm clipped at 1, batch {cfg['batch_size']} x {cfg['task']['block_size']} bytes) on "
-        f"{cfg['task']['train_chars']} bytes of standard-library source for {EPOCHS} epochs "
-        f"({_steps(cfg)} steps; meta, test and held-out documentation texts of {cfg['task']['eval_chars']} bytes "
+        f"gradient norm clipped at 1, batch {cfg.batch_size} x {cfg.task.block_size} bytes) on "
+        f"{cfg.task.train_chars} bytes of standard-library source for {EPOCHS} epochs "
+        f"({_steps(cfg)} steps; meta, test and held-out documentation texts of {cfg.task.eval_chars} bytes "
         f"each). LR = multiplier x the pretraining LR {lr0:g}; seeds {SEEDS} (seed = data order "
         "and, for LoRA, the adapter init; the split is fixed). Perplexity is per byte. "
         "`mlrsnet_frozen` is the shipped MLR-SNet (meta-trained on digits with SGD) transferred frozen to "
@@ -173,10 +182,10 @@ def report() -> None:
               "|---|" + "---|" * EPOCHS]
     curves = {}
     for p, m in tuned.items():
-        rs = [recs[(p, m, s)] for s in SEEDS if (p, m, s) in recs and recs[(p, m, s)]["status"] == "complete"]
+        rs = [recs[(p, m, s)] for s in SEEDS if (p, m, s) in recs and recs[(p, m, s)].status == "complete"]
         if not rs:
             continue
-        per_epoch = [[statistics.fmean(r["history"][e][k] for r in rs)
+        per_epoch = [[statistics.fmean(r.history[e][k] for r in rs)
                       for k in ("test_perplexity", "test_pretrain_perplexity", "test_accuracy")]
                      for e in range(EPOCHS)]
         curves[p] = per_epoch
@@ -185,7 +194,7 @@ def report() -> None:
     lines += ["", "## LR actually used (seed 0, tuned multiplier)", "",
               "| policy | min in epoch 1 | max | last |", "|---|---|---|---|"]
     for p, m in tuned.items():
-        h = recs[(p, m, 0)]["history"]
+        h = recs[(p, m, 0)].history
         if h:
             lines.append(f"| {p} | {h[0]['lr_min']:.2e} | "
                          f"{max(x['lr_max'] for x in h):.2e} | {h[-1]['lr_last']:.2e} |")
@@ -193,8 +202,8 @@ def report() -> None:
     print("\n".join(lines))
 
 
-def _steps(cfg: dict) -> int:
-    return EPOCHS * build_run({**cfg, "schedule": "fixed", "seed": 0}).task.steps_per_epoch
+def _steps(cfg: BenchConfig) -> int:
+    return EPOCHS * build_run(cfg, schedule="fixed", seed=0).task.steps_per_epoch
 
 
 def _plot(curves: dict, base: dict) -> None:

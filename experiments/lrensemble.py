@@ -77,8 +77,8 @@ def main() -> None:
         "`digits_mlp_meta300` repeats digits_mlp with a 3x larger meta split to show how much of that is the "
         "split's size. MLR-SNet's two members meta-train their LR on the meta split, so their meta accuracy is "
         "slightly optimistic and selection leans towards them. Each schedule trains under its own optimiser "
-        "(`conf/schedule/<name>.yaml`: SGD momentum 0.9 for the hand-designed policies, momentum 0 under "
-        "MLR-SNet, as the reference code).", "",
+        "(its declaration, `mlrsnet/schedules/catalog/<name>.py`: SGD momentum 0.9 for the hand-designed "
+        "policies, momentum 0 under MLR-SNet, as the reference code).", "",
         "Rows: `all` averages the whole pool; `brute` is the most meta-accurate team of 2-4 distinct members; "
         "`greedy` is Caruana's forward selection with replacement; `focal` is EnsembleBench's focal-diversity "
         "pruning (6 metrics) then the most meta-accurate kept team.", "",

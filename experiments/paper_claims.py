@@ -50,10 +50,12 @@ import statistics
 from pathlib import Path
 
 from mlrsnet.bench import bench, train_run
-from mlrsnet.engine.build import to_plain
 from mlrsnet.engine.cli import compose
+from mlrsnet.engine.config import parse_config
 from mlrsnet.engine.log import read_metrics
-from mlrsnet.io import atomic_write_json, atomic_write_text
+from mlrsnet.engine.resume import StopSignals
+from mlrsnet.engine.runner import read_record
+from mlrsnet.io import atomic_write_text
 from mlrsnet.train import meta_train
 from mlrsnet.transfer import transfer
 
@@ -93,6 +95,20 @@ def _done(path: Path) -> dict | None:
     return s if s.get("status", "complete") == "complete" else None
 
 
+def _run(run_dir: Path) -> dict | None:
+    """A finished (complete) run of a bench (``mlrsnet.bench.train_run``) in ``run_dir`` as ``{"history",
+    "lr_multiplier", "optimizer", "metric"}``: its ``summary.json`` and the epoch records of its
+    ``metrics.jsonl`` (:func:`mlrsnet.engine.runner.read_record`), or, for the committed runs made before the
+    runner, its ``run.json``; None when it holds none."""
+    rec = read_record(run_dir)
+    if rec is None:
+        return _done(run_dir / "run.json")
+    if rec.status != "complete":
+        return None
+    return {"history": rec.history, "lr_multiplier": rec.lr_multiplier, "optimizer": rec.info.get("optimizer", ""),
+            "metric": rec.metric}
+
+
 def part_6a(name: str, only: list[str] | None = None, seeds: list[int] | None = None) -> None:
     """MLR-SNet meta-trained in place, then the tuned baselines; ``only`` restricts the part to these names
     (``mlrsnet``, ``adam`` or baselines) so that one task can be split over processes. ``seeds`` other than
@@ -119,11 +135,19 @@ def part_6a(name: str, only: list[str] | None = None, seeds: list[int] | None = 
     bench_args = [*common, f"seeds=[{','.join(map(str, seeds))}]", f"lr_grid=[{','.join(map(str, grid))}]",
                   "target_metric=null"]
     baselines = [b for b in BASELINES if only is None or b in only]
-    if baselines:
+    if baselines and not _made_before_runner(root / "bench", baselines, seeds):
         bench(compose("bench", [*bench_args, f"schedules=[{','.join(baselines)}]"]), root / "bench")
-    if only is None or "adam" in only:
+    if (only is None or "adam" in only) and not _made_before_runner(root / "adam", ["fixed"], seeds):
         bench(compose("bench", [*bench_args, "schedules=[fixed]", "optimizer.name=adam", "optimizer.lr=0.001"]),
               root / "adam")
+
+
+def _made_before_runner(out_dir: Path, schedules: list[str], seeds: list[int]) -> bool:
+    """Whether every run of ``schedules`` x ``seeds`` in the bench ``out_dir`` is a finished one that the bench
+    made before the runner (``run.json``, no ``summary.json``: the committed runs). Today's bench cannot reuse
+    those and would retrain them; the tables read them as they are."""
+    dirs = [out_dir / "runs" / s / f"seed{seed}" for s in schedules for seed in seeds]
+    return all(not (d / "summary.json").exists() and _done(d / "run.json") is not None for d in dirs)
 
 
 def part_6b(query: str, seeds: list[int] | None = None) -> None:
@@ -144,12 +168,13 @@ def part_6b(query: str, seeds: list[int] | None = None) -> None:
                      root / "paper" / f"seed{seed}")
     for name, extra in (("exponential", []), ("adam", ["optimizer.name=adam", "optimizer.lr=0.001"])):
         for seed in seeds:
-            path = root / name / f"seed{seed}" / "run.json"
-            if not path.is_file():
-                cfg = to_plain(compose("transfer", [*base, f"seed={seed}", *extra]))
+            run_dir = root / name / f"seed{seed}"
+            if _run(run_dir) is None:
+                # The query's own config (the transfer command's, typed), trained as one bench run.
+                cfg = parse_config(compose("transfer", [*base, f"seed={seed}", *extra]), "transfer")
                 schedule = "fixed" if name == "adam" else name
-                rec = train_run(cfg, schedule, seed, 1.0, epochs=int(cfg["epochs"]), eval_splits=("test",))
-                atomic_write_json(path, rec)
+                with StopSignals() as stop:
+                    train_run(cfg, schedule, seed, 1.0, run_dir, stop, epochs=cfg.epochs, eval_splits=("test",))
 
 
 def clean_bundle() -> str:
@@ -297,7 +322,7 @@ def curves_6a(name: str, seeds: list[int] = SEEDS) -> tuple[dict[str, list[list[
         for sched in names:
             hs = []
             for seed in seeds:
-                rec = _done(_root_6a(name, seed) / sub / "runs" / sched / f"seed{seed}" / "run.json")
+                rec = _run(_root_6a(name, seed) / sub / "runs" / sched / f"seed{seed}")
                 if rec:
                     hs.append(rec["history"])
                     optimizers["adam" if sub == "adam" else sched] = rec.get("optimizer", "")
@@ -311,7 +336,7 @@ def _multiplier(name: str, sched: str) -> str:
     if sched == "mlrsnet":
         return "—"
     sub, run = ("adam", "fixed") if sched == "adam" else ("bench", sched)
-    rec = _done(OUT / "runs" / "6a" / name / sub / "runs" / run / f"seed{SEEDS[0]}" / "run.json")
+    rec = _run(OUT / "runs" / "6a" / name / sub / "runs" / run / f"seed{SEEDS[0]}")
     return f"x{rec['lr_multiplier']:g}" if rec else "—"
 
 
@@ -498,7 +523,7 @@ def digits_test_size() -> int:
     """The images in the digits tasks' fixed test split (the same for every digits task and query)."""
     from mlrsnet.tasks import build_task
 
-    return len(build_task(to_plain(compose("train", ["+task=digits_cnn"]))["task"], 0, "cpu").data.test_y)
+    return len(build_task(parse_config(compose("train", ["+task=digits_cnn"]), "train").task, 0, "cpu").data.test_y)
 
 
 def _verdict(where: str, ours: str, finals: dict[str, list[float]], higher: bool) -> dict:
@@ -527,7 +552,7 @@ def results_6b(query: str) -> dict[str, list[float]] | None:
         if p:
             finals.setdefault("mlrsnet_paper", []).append(p[f"final_test_{p['metric']}"])
         for name in ("exponential", "adam"):
-            a = _done(root / name / f"seed{seed}" / "run.json")
+            a = _run(root / name / f"seed{seed}")
             if a:
                 finals.setdefault(name, []).append(a["history"][-1][f"test_{a['metric']}"])
         for variant in TRIED:

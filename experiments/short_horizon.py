@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 from torch.func import functional_call
 
-from mlrsnet.engine.build import to_plain
 from mlrsnet.engine.cli import compose
+from mlrsnet.engine.config import parse_config
 from mlrsnet.io import atomic_write_text
 from mlrsnet.meta.hypergrad import UpdateRule
 from mlrsnet.tasks import build_task
@@ -91,14 +91,14 @@ def greedy_curve(task, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
 
 def run(name: str) -> list[str]:
     overrides, lr, epochs, probes = TASKS[name]
-    cfg = to_plain(compose("train", [*overrides, "seed=0"]))
+    cfg = parse_config(compose("train", [*overrides, "seed=0"]), "train")
     torch.manual_seed(0)
-    task = build_task(cfg["task"], 0, "cpu")
+    task = build_task(cfg.task, 0, "cpu")
     model = task.build_model()
     model.train()
-    clip = cfg.get("grad_clip")
+    clip = cfg.grad_clip
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.0,
-                                weight_decay=float(cfg["optimizer"]["weight_decay"]))
+                                weight_decay=cfg.optimizer.weight_decay)
     rows = [f"### {name} (`{' '.join(overrides)}`): SGD, momentum 0, fixed LR {lr}, "
             f"{task.steps_per_epoch} steps per epoch", "",
             "| step | epoch | training loss | meta loss at the LR | greedy factor | greedy LR | "

@@ -20,9 +20,7 @@ import json
 import statistics
 from pathlib import Path
 
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
-
+from mlrsnet.engine.cli import compose
 from mlrsnet.transfer import transfer
 
 
@@ -33,10 +31,8 @@ def run(query: str, seed: int, compare: list[str], out: Path, overrides: list[st
         summary = json.loads(done.read_text())
         if set(summary.get("comparison", {})) == {"mlrsnet", *compare}:
             return summary
-    GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="mlrsnet.conf", version_base="1.3"):
-        cfg = compose("transfer", [f"+query={query}", f"seed={seed}", f"compare=[{','.join(compare)}]",
-                                   "progress=false", *overrides])
+    cfg = compose("transfer", [f"+query={query}", f"seed={seed}", f"compare=[{','.join(compare)}]", "progress=false",
+                               *overrides])
     return transfer(cfg, run_dir)
 
 

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from mlrsnet.errors import CheckpointError
-from mlrsnet.io import check, read_torch, save
+from mlrsnet.io import check_header, read_torch, save
 from mlrsnet.net import MLRSNet, MLRSNetConfig
 
 SNAPSHOT_DIR = "snapshots"  # a meta-training run's MLR-SNet at a few epochs: snapshots/mlrsnet_epochNNNN.pt
@@ -124,7 +124,7 @@ def load_nets(path: str | os.PathLike, map_location: str | torch.device = "cpu")
     if is_reference_state_dict(obj):
         net = from_reference_state_dict(obj)
         return [net.to(map_location)], {"source": "reference", "file": str(path)}
-    obj = check(obj, path, ("mlrsnet", "mlrsnet_bundle"))
+    obj = check_header(obj, path, ("mlrsnet", "mlrsnet_bundle"))
     if obj["kind"] == "mlrsnet":
         entries = [obj]
     else:

@@ -21,7 +21,7 @@ import torch
 
 from mlrsnet.errors import CheckpointError
 
-__all__ = ["FORMAT", "SCHEMA_VERSION", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "check",
+__all__ = ["FORMAT", "SCHEMA_VERSION", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "check_header",
            "file_sha256", "load", "read_torch", "save"]
 
 FORMAT = "mlrsnet"
@@ -90,10 +90,10 @@ def load(path: str | os.PathLike, kind: str, map_location: str | torch.device = 
     """Load and validate a checkpoint of ``kind``; every failure is a one-line CheckpointError."""
     path = Path(path)
     obj = read_torch(path, map_location)
-    return check(obj, path, kind)
+    return check_header(obj, path, kind)
 
 
-def check(obj: Any, path: Path, kind: str | tuple[str, ...]) -> dict:
+def check_header(obj: Any, path: Path, kind: str | tuple[str, ...]) -> dict:
     kinds = (kind,) if isinstance(kind, str) else kind
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an mlrsnet checkpoint (no 'format: {FORMAT}' header)")

@@ -21,10 +21,29 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from mlrsnet.typed import setting
+
 State = tuple[torch.Tensor, torch.Tensor]
 
 
 GAMMA_FROM = ("auto", "loss", "perplexity")
+L0_OVER = ("train", "batches")
+
+
+@dataclass
+class NetConfig:
+    """The ``net`` section: a meta-trained MLR-SNet's size and output scale gamma."""
+
+    hidden_size: int = setting(50, "LSTM hidden units", ge=1)
+    gamma: float | None = setting(None, "null: gamma = sqrt(L0) ln(L0 C) / (4 C^0.25) from the initial loss; or a "
+                                  "fixed gamma", gt=0)
+    gamma_min: float = setting(0.01, "guard when the formula is <= 0 (L0 <= 1/C) or tiny", gt=0)
+    gamma_from: str = setting("auto", "L0 of the formula: loss | perplexity (exp(loss), as the reference's "
+                              "language-modeling meta_train.py) | auto (perplexity for a language model, the loss "
+                              "otherwise)", choices=GAMMA_FROM)
+    l0_over: str = setting("train", "L0 in eval mode over: train (the whole training split, as the reference's "
+                           "meta_train.py) | batches (4 random training batches; the earlier default)",
+                           choices=L0_OVER)
 
 
 def resolve_gamma_from(gamma_from: str, metric: str) -> str:

@@ -5,11 +5,13 @@ Command line::
     python -m mlrsnet.report SWEEP_DIR [--format md|csv|json] [--out FILE]
 
 Every ``summary.json`` below ``SWEEP_DIR`` is one run; its ``config.yaml`` (next to it) says what it
-ran. A benchmark directory (:mod:`mlrsnet.bench`) has a ``run.json`` per (schedule, seed) instead;
-each is one run of its schedule and LR multiplier.
+ran. A benchmark directory (:mod:`mlrsnet.bench`) holds one run directory per (schedule, seed) under ``runs/``,
+each a run of its schedule and LR multiplier; its tuning runs (``tuning/``, scored on the meta split only) are
+left out.
 
-A *configuration* is the set of config values that differ between the runs, leaving out the seed and
-keys that do not change results (``progress``, ``device``, ``logger``, ``resume``, ...). Columns: those
+A *configuration* is the set of config values that differ between the runs, leaving out the seed, the keys that
+do not change results and the commands' own keys (:mod:`mlrsnet.engine.fingerprint`: ``progress``,
+``logger``, ``resume``, the device, a benchmark's list of schedules...). Columns: those
 values, ``n`` (complete runs), ``diverged`` (runs stopped by the divergence guard, if any), then
 mean ± sample std of every numeric ``final_*`` / ``best_*`` summary field and of ``wall_time_s``.
 """
@@ -26,10 +28,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mlrsnet.engine.fingerprint import COMMAND, MACHINE, NEUTRAL
 from mlrsnet.errors import MLRSNetError
 
-IGNORED_KEYS = ("seed", "progress", "device", "logger", "resume", "save_every", "snapshots", "guard",
-                "copy_to_checkpoints", "checkpoints_dir", "data.root", "data.download", "log_steps")
+IGNORED_KEYS = ("seed", "guard", *sorted(NEUTRAL | MACHINE | COMMAND))
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -47,12 +49,16 @@ def _ignored(key: str) -> bool:
 
 
 def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """Every run below ``sweep_dir``: ``{"dir", "summary", "config"}`` (config flattened; from the summary's
-    task and schedule when the run has no config.yaml)."""
+    """Every run below ``sweep_dir`` (a benchmark's tuning runs aside): ``{"dir", "summary", "config"}``
+    (config flattened, with the run's LR multiplier where it is not 1; from the summary's task and schedule when
+    the run has no config.yaml)."""
     import yaml
 
+    root = Path(sweep_dir)
     runs = []
-    for path in sorted(Path(sweep_dir).rglob("summary.json")):
+    for path in sorted(root.rglob("summary.json")):
+        if "tuning" in path.relative_to(root).parts[:-1]:
+            continue
         summary = json.loads(path.read_text())
         config_file = path.parent / "config.yaml"
         if config_file.is_file():
@@ -61,26 +67,10 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
                 config["schedule"] = config.pop("schedule.name")
         else:
             config = {"task.name": summary.get("task"), "schedule": summary.get("schedule")}
+        if summary.get("lr_multiplier", 1.0) != 1.0:
+            config["lr_multiplier"] = summary["lr_multiplier"]
         runs.append({"dir": path.parent, "summary": summary, "config": config})
-    for path in sorted(Path(sweep_dir).rglob("run.json")):
-        if not (path.parent / "summary.json").is_file():
-            runs.append(bench_run(path))
     return runs
-
-
-def bench_run(path: Path) -> dict[str, Any]:
-    """A benchmark's ``runs/<schedule>/seed<k>/run.json`` as a run of :func:`collect`: its final and best
-    test metric, status and wall time; configuration: the schedule and its LR multiplier."""
-    rec = json.loads(path.read_text())
-    key = f"test_{rec['metric']}"
-    summary: dict[str, Any] = {"status": rec["status"], "schedule": rec["schedule"], "seed": rec["seed"],
-                               "metric": rec["metric"], "wall_time_s": rec.get("wall_time_s")}
-    values = [h[key] for h in rec.get("history") or [] if key in h]
-    if values:
-        summary[f"final_{key}"] = values[-1]
-        summary[f"best_{key}"] = max(values) if rec.get("higher_is_better", True) else min(values)
-    config = {"schedule": rec["schedule"], "lr_multiplier": rec["lr_multiplier"]}
-    return {"dir": path.parent, "summary": summary, "config": config}
 
 
 def aggregate(runs: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
@@ -155,8 +145,8 @@ def report(sweep_dir: str | Path, fmt: str = "md") -> str:
         raise MLRSNetError(f"{root} is not a directory; pass the sweep directory of a multirun (hydra.sweep.dir)")
     runs = collect(root)
     if not runs:
-        raise MLRSNetError(f"no summary.json under {root} (nor a benchmark's run.json); pass a sweep or "
-                           "benchmark directory whose runs have finished")
+        raise MLRSNetError(f"no summary.json under {root}; pass a sweep or benchmark directory whose runs have "
+                           "finished")
     return render(*aggregate(runs), fmt=fmt)
 
 

@@ -28,21 +28,32 @@ from pathlib import Path
 from typing import Any
 
 from mlrsnet.checkpoint import BUNDLE_FILE, SNAPSHOT_DIR, is_shipped, load_mlrsnet, save_bundle, save_mlrsnet
-from mlrsnet.engine.build import build_run, to_plain, validate
-from mlrsnet.engine.figures import save_lr_schedule
-from mlrsnet.engine.log import RunLogger, WandbSink, dump_config, environment, read_metrics
-from mlrsnet.engine.loop import Diverged, Interrupted, train_loop
-from mlrsnet.engine.resume import RUN_STATE, Checkpointer, StopSignals, bundle_epochs, loop_position, previous_state
-from mlrsnet.errors import ConfigError, RunInterrupted
+from mlrsnet.engine.build import Run
+from mlrsnet.engine.config import TrainConfig, parse_config
+from mlrsnet.engine.fingerprint import config_dict
+from mlrsnet.engine.log import RunLogger, environment
+from mlrsnet.engine.resume import StopSignals, bundle_epochs
+from mlrsnet.engine.runner import RunRecord, execute
+from mlrsnet.errors import ConfigError
 from mlrsnet.io import file_sha256
-from mlrsnet.rundir import open_run_dir
+
+
+def validate(cfg: Any) -> TrainConfig:
+    """The typed config of ``python -m mlrsnet.train`` (:func:`mlrsnet.engine.config.parse_config`), and the
+    train command's own check."""
+    typed = parse_config(cfg, "train")
+    assert isinstance(typed, TrainConfig)
+    if typed.copy_to_checkpoints and is_shipped(Path(typed.checkpoints_dir) / "x.pt"):
+        raise ConfigError(f"copy_to_checkpoints=true with checkpoints_dir={typed.checkpoints_dir} would write "
+                          "into the shipped checkpoints; set checkpoints_dir=<another folder>")
+    return typed
 
 
 def meta_train(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) -> dict:
     """Meta-train MLR-SNet (``schedule=mlrsnet``) or train under any other schedule (``schedule=<name>``,
-    see :mod:`mlrsnet.schedules.drivers`) on ``cfg.task``; write the run directory and return the summary.
+    :mod:`mlrsnet.schedules.catalog`) on ``cfg.task``; write the run directory and return the summary.
 
-    Faults (:mod:`mlrsnet.engine.resume`): ``run_state.pt`` is saved atomically every ``save_every`` epochs and,
+    Faults (:mod:`mlrsnet.engine.runner`): ``run_state.pt`` is saved atomically every ``save_every`` epochs and,
     on SIGTERM / SIGUSR1 / SIGUSR2, after the current step, before :class:`RunInterrupted` (exit code 75)
     or submitit's requeue. A run directory holding one is continued where it stopped (``resume=auto``),
     with the numbers an uninterrupted run would produce. A divergence stops the run with
@@ -53,110 +64,42 @@ def meta_train(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) ->
     fault (full, read-only) is a one-line :class:`~mlrsnet.errors.WriteError` that leaves what was written
     before intact.
     """
-    cfg = to_plain(cfg)
-    validate(cfg)
-    if cfg.get("copy_to_checkpoints") and is_shipped(Path(cfg.get("checkpoints_dir", "checkpoints")) / "x.pt"):
-        raise ConfigError(f"copy_to_checkpoints=true with checkpoints_dir={cfg['checkpoints_dir']} would write "
-                          "into the shipped checkpoints; set checkpoints_dir=<another folder>")
-    with open_run_dir(run_dir) as locked:
-        return _meta_train(cfg, locked, config_yaml)
-
-
-def _meta_train(cfg: dict, run_dir: Path, config_yaml: str | None) -> dict:
-    saved = previous_state(cfg, run_dir / RUN_STATE)
-    run = build_run(cfg, l0=None if saved is None else float(saved["initial_loss"]))
-    task, net, seed, l0 = run.task, run.net, run.seed, run.l0
-
-    resume_at = None if saved is None else saved["metrics_bytes"]
-    logger = RunLogger(run_dir, config_yaml=config_yaml or dump_config(cfg), resume_at=resume_at)
-    if cfg["logger"]["name"] == "wandb":
-        wandb_id = None if saved is None else saved["wandb_id"]
-        logger.sinks.append(WandbSink(run_dir, cfg, cfg["logger"], run_id=wandb_id))
-    loop_cfg = run.loop_config(f"{task.info.name} [{run.schedule}]")
-    ckpt = Checkpointer(run_dir, cfg, run, logger, l0, saved)
-    # The handler is in place before the first save, so a Ctrl-C that finds run_state.pt always
-    # stops at a step boundary with exit code 75 (never a bare KeyboardInterrupt between the two).
+    typed = validate(cfg)
     with StopSignals() as stop:
-        if saved is None:
-            position = loop_position({"epoch": 0, "global_step": 0, "history": [], "progress": None})
-            ckpt.snapshot(0)
-            ckpt.save(0, 0, [])
-        else:
-            run.load_state_dict(saved["training"])
-            position = loop_position(saved)
-            print(f"resuming {run_dir} after step {saved['global_step']} ({saved['epoch']} epochs complete)",
-                  flush=True)
+        # The handler is in place before the first save, so a Ctrl-C that finds run_state.pt always stops at a
+        # step boundary with exit code 75 (never a bare KeyboardInterrupt between the two).
+        record = execute(typed, run_dir, stop, config_yaml=config_yaml, finish=_save_nets)
+    return record.summary()
 
-        while True:
-            try:
-                history = train_loop(
-                    task, run.train_model, run.optimizer, run.driver, loop_cfg, logger=logger, engine=run.engine,
-                    on_epoch_end=ckpt.on_epoch_end, stop_requested=stop.requested, **position,
-                )
-                break
-            except Interrupted as e:
-                ckpt.save(e.epoch, e.global_step, e.history, e.progress)
-                logger.close()
-                stop.forward()
-                raise RunInterrupted(
-                    f"stopped by {stop.name} after step {e.global_step} ({e.epoch} epochs complete); state saved "
-                    f"in {ckpt.path}: rerun the same command with hydra.run.dir={run_dir} to continue"
-                ) from None
-            except Diverged as d:
-                position = ckpt.recover(d)
 
-    metric = task.info.metric
-    key = f"test_{metric}"
-    finals = [h[key] for h in history]
-    summary: dict[str, Any] = {
-        "status": "complete",
-        "task": task.info.name,
-        "schedule": run.schedule,
-        "optimizer": run.info["optimizer"],
-        **({"checkpoints": run.info["checkpoints"]} if "checkpoints" in run.info else {}),
-        "seed": seed,
-        "epochs": loop_cfg.epochs,
-        "initial_loss": l0,
-        "metric": metric,
-        f"final_{key}": finals[-1],
-        f"best_{key}": max(finals) if task.info.higher_is_better else min(finals),
-        "final_meta_" + metric: history[-1].get(f"meta_{metric}"),
-        "final_train_loss": history[-1]["train_loss"],
-        "wall_time_s": ckpt.wall_time(),
-        "rollbacks": ckpt.rollbacks,
-        "run_dir": str(run_dir),
-    }
-    if net is not None:
-        summary["gamma"] = float(net.gamma)
-        path = run_dir / "mlrsnet.pt"
-        info = task.info
-        save_mlrsnet(
-            path, net, task=info.name, num_classes=info.num_classes, loss_scale=info.loss_scale,
-            initial_loss=l0, config=cfg, epochs=loop_cfg.epochs, **environment(),
-        )
-        summary["checkpoint"] = str(path)
-        epochs = bundle_epochs(loop_cfg.epochs)
-        bundle = run_dir / BUNDLE_FILE
-        nets = [load_mlrsnet(run_dir / SNAPSHOT_DIR / f"mlrsnet_epoch{e:04d}.pt")[0] for e in epochs]
-        save_bundle(bundle, nets, epochs, task=info.name, num_classes=info.num_classes, loss_scale=info.loss_scale,
-                    initial_loss=l0, config=cfg, **environment())
-        summary["bundle"] = {"path": str(bundle.resolve()), "epochs": epochs, "sha256": file_sha256(bundle)}
-        if cfg["logger"].get("log_checkpoint", True):
-            logger.artifact(path, f"mlrsnet-{task.info.name}-seed{seed}", "model")
-        if cfg.get("copy_to_checkpoints"):
-            dest = Path(cfg.get("checkpoints_dir", "checkpoints")) / f"{task.info.name}_seed{seed}.pt"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_suffix(".pt.tmp")
-            shutil.copyfile(bundle, tmp)
-            tmp.replace(dest)
-            summary["checkpoint_copy"] = {"path": str(dest.resolve()), "sha256": file_sha256(dest)}
-    steps = [(r["step"], r["lr"]) for r in read_metrics(run_dir / "metrics.jsonl") if r.get("type") == "step"]
-    if steps:
-        save_lr_schedule(run_dir, steps, f"{task.info.name}: {run.schedule} LR (seed {seed})")
-        logger.image("lr_schedule", run_dir / "lr_schedule.png")
-    logger.summary(summary)
-    logger.close()
-    return summary
+def _save_nets(run: Run, record: RunRecord, run_dir: Path, logger: RunLogger) -> None:
+    """A meta-trained MLR-SNet's files: ``mlrsnet.pt`` (the final net) and ``mlrsnet_bundle.pt`` (the nets after
+    epochs 1, N/2 and N, the transfer bundle), and the copy of ``copy_to_checkpoints``."""
+    net, cfg = run.net, run.cfg
+    if net is None:
+        return
+    assert isinstance(cfg, TrainConfig)
+    info, seed, plain = run.task.info, run.seed, config_dict(cfg)
+    record.info["gamma"] = float(net.gamma)
+    path = run_dir / "mlrsnet.pt"
+    save_mlrsnet(path, net, task=info.name, num_classes=info.num_classes, loss_scale=info.loss_scale,
+                 initial_loss=run.l0, config=plain, epochs=cfg.epochs, **environment())
+    record.info["checkpoint"] = str(path)
+    epochs = bundle_epochs(cfg.epochs)
+    bundle = run_dir / BUNDLE_FILE
+    nets = [load_mlrsnet(run_dir / SNAPSHOT_DIR / f"mlrsnet_epoch{e:04d}.pt")[0] for e in epochs]
+    save_bundle(bundle, nets, epochs, task=info.name, num_classes=info.num_classes, loss_scale=info.loss_scale,
+                initial_loss=run.l0, config=plain, **environment())
+    record.info["bundle"] = {"path": str(bundle.resolve()), "epochs": epochs, "sha256": file_sha256(bundle)}
+    if cfg.logger.log_checkpoint:
+        logger.artifact(path, f"mlrsnet-{info.name}-seed{seed}", "model")
+    if cfg.copy_to_checkpoints:
+        dest = Path(cfg.checkpoints_dir) / f"{info.name}_seed{seed}.pt"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_suffix(".pt.tmp")
+        shutil.copyfile(bundle, tmp)
+        tmp.replace(dest)
+        record.info["checkpoint_copy"] = {"path": str(dest.resolve()), "sha256": file_sha256(dest)}
 
 
 def _hydra_main(cfg: Any) -> None:

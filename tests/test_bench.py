@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from mlrsnet import bench as bench_module
-from mlrsnet.bench import _fmt, _reached, bench, summarise, tune_lr
-from mlrsnet.engine.build import build_run, to_plain
+from mlrsnet.bench import _fmt, _reached, bench, summarise, tune_lr, validate_bench
+from mlrsnet.engine.build import build_run
 from mlrsnet.engine.cli import compose
+from mlrsnet.engine.resume import StopSignals
 from mlrsnet.errors import ConfigError
 from mlrsnet.tasks.base import ClassificationTask
 from tests.conftest import REPO, run_cli
@@ -23,7 +26,7 @@ TINY = ["+task=digits_mlp", "task.train_fraction=0.05", "batch_size=16", "epochs
 
 @pytest.fixture(scope="module")
 def cfg() -> dict:
-    return to_plain(compose("bench", TINY))
+    return OmegaConf.to_container(compose("bench", TINY), resolve=True)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -66,6 +69,10 @@ def test_bench_writes_the_table_the_csv_and_the_plots(results):
     assert len(tuning) == 6 and sum(r["chosen"] == "True" for r in tuning) == 3
     for name in ("fixed", "cosine", "mlrsnet"):
         assert (out / "runs" / name / "seed0" / "metrics.jsonl").is_file()
+        for tag in ("x0.5", "x1"):  # every tuning candidate is a run directory with its record
+            record = json.loads((out / "tuning" / name / tag / "summary.json").read_text())
+            assert record["status"] == "complete" and record["schedule"] == name
+            assert record["final_test_accuracy"] is None and record["final_meta_accuracy"] is not None  # meta only
 
 
 def test_chosen_multiplier_is_recorded_and_the_best_on_the_meta_split(results):
@@ -82,7 +89,8 @@ def test_rerun_reuses_every_record(cfg, results, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(bench_module, "train_run", no_training)
+    # train_run reuses a finished run with the same fingerprint; only execute() trains
+    monkeypatch.setattr(bench_module, "execute", no_training)
     again = bench(cfg, out)
     assert again["table"] == res["table"]
 
@@ -92,8 +100,12 @@ def test_jobs_sharing_an_out_dir_write_one_table(cfg, tmp_path):
     bench({**small, "schedules": ["fixed"]}, tmp_path)
     table = bench({**small, "schedules": ["cosine"]}, tmp_path)["table"]
     assert "| cosine |" in table and "| fixed |" in table
-    other = bench({**small, "schedules": ["fixed"], "batch_size": 8}, tmp_path)["table"]  # another fingerprint
-    assert "| cosine |" not in other
+    # another fingerprint: its table gathers only its own runs
+    other = bench({**small, "schedules": ["step"], "batch_size": 8}, tmp_path)["table"]
+    assert "| step |" in other and "| cosine |" not in other and "| fixed |" not in other
+    # a run directory holding a run of another configuration is never overwritten: a one-line error
+    with pytest.raises(ConfigError, match="holds a run of another configuration"):
+        bench({**small, "schedules": ["fixed"], "batch_size": 8}, tmp_path)
 
 
 def test_tuning_never_evaluates_the_test_split(cfg, tmp_path, monkeypatch):
@@ -105,7 +117,8 @@ def test_tuning_never_evaluates_the_test_split(cfg, tmp_path, monkeypatch):
         return evaluate(self, model, split)
 
     monkeypatch.setattr(ClassificationTask, "evaluate", spy)
-    choice = tune_lr({**cfg, "epochs": 1}, "cosine", tmp_path)
+    with StopSignals() as stop:
+        choice = tune_lr(validate_bench({**cfg, "epochs": 1}), "cosine", tmp_path, stop)
     # the meta split scores the candidates; the training split is read once per candidate run, for its L0
     # (net.l0_over=train); the test split never
     assert set(splits) == {"meta", "train"} and splits.count("train") == len(choice["candidates"])
@@ -114,7 +127,7 @@ def test_tuning_never_evaluates_the_test_split(cfg, tmp_path, monkeypatch):
 
 def test_one_seed_is_one_initialisation_and_data_order(cfg):
     (task_a, model_a), (task_b, model_b), (task_c, model_c) = (
-        (run.task, run.model) for run in (build_run(cfg, seed=s) for s in (0, 0, 1)))
+        (run.task, run.model) for run in (build_run(validate_bench(cfg), seed=s) for s in (0, 0, 1)))
     params = [list(m.parameters()) for m in (model_a, model_b, model_c)]
     assert all(torch.equal(a, b) for a, b in zip(params[0], params[1], strict=True))
     assert not all(torch.equal(a, c) for a, c in zip(params[0], params[2], strict=True))

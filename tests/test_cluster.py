@@ -9,13 +9,14 @@ import subprocess
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from mlrsnet.engine.build import set_threads, usable_cpus
 from mlrsnet.engine.cli import hydra_error
 from mlrsnet.engine.cluster import _squeue_fallback_watcher, submission_failure
 from mlrsnet.engine.log import environment
 from mlrsnet.errors import ConfigError
-from mlrsnet.train import meta_train
+from mlrsnet.train import meta_train, validate
 from tests.conftest import compose
 
 
@@ -95,9 +96,12 @@ def test_threads_sets_torch_and_defaults_to_the_usable_cpus(monkeypatch):
         assert set_threads(None) == usable_cpus() == torch.get_num_threads()
         monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")  # a cluster that does not bind: SLURM's count wins
         assert usable_cpus() == 1 and set_threads(None) == 1
+        # set_threads takes the typed config's value: a bad one is the config's one-line error, before any run
+        plain = OmegaConf.to_container(compose(overrides=["+task=digits_mlp"]), resolve=True)
         for bad in (0, -2, "many", 1.5):
-            with pytest.raises(ConfigError, match="threads"):
-                set_threads(bad)
+            with pytest.raises(ConfigError, match="^threads must be ") as info:
+                validate({**plain, "threads": bad})
+            assert "\n" not in str(info.value) and "set threads=" in str(info.value)
     finally:
         torch.set_num_threads(before)
 

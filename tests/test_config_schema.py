@@ -1,9 +1,10 @@
-"""The typed config schema (mlrsnet/engine/config.py): every key of every entry point's schema, given a value of
-the wrong type, is a one-line error naming the full key, the value and the fix; through the command
-line that is exit code 2, no traceback, and no run directory.
+"""The typed configs (mlrsnet/engine/config.py, mlrsnet/typed.py): every key of every entry point's config, of
+every task family's ``task`` section and of every schedule's ``schedule`` section, given a value of the wrong type,
+is a one-line error naming the full key, the value and the fix; through the command line that is exit code 2, no
+traceback, and no run directory.
 
-The walk over every key runs in-process on one composed config per entry point (fast); the command
-line is sampled in-process through the real ``hydra.main`` and once in a subprocess.
+The walk over every key runs in-process on one composed config per entry point, task family and schedule (fast);
+the command line is sampled in-process through the real ``hydra.main`` and once in a subprocess.
 """
 
 from __future__ import annotations
@@ -14,27 +15,26 @@ import typing
 from pathlib import Path
 
 import pytest
+import yaml
+from omegaconf import OmegaConf
 
 from mlrsnet.bench import validate_bench
-from mlrsnet.engine.build import to_plain, validate
-from mlrsnet.engine.cli import compose
-from mlrsnet.engine.config import SCHEMAS, schema_keys
+from mlrsnet.engine.config import CONFIGS
 from mlrsnet.ensemble.study import validate_ensemble
 from mlrsnet.errors import ConfigError
+from mlrsnet.rl.agent import validate_rl
+from mlrsnet.schedules.registry import get_schedule, schedule_names, schedule_node
+from mlrsnet.tasks import available_datasets, task_config
+from mlrsnet.train import validate
 from mlrsnet.transfer import validate_transfer
-from tests.conftest import run_cli
+from mlrsnet.typed import defaults, keys
+from tests.conftest import REPO, compose, run_cli
 
 COMPOSE = {"train": ["+task=digits_mlp"], "transfer": ["+query=digits_mlp"], "bench": ["+task=digits_mlp"],
            "ensemble": ["+task=digits_mlp"], "rl": ["+task=nmf_synthetic"]}
 VALIDATE = {"train": validate, "transfer": validate_transfer, "bench": validate_bench,
-            "ensemble": validate_ensemble, "rl": lambda cfg: validate(cfg, "rl")}
+            "ensemble": validate_ensemble, "rl": validate_rl}
 
-
-def _annotation(schema: type, key: str) -> typing.Any:
-    kind: typing.Any = schema
-    for part in key.split("."):
-        kind = typing.get_type_hints(kind)[part]
-    return kind
 
 
 def _wrong_value(kind: typing.Any) -> typing.Any:
@@ -60,31 +60,103 @@ def _set(cfg: dict, key: str, value: typing.Any) -> dict:
     return out
 
 
+def _plain(entry: str, overrides: list[str]) -> dict:
+    return OmegaConf.to_container(compose(entry, overrides), resolve=True)
+
+
+def _walk(cfg: dict, validate_fn: typing.Callable[[dict], typing.Any],
+          walked: list[tuple[str, typing.Any, str]]) -> int:
+    """Give every key of ``walked`` a wrongly typed value in ``cfg``; each must be a one-line error naming the key,
+    the value and the fix (every key that is not is listed in the failure). Returns how many keys were checked."""
+    checked, wrong = 0, []
+    for key, kind, _ in walked:
+        if key == "task.dataset":  # chooses the task's config class: its own test below
+            continue
+        bad = _wrong_value(kind)
+        if bad is None:  # typed Any (schedule, resume, checkpoint, gamma, compare, pool...): checked by value below
+            continue
+        checked += 1
+        try:
+            validate_fn(_set(cfg, key, bad))
+        except ConfigError as e:
+            message = str(e)
+            if not ("\n" not in message and message.startswith(f"{key} must be ") and repr(bad) in message
+                    and f"set {key}=" in message):
+                wrong.append((key, message))
+        except Exception as e:  # noqa: BLE001 - a traceback instead of a one-line error
+            wrong.append((key, f"{type(e).__name__}: {e}"))
+        else:
+            wrong.append((key, "accepted"))
+    assert not wrong, wrong
+    return checked
+
+
 @pytest.fixture(scope="module")
 def composed() -> dict[str, dict]:
-    return {entry: to_plain(compose(entry, COMPOSE[entry])) for entry in SCHEMAS}
+    return {entry: _plain(entry, COMPOSE[entry]) for entry in CONFIGS}
 
 
 def test_the_composed_configs_validate(composed):
     for entry, cfg in composed.items():
-        VALIDATE[entry](copy.deepcopy(cfg))
+        typed = VALIDATE[entry](copy.deepcopy(cfg))
+        assert isinstance(typed, CONFIGS[entry])
 
 
-@pytest.mark.parametrize("entry", list(SCHEMAS))
+@pytest.mark.parametrize("entry", list(CONFIGS))
 def test_every_key_with_a_wrongly_typed_value_is_a_one_line_error(entry, composed):
-    schema, checked = SCHEMAS[entry], 0
-    for key in schema_keys(schema):
-        bad = _wrong_value(_annotation(schema, key))
-        if bad is None:  # typed Any (schedule, resume, checkpoint, gamma, compare): checked by value below
+    typed = VALIDATE[entry](copy.deepcopy(composed[entry]))
+    walked = keys(CONFIGS[entry]) + keys(type(typed.task), "task.")
+    if hasattr(typed, "schedule"):
+        walked += keys(type(typed.schedule.params), "schedule.")
+    assert _walk(composed[entry], VALIDATE[entry], walked) >= 40
+
+
+def _family_configs() -> dict[type, dict]:
+    """One train config per task family (config class) of every registered dataset: composed with the first task
+    file of the family, or, for a family no task file uses, the composed digits_mlp config with its ``task``
+    section replaced by the family's defaults (the keys every task sets filled in)."""
+    files: dict[type, str] = {}
+    for path in sorted((REPO / "conf" / "task").glob("*.yaml")):
+        files.setdefault(task_config(yaml.safe_load(path.read_text())["task"]["dataset"]), path.stem)
+    base = _plain("train", ["+task=digits_mlp"])
+    out: dict[type, dict] = {}
+    for dataset in available_datasets():
+        cls = task_config(dataset)
+        if cls in out:
             continue
+        if cls in files:
+            out[cls] = _plain("train", [f"+task={files[cls]}"])
+        else:
+            section = {k: v for k, v in defaults(cls).items() if v != "???"}
+            out[cls] = {**base, "task": {**section, "name": dataset, "dataset": dataset, "model": "mlp",
+                                         "batch_size": 64, "meta_batch_size": 100}}
+    return out
+
+
+def test_every_task_family_declares_its_keys_and_checks_them():
+    families = _family_configs()
+    assert len(families) >= 10
+    for cls, cfg in families.items():
+        assert type(validate(copy.deepcopy(cfg)).task) is cls
+        assert _walk(cfg, validate, keys(cls, "task.")) >= 5, cls.__name__
+
+
+def test_a_wrongly_typed_dataset_is_a_one_line_error(composed):
+    """``task.dataset`` chooses the task section's class, so it is read before the section is parsed; a value of
+    the wrong type there must still be the one-line error, not a traceback."""
+    for bad in (["a", "b"], {"a": 1}):
         with pytest.raises(ConfigError) as info:
-            VALIDATE[entry](_set(composed[entry], key, bad))
-        message = str(info.value)
-        assert "\n" not in message, (key, message)
-        assert message.startswith(f"{key} must be "), (key, message)
-        assert repr(bad) in message and f"set {key}=" in message, (key, message)
-        checked += 1
-    assert checked >= 50
+            validate(_set(composed["train"], "task.dataset", bad))
+        assert "dataset" in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+def test_every_schedule_declares_its_keys_and_checks_them(composed):
+    checked = 0
+    for name in schedule_names():
+        cfg = {**composed["train"], "schedule": schedule_node(name)}
+        assert validate(copy.deepcopy(cfg)).schedule.name == name
+        checked += _walk(cfg, validate, keys(get_schedule(name).params, "schedule."))
+    assert checked >= 2 * len(schedule_names())  # safe and at least one parameter of its own, on average
 
 
 @pytest.mark.parametrize(("entry", "key", "value", "fragment"), [
@@ -144,6 +216,12 @@ def _main(module: str, argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
     ("mlrsnet.train", ["+task=digits_cnn", "+query=digits_mlp"], "train takes +task=NAME, not +query="),
     ("mlrsnet.transfer", ["+query=digits_mlp", "gamma_min=x"], "gamma_min must be a number, got 'x'"),
     ("mlrsnet.bench", ["+task=digits_mlp", "tune_seed=x"], "tune_seed must be an integer, got 'x'"),
+    ("mlrsnet.train", ["+task=digits_mlp", "task.noise.rate=x"], "task.noise.rate must be a number, got 'x'"),
+    ("mlrsnet.train", ["+task=digits_mlp", "schedule=cosine", "schedule.eta_min=x"],
+     "schedule.eta_min must be a number, got 'x'"),
+    ("mlrsnet.train", ["+task=digits_mlp", "task.bptt=3"], "unknown config key 'task.bptt'"),
+    ("mlrsnet.train", ["+task=digits_mlp", "+schedule.safe=true"], "schedule.safe=VALUE (no +)"),
+    ("mlrsnet.rl.__main__", ["train", "+task=nmf_synthetic", "rl.decisions=x"], "rl.decisions must be an integer"),
 ])
 def test_the_command_line_prints_one_line_exits_2_and_makes_no_run_directory(
         module, argv, fragment, monkeypatch, capsys, tmp_path):
@@ -165,11 +243,15 @@ def test_a_subprocess_gets_the_same_one_line_error_and_no_run_directory(tmp_path
     assert not (tmp_path / "runs").exists()
 
 
-def test_schemas_are_in_hydras_config_store():
+def test_configs_are_in_hydras_config_store():
     from hydra.core.config_store import ConfigStore
 
-    stored = ConfigStore.instance().repo["schema"]
-    assert {f"{name}.yaml" for name in SCHEMAS} <= set(stored)
+    import mlrsnet.engine.cli  # noqa: F401  (registers the nodes)
+
+    repo = ConfigStore.instance().repo
+    assert {f"{name}.yaml" for name in CONFIGS} <= set(repo["base"])
+    assert {f"{name}.yaml" for name in schedule_names()} <= set(repo["schedule"])
+    assert {f"{name}.yaml" for name in available_datasets()} <= set(repo["task_schema"])
 
 
 def test_a_run_rejected_after_it_started_leaves_no_directory(monkeypatch, capsys, tmp_path):

@@ -50,7 +50,9 @@ def test_nan_loss_stops_the_cli_with_one_line_and_keeps_the_last_good_state(tmp_
     divergence = read_metrics(run / "metrics.jsonl")[-1]
     assert divergence["type"] == "divergence" and divergence["action"] == "stop"
     assert f"step {divergence['step']} " in line
-    assert json.loads((run / "summary.json").read_text())["status"] == "diverged"
+    summary = json.loads((run / "summary.json").read_text())  # the run's record: diverged, and why
+    assert summary["status"] == "diverged" and summary["error"] == line.removeprefix("error: ")
+    assert summary["rollbacks"] == 0 and summary["schedule"] == "fixed" and summary["task"] == "digits_mlp"
 
 
 def test_learned_lr_above_the_bound_stops(tmp_path):

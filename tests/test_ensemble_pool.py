@@ -8,10 +8,12 @@ import pytest
 import torch
 
 from mlrsnet.bench import bench
-from mlrsnet.engine.build import build_run, to_plain
+from mlrsnet.engine.build import build_run
 from mlrsnet.engine.cli import compose
+from mlrsnet.engine.runner import read_record
 from mlrsnet.ensemble import bench_pool, load_probabilities, lrensemble, pool_entries, resolve_relative
 from mlrsnet.errors import ConfigError
+from mlrsnet.train import validate
 from tests.conftest import REPO, run_cli
 
 TINY_POOL = ("pool=[{name: fixed, lr_multipliers: [1]}, {name: cosine, lr_multipliers: [0.5, 1]},"
@@ -43,7 +45,7 @@ def test_pool_entries_expand_multipliers_and_reject_bad_entries():
 
 
 def test_predict_proba_agrees_with_evaluate():
-    cfg = to_plain(compose("train", ["+task=digits_mlp", "epochs=1"]))
+    cfg = validate(compose("train", ["+task=digits_mlp", "epochs=1"]))
     run = build_run(cfg, seed=0, schedule="fixed")
     probs, labels = run.task.predict_proba(run.model, "meta")
     assert probs.shape == (labels.numel(), 10) and probs.dtype == torch.float32
@@ -67,8 +69,9 @@ def test_bench_saves_each_runs_probabilities_once(bench_dir):
     assert z["info"]["task"] == "digits_mlp" and z["info"]["schedule"] == "cosine"
     with np.load(bench_dir / "runs" / "cosine" / "seed0" / "probs.npz") as raw:
         assert raw["meta_probs"].dtype == np.float16
-    run = json.loads((bench_dir / "runs" / "cosine" / "seed0" / "run.json").read_text())
-    final = run["history"][-1]
+    run = read_record(bench_dir / "runs" / "cosine" / "seed0")
+    assert run is not None and run.status == "complete"
+    final = run.history[-1]
     assert np.mean(z["test_probs"].argmax(1) == z["test_labels"]) == pytest.approx(final["test_accuracy"])
 
 
@@ -77,7 +80,7 @@ def test_a_pool_from_a_finished_bench_needs_no_training(bench_dir, tmp_path, mon
     assert pool.names == ["cosine@x1", "fixed@x1", "step@x1"]
     import mlrsnet.ensemble.pool as pool_module
 
-    monkeypatch.setattr(pool_module, "train_loop", lambda *a, **k: pytest.fail("trained a model"))
+    monkeypatch.setattr(pool_module, "execute", lambda *a, **k: pytest.fail("trained a model"))
     cfg = compose("ensemble", ["+task=digits_mlp", "seeds=[0]", f"from_bench={bench_dir}", "max_team_size=3"])
     results = lrensemble(cfg, tmp_path)
     assert {r["method"] for r in results["rows"]} == {"best single", "all", "brute", "greedy", "focal"}
@@ -101,15 +104,15 @@ def test_the_command_line_end_to_end_on_a_tiny_pool(tmp_path):
     for r in rows:
         assert float(r["gain"]) == pytest.approx(float(r["test_accuracy"]) - single[r["seed"]])
     assert "| greedy | soft |" in (out / "results.md").read_text()
-    member_file = out / "members" / "seed0" / "comp@x1" / "member.json"
-    steps = build_run(to_plain(compose("train", ["+task=digits_mlp"])), schedule="fixed").task.steps_per_epoch
+    member_file = out / "members" / "seed0" / "comp@x1" / "summary.json"
+    steps = build_run(validate(compose("train", ["+task=digits_mlp"])), schedule="fixed").task.steps_per_epoch
     assert json.loads(member_file.read_text())["params"]["segments"][1][0] == steps  # 0.5*T, T = 2 epochs
     # a rerun reuses every base model
-    written = {p: p.stat().st_mtime_ns for p in out.glob("members/*/*/member.json")}
+    written = {p: p.stat().st_mtime_ns for p in out.glob("members/*/*/summary.json")}
     assert len(written) == 2 * 4
     again = run_cli(args, cwd=REPO, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert {p: p.stat().st_mtime_ns for p in out.glob("members/*/*/member.json")} == written
+    assert {p: p.stat().st_mtime_ns for p in out.glob("members/*/*/summary.json")} == written
     assert list(csv.DictReader((out / "results.csv").open())) == rows
     bad = run_cli(["mlrsnet.ensemble", "+task=digits_mlp", "methods=[vote]", f"hydra.run.dir={tmp_path / 'h2'}"],
                   cwd=REPO)

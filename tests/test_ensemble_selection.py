@@ -4,6 +4,7 @@ pruning, and that no choice reads the test split."""
 import numpy as np
 import pytest
 
+from mlrsnet.engine.config import EnsembleConfig
 from mlrsnet.ensemble import Pool, combine, ensemble_accuracy, select
 from mlrsnet.ensemble.selection import _two_means, count_teams
 from mlrsnet.ensemble.study import ensemble_rows
@@ -133,7 +134,7 @@ def test_no_choice_reads_the_test_split():
 
     def choices(tp: np.ndarray, tl: np.ndarray) -> list[tuple]:
         pool = Pool(names, names, probs.astype(np.float32), labels, tp.astype(np.float32), tl, [{}] * len(names))
-        rows, _ = ensemble_rows(pool, CFG, seed=0)
+        rows, _ = ensemble_rows(pool, EnsembleConfig(**CFG), seed=0)
         return [(r["method"], r["combiner"], r["team"], r["meta_accuracy"]) for r in rows], rows
 
     base, base_rows = choices(test_probs, test_labels)

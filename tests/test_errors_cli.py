@@ -49,9 +49,13 @@ CASES: dict[str, tuple[str, list[str], list[str]]] = {
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Path]]:
+    # The directories are made here, not in the threads: the factory's first mktemp creates the session's base
+    # directory, and two threads doing that at once each make one (then fail its relative-path check).
+    dirs = {name: tmp_path_factory.mktemp(name) for name in CASES}
+
     def run(name: str) -> tuple[subprocess.CompletedProcess, Path]:
         module, args, _ = CASES[name]
-        cwd = tmp_path_factory.mktemp(name)
+        cwd = dirs[name]
         (cwd / "corrupt").mkdir()
         (cwd / "corrupt" / "run_state.pt").write_bytes(b"\x00 not a checkpoint")
         (cwd / "bad.pt").write_bytes(b"PK\x03\x04 truncated")

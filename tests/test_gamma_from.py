@@ -9,10 +9,13 @@ import pytest
 import torch
 
 from mlrsnet.checkpoint import save_mlrsnet
-from mlrsnet.engine.build import build_net, initial_loss, to_plain
+from mlrsnet.engine.build import initial_loss
+from mlrsnet.engine.config import parse_config
 from mlrsnet.errors import ConfigError
 from mlrsnet.net import MLRSNet, compute_gamma, gamma_statistic, recomputed_gamma
+from mlrsnet.schedules.catalog.mlrsnet import build_net
 from mlrsnet.schedules.scheduler import MLRSNetScheduler
+from mlrsnet.schedules.spec import BuildContext
 from mlrsnet.tasks import build_task
 from mlrsnet.train import meta_train
 from mlrsnet.transfer import transfer
@@ -41,21 +44,31 @@ def test_reference_language_model_gamma_is_several_times_the_loss_formula():
     assert compute_gamma(math.log(v), v) < ref / 5
 
 
+def _net(cfg, task, model, l0):
+    """The fresh MLR-SNet schedule=mlrsnet builds for a run of ``cfg`` with initial loss ``l0``."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.optimizer.lr)
+    ctx = BuildContext(optimizer, model, task, cfg.epochs * task.steps_per_epoch, task.steps_per_epoch, l0=l0,
+                       net=cfg.net, meta=cfg.meta, device=torch.device("cpu"))
+    return build_net(ctx)
+
+
 def test_meta_training_a_language_model_takes_gamma_from_the_initial_perplexity():
-    cfg = to_plain(compose("train", ["+task=text_lstm_cpython", *SMALL_TEXT]))
-    task = build_task(cfg["task"], 0, "cpu")
+    cfg = parse_config(compose("train", ["+task=text_lstm_cpython", *SMALL_TEXT]), "train")
+    task = build_task(cfg.task, 0, "cpu")
     torch.manual_seed(0)
     model = task.build_model()
     l0 = initial_loss(task, model, 0)
     v = task.info.num_classes
-    net = build_net(cfg, task, l0, torch.device("cpu"))
+    net = _net(cfg, task, model, l0)
     assert float(net.gamma) == pytest.approx(compute_gamma(math.exp(l0), v), rel=1e-6)
-    cfg["net"]["gamma_from"] = "loss"
-    assert float(build_net(cfg, task, l0, torch.device("cpu")).gamma) == pytest.approx(compute_gamma(l0, v))
-    digits = to_plain(compose("train", ["+task=digits_mlp", "task.train_fraction=0.3", "progress=false"]))
-    dtask = build_task(digits["task"], 0, "cpu")
-    dl0 = initial_loss(dtask, dtask.build_model(), 0)
-    assert float(build_net(digits, dtask, dl0, torch.device("cpu")).gamma) == pytest.approx(compute_gamma(dl0, 10))
+    cfg.net.gamma_from = "loss"
+    assert float(_net(cfg, task, model, l0).gamma) == pytest.approx(compute_gamma(l0, v))
+    digits = parse_config(compose("train", ["+task=digits_mlp", "task.train_fraction=0.3", "progress=false"]),
+                          "train")
+    dtask = build_task(digits.task, 0, "cpu")
+    dmodel = dtask.build_model()
+    dl0 = initial_loss(dtask, dmodel, 0)
+    assert float(_net(digits, dtask, dmodel, dl0).gamma) == pytest.approx(compute_gamma(dl0, 10))
 
 
 def test_train_rejects_an_unknown_gamma_from(tmp_path):
@@ -110,8 +123,8 @@ def test_l0_over_the_whole_training_split_as_the_reference(tmp_path):
     meta_train.py; net.l0_over=batches takes 4 random training batches."""
     overrides = ["+task=digits_mlp", "task.train_fraction=0.3", "epochs=1", "progress=false"]
     summary = meta_train(compose("train", overrides), tmp_path / "a")
-    cfg = to_plain(compose("train", overrides))
-    task = build_task(cfg["task"], 0, "cpu")
+    cfg = parse_config(compose("train", overrides), "train")
+    task = build_task(cfg.task, 0, "cpu")
     torch.manual_seed(0)
     model = task.build_model()
     full = task.evaluate(model, "train")["loss"]

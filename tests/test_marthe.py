@@ -135,23 +135,27 @@ def test_needs_sgd():
 
 
 def test_driver_takes_e_on_the_meta_split_and_keeps_the_data_order():
-    from mlrsnet.engine.build import build_base_optimizer, build_schedule, initial_loss, to_plain
+    from mlrsnet.engine.build import initial_loss
     from mlrsnet.engine.cli import compose
+    from mlrsnet.engine.config import parse_config
     from mlrsnet.engine.loop import LoopConfig, train_loop
+    from mlrsnet.schedules import registry
     from mlrsnet.schedules.drivers import HypergradientDriver
+    from mlrsnet.schedules.optim import build_base_optimizer, resolve_optimizer
+    from mlrsnet.schedules.spec import BuildContext
     from mlrsnet.tasks import build_task
 
-    cfg = to_plain(compose("train", ["+task=digits_mlp", "task.train_fraction=0.05", "batch_size=16",
-                                     "epochs=1", "progress=false"]))
+    cfg = parse_config(compose("train", ["+task=digits_mlp", "task.train_fraction=0.05", "batch_size=16",
+                                         "epochs=1", "progress=false"]), "train")
 
     def built(schedule, **params):
-        run_cfg = {**cfg, "schedule": schedule, "schedule_params": {schedule: params}}
-        task = build_task(run_cfg["task"], 0, "cpu")
+        task = build_task(cfg.task, 0, "cpu")
         torch.manual_seed(0)
         model = task.build_model()
-        opt = build_base_optimizer(model.parameters(), run_cfg["optimizer"])
-        return task, model, build_schedule(run_cfg, task, model, opt, initial_loss(task, model, 0),
-                                           torch.device("cpu"), 1.0)
+        opt = build_base_optimizer(model.parameters(), resolve_optimizer(cfg.optimizer, {}))
+        ctx = BuildContext(opt, model, task, cfg.epochs * task.steps_per_epoch, task.steps_per_epoch,
+                           l0=initial_loss(task, model, 0))
+        return task, model, registry.build(schedule, ctx, registry.parse_params(schedule, params))
 
     task, model, rtho = built("rtho", hyper_lr=1e-3)
     assert isinstance(rtho.driver, HypergradientDriver) and rtho.driver.tuner.mu == 1.0
@@ -160,13 +164,17 @@ def test_driver_takes_e_on_the_meta_split_and_keeps_the_data_order():
     task.meta_batch = lambda: drawn.append(1) or meta_batch()
     train_loop(task, model, rtho.optimizer, rtho.driver, LoopConfig(epochs=1, progress=False, eval_splits=()))
     assert len(drawn) == task.steps_per_epoch  # one meta-validation batch per step
-    assert rtho.optimizer.param_groups[0]["lr"] != cfg["optimizer"]["lr"]
+    assert rtho.optimizer.param_groups[0]["lr"] != cfg.optimizer.lr
     plain_task, plain_model, plain = built("fixed")
     train_loop(plain_task, plain_model, plain.optimizer, plain.driver,
                LoopConfig(epochs=1, progress=False, eval_splits=()))
     assert torch.equal(task.generator.get_state(), plain_task.generator.get_state())
-    with pytest.raises(ConfigError, match="use schedule=marthe"):
+    # RTHO is MARTHE with mu = 1: it declares no mu (schedule.mu is an unknown key of schedule=rtho), and a
+    # hand-written loop that passes one is told to use marthe.
+    with pytest.raises(ConfigError, match="unknown config key schedule.mu"):
         built("rtho", mu=0.5)
+    with pytest.raises(ConfigError, match="use schedule=marthe"):
+        registry.build_scheduler("rtho", rtho.optimizer, total_steps=3, steps_per_epoch=3, mu=0.5)
     state = rtho.driver.state_dict()
     _, _, other = built("marthe", mu=0.5)
     other.driver.load_state_dict(state)
@@ -186,16 +194,15 @@ def test_bench_runs_marthe_rtho_and_l4(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["marthe", "rtho", "l4"])
-def test_conf_schedule_files_build(name):
-    from omegaconf import OmegaConf
+def test_schedule_group_defaults_build(name):
+    from mlrsnet.schedules.registry import build_optimizer, build_scheduler, get_schedule, parse_params, schedule_node
+    from mlrsnet.schedules.spec import given_params
 
-    from mlrsnet.schedules.registry import SCHEDULES, build_optimizer, build_scheduler
-    from tests.conftest import REPO
-
-    conf = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "schedule" / f"{name}.yaml"))
-    assert conf.pop("name") == name and isinstance(conf.pop("optimizer"), dict)
+    node = schedule_node(name)  # what schedule=<name> composes
+    assert node.pop("name") == name and isinstance(node.pop("optimizer"), dict)
+    conf = given_params(parse_params(name, node))  # the implementation's keyword arguments
     model = torch.nn.Linear(3, 1)
-    if SCHEDULES[name].kind == "hypergradient":
+    if get_schedule(name).kind == "hypergradient":
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         tuner = build_scheduler(name, opt, total_steps=10, steps_per_epoch=5, **conf)
         assert tuner.hyper_lr == conf["hyper_lr"]

@@ -8,8 +8,9 @@ import math
 import pytest
 import torch
 
-from mlrsnet.engine.build import build_run, to_plain
+from mlrsnet.engine.build import build_run
 from mlrsnet.engine.cli import compose
+from mlrsnet.engine.config import parse_config
 from mlrsnet.engine.loop import train_loop
 from mlrsnet.errors import ConfigError
 from mlrsnet.schedules.drivers import SafeDriver
@@ -94,8 +95,8 @@ def test_synthetic_instance_is_fresh_per_seed_and_digits_is_the_digits_matrix():
 
 
 def _cfg(*overrides):
-    return to_plain(compose("train", ["+task=nmf_synthetic", "epochs=3", "progress=false", "task.rows=64",
-                                      "task.cols=16", "task.rank=4", "task.true_rank=4", *overrides]))
+    return parse_config(compose("train", ["+task=nmf_synthetic", "epochs=3", "progress=false", "task.rows=64",
+                                      "task.cols=16", "task.rank=4", "task.true_rank=4", *overrides]), "train")
 
 
 def test_nmf_trains_through_the_one_loop_with_any_schedule_and_stays_nonnegative():
@@ -158,6 +159,7 @@ def test_safe_clips_any_schedule_to_the_bound():
 
 
 def test_safe_on_a_task_without_a_bound_is_a_config_error():
-    cfg = to_plain(compose("train", ["+task=digits_mlp", "schedule=cosine", "+schedule_params.cosine.safe=true"]))
-    with pytest.raises(ConfigError, match="stability bound"):
-        build_run(cfg)
+    for safe in ("+schedule_params.cosine.safe=true", "schedule.safe=true"):
+        cfg = parse_config(compose("train", ["+task=digits_mlp", "schedule=cosine", safe]), "train")
+        with pytest.raises(ConfigError, match="stability bound"):
+            build_run(cfg)

@@ -25,8 +25,8 @@ def records(run_dir) -> list[dict]:
 
 
 def signal_at(monkeypatch, call: int, signum: int = signal.SIGTERM) -> None:
-    """Deliver a real ``signum`` to this process at the ``call``-th poll of the stop flag (the loop polls
-    after every step and every epoch)."""
+    """Deliver a real ``signum`` to this process at the ``call``-th poll of the stop flag (the runner polls
+    after every step)."""
     real = StopSignals.requested
     calls = {"n": 0}
 
@@ -77,7 +77,7 @@ def test_stop_at_epoch_boundary_and_rerun_of_a_finished_run(tmp_path, monkeypatc
     overrides = [*CASES["fixed_lr"], "epochs=2", "progress=false"]
     reference = meta_train(compose(overrides=overrides), tmp_path / "ref")
     steps = len([r for r in read_metrics(tmp_path / "ref" / "metrics.jsonl") if r["type"] == "step"]) // 2
-    signal_at(monkeypatch, steps + 1)  # the poll right after epoch 1 ends
+    signal_at(monkeypatch, steps)  # the runner polls after every step: this is the one that ends epoch 1
     with pytest.raises(RunInterrupted):
         meta_train(compose(overrides=overrides), tmp_path / "run")
     assert load_run_state(tmp_path / "run" / "run_state.pt")["progress"] is None

@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from mlrsnet.engine.build import build_run, to_plain
+from mlrsnet.engine.build import build_run
 from mlrsnet.engine.cli import compose
+from mlrsnet.engine.config import TrainConfig, parse_config
 from mlrsnet.errors import CheckpointError, ConfigError
 from mlrsnet.schedules.rl_policy import OBSERVATION, AgentSpec, FrozenPolicy, load_policy, resolve_policy, save_policy
 
@@ -31,8 +32,12 @@ NMF = ["+task=nmf_synthetic", "epochs=4", "progress=false", "task.rows=48", "tas
 ENV = {**os.environ, "MLRSNET_OFFLINE": "1", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline"}
 
 
-def _cfg(*extra: str, name: str = "train") -> dict:
-    return to_plain(compose(name, [*NMF, *extra]))
+def _cfg(*extra: str, name: str = "train") -> TrainConfig:
+    return parse_config(compose(name, [*NMF, *extra]), name)
+
+
+def _digits(*overrides: str) -> TrainConfig:
+    return parse_config(compose("train", ["+task=digits_mlp", *overrides]), "train")
 
 
 def test_environment_passes_gymnasiums_check_env():
@@ -65,7 +70,7 @@ def test_episode_takes_the_same_steps_as_an_uninterrupted_run():
     done = False
     while not done:
         _, _, done, _, _ = env.step(keep)
-    run = build_run({**cfg, "schedule": "fixed"}, seed=7)
+    run = build_run(cfg, seed=7, schedule="fixed")
     train_loop(run.task, run.train_model, run.optimizer, run.driver, run.loop_config("t", progress=False))
     assert torch.allclose(env.run.model.W, run.model.W) and torch.allclose(env.run.model.H, run.model.H)
 
@@ -203,7 +208,7 @@ def test_schedule_rl_with_the_shipped_policies_and_safe():
         hist = train_loop(run.task, run.train_model, run.optimizer, run.driver, run.loop_config("t", progress=False))
         assert np.isfinite(hist[-1]["train_loss"])
     assert resolve_policy(None, run.task).name == "nmf_synthetic.pt"
-    digits = build_run(to_plain(compose("train", ["+task=digits_mlp", "schedule=rl", "epochs=1", "progress=false"])))
+    digits = build_run(_digits("schedule=rl", "epochs=1", "progress=false"))
     assert digits.driver.spec.actions and resolve_policy(None, digits.task).name == "digits_cnn.pt"
 
 
@@ -214,7 +219,7 @@ def test_bad_policy_inputs_are_one_line_errors(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError):
         load_policy(bad)
-    with pytest.raises(ConfigError, match="unexpected"):
+    with pytest.raises(ConfigError, match="unknown config key .*temperature"):
         build_run(_cfg("schedule=rl", "+schedule_params.rl.temperature=2"))
 
 
@@ -223,14 +228,14 @@ def test_a_policy_run_under_another_optimizer_than_it_learned_warns_one_line(cap
     on digits runs that (no warning); the NMF policy (momentum 0) on digits, or momentum 0.5, warns."""
     from mlrsnet.schedules.rl_policy import optimizer_mismatch
 
-    base = ["+task=digits_mlp", "schedule=rl", "epochs=1", "progress=false", "task.train_fraction=0.3"]
-    build_run(to_plain(compose("train", base)))
+    base = ["schedule=rl", "epochs=1", "progress=false", "task.train_fraction=0.3"]
+    build_run(_digits(*base))
     assert "warning" not in capsys.readouterr().err
-    build_run(to_plain(compose("train", [*base, "+schedule_params.rl.policy=nmf"])))
+    build_run(_digits(*base, "+schedule_params.rl.policy=nmf"))
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nmf_synthetic.pt was trained under SGD with momentum 0" in err[0]
     assert "schedule.optimizer.momentum=0" in err[0]
-    build_run(to_plain(compose("train", [*base, "schedule.optimizer.momentum=0.5"])))
+    build_run(_digits(*base, "schedule.optimizer.momentum=0.5"))
     assert "momentum 0.5 (set schedule.optimizer.momentum=0.9)" in capsys.readouterr().err
     adam = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
     assert "optimizer.name=sgd; this run uses adam" in optimizer_mismatch(adam, {"name": "sgd", "momentum": 0.9})

@@ -21,7 +21,7 @@ from mlrsnet.engine.resume import StopSignals, load_run_state
 from mlrsnet.errors import CheckpointError, RunInterrupted
 from mlrsnet.io import load
 from mlrsnet.net import MLRSNet
-from mlrsnet.train import meta_train
+from mlrsnet.train import meta_train, validate
 from tests.conftest import compose, run_cli
 
 TINY = ["+task=digits_mlp", "task.train_fraction=0.3", "batch_size=32", "progress=false", "snapshots=0"]
@@ -101,7 +101,7 @@ def test_ctrl_c_on_the_command_line_is_one_line_and_the_same_command_resumes(tmp
     lines = err.strip().splitlines()
     assert proc.returncode == 75, err[-3000:]
     assert len(lines) == 1 and "stopped by SIGINT after step" in lines[0]
-    assert f"hydra.run.dir={tmp_path / 'run'} to continue" in lines[0]
+    assert "rerun the same command to continue" in lines[0] and f"(hydra.run.dir={tmp_path / 'run'})" in lines[0]
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     again = run_cli(["mlrsnet.train", *args], cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -129,11 +129,11 @@ def test_each_rollback_prints_one_line(tmp_path, capsys):
 
 def test_step_lines_reach_the_file_within_an_epoch(tmp_path):
     """With a flush interval of 0, every step's line is written as the step ends (no epoch line yet)."""
-    from mlrsnet.engine.build import build_run, to_plain
+    from mlrsnet.engine.build import build_run
     from mlrsnet.engine.log import RunLogger
     from mlrsnet.engine.loop import train_loop
 
-    cfg = to_plain(compose(overrides=[*TINY, "schedule=fixed", "epochs=1"]))
+    cfg = validate(compose(overrides=[*TINY, "schedule=fixed", "epochs=1"]))
     run = build_run(cfg)
     logger = RunLogger(tmp_path)
     seen = []
@@ -162,27 +162,39 @@ def test_a_directory_given_as_checkpoint_is_named_as_such(tmp_path):
 
 
 def test_adam_with_the_sgd_gamma_warns_in_one_line(capsys):
-    from mlrsnet.engine.build import build_run, to_plain
+    from mlrsnet.engine.build import build_run
 
-    build_run(to_plain(compose(overrides=[*TINY, "optimizer.name=adam"])))
+    build_run(validate(compose(overrides=[*TINY, "optimizer.name=adam"])))
     warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and "optimizer.name=adam" in warning[0] and "net.gamma=" in warning[0]
-    build_run(to_plain(compose(overrides=[*TINY, "optimizer.name=adam", "net.gamma=0.002"])))
-    build_run(to_plain(compose(overrides=TINY)))
+    build_run(validate(compose(overrides=[*TINY, "optimizer.name=adam", "net.gamma=0.002"])))
+    build_run(validate(compose(overrides=TINY)))
     assert "warning:" not in capsys.readouterr().err
 
 
-def test_frozen_mlrsnet_under_adam_with_the_recomputed_gamma_warns_naming_schedule_scale(capsys, recwarn):
-    from mlrsnet.engine.build import build_run, to_plain
+def test_frozen_mlrsnet_under_adam_with_the_recomputed_gamma_warns_naming_schedule_gamma(capsys, recwarn):
+    from mlrsnet.engine.build import build_run
 
     frozen = [*TINY, "schedule=mlrsnet_frozen", "optimizer.name=adam"]
-    build_run(to_plain(compose(overrides=frozen)))
+    build_run(validate(compose(overrides=frozen)))
     assert not [w for w in recwarn if "MLRSNetScheduler" in str(w.message)]  # not said twice
     warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
-    assert len(warning) == 1 and "optimizer.name=adam" in warning[0] and "schedule.scale=" in warning[0]
-    build_run(to_plain(compose(overrides=[*frozen, "schedule.scale=0.002"])))
-    build_run(to_plain(compose(overrides=[*TINY, "schedule=mlrsnet_frozen"])))  # SGD: the gamma is its scale
+    assert len(warning) == 1 and "optimizer.name=adam" in warning[0] and "schedule.gamma=" in warning[0]
+    build_run(validate(compose(overrides=[*frozen, "schedule.gamma=0.002"])))
+    build_run(validate(compose(overrides=[*TINY, "schedule=mlrsnet_frozen"])))  # SGD: the recomputed gamma fits
     assert "warning:" not in capsys.readouterr().err
+
+
+def test_a_benchmark_warns_naming_the_key_that_sets_its_frozen_mlrsnets_gamma(tmp_path, capsys):
+    """In a benchmark, mlrsnet_frozen is one of `schedules`, set by schedule_params.mlrsnet_frozen.* (its
+    schedule.* keys belong to the chosen schedule of train.yaml, mlrsnet): the warning names that key."""
+    from mlrsnet.bench import bench
+
+    bench(compose("bench", [*TINY, "epochs=1", "optimizer.name=adam", "schedules=[mlrsnet_frozen]", "seeds=[0]",
+                            "tune=false"]), tmp_path)
+    warning = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "optimizer.name=adam" in warning[0]
+    assert "schedule_params.mlrsnet_frozen.gamma=" in warning[0]
 
 
 def test_mlrsnet_step_takes_a_float_like_the_scheduler():

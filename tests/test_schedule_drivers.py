@@ -3,38 +3,42 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import json
 import math
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from mlrsnet.engine.build import build_base_optimizer, build_schedule, initial_loss, to_plain, validate
+from mlrsnet.engine.build import initial_loss
 from mlrsnet.engine.cli import compose
+from mlrsnet.engine.config import TrainConfig, parse_config, schedule_choice
 from mlrsnet.engine.loop import LoopConfig, train_loop
 from mlrsnet.errors import ConfigError
-from mlrsnet.schedules.drivers import (
-    FROZEN,
-    META_TRAINED,
-    MetricDriver,
-    build_driver,
-    check_schedule,
-    default_params,
-    schedule_names,
-)
-from mlrsnet.schedules.registry import SCHEDULES
-from mlrsnet.schedules.spec import resolve_optimizer, schedule_spec
+from mlrsnet.schedules import registry
+from mlrsnet.schedules.drivers import REPLACING, MetricDriver
+from mlrsnet.schedules.optim import build_base_optimizer, resolve_optimizer
+from mlrsnet.schedules.registry import build_driver, get_schedule, parse_params, schedule_names
+from mlrsnet.schedules.spec import BuildContext
 from mlrsnet.tasks import build_task
 from mlrsnet.train import meta_train
 
+META_TRAINED, FROZEN = "mlrsnet", "mlrsnet_frozen"
 # 3 training steps per epoch: 5% of the digits training split in batches of 16.
 OVERRIDES = ["+task=digits_mlp", "task.train_fraction=0.05", "batch_size=16", "epochs=1", "progress=false"]
 
 
 @pytest.fixture(scope="module")
-def cfg() -> dict:
-    return to_plain(compose("train", OVERRIDES))
+def raw() -> dict:
+    """The composed config as a plain mapping (what mlrsnet.train parses)."""
+    return OmegaConf.to_container(compose("train", OVERRIDES), resolve=True)
+
+
+@pytest.fixture(scope="module")
+def cfg(raw) -> TrainConfig:
+    return parse_config(raw, "train")
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -51,18 +55,25 @@ def seed0_task(task_cfg: str):
     return build_task(json.loads(task_cfg), 0, "cpu")
 
 
-def fresh(cfg: dict, schedule: str, lr_multiplier: float = 1.0, **params):
+def fresh(cfg: TrainConfig, schedule: str, lr_multiplier: float = 1.0, **params):
     """A task, model and the schedule's optimiser and driver, all from seed 0 (the task is built once and
     deep-copied: the same data and generator states as a fresh build, at a tenth of the time)."""
-    cfg = {**cfg, "schedule": schedule, "schedule_params": {schedule: params}}
-    task = copy.deepcopy(seed0_task(json.dumps(cfg["task"], sort_keys=True)))
+    task = copy.deepcopy(seed0_task(json.dumps(dataclasses.asdict(cfg.task), sort_keys=True)))
     torch.manual_seed(0)
     model = task.build_model()
     optimizer = build_base_optimizer(model.parameters(),
-                                     resolve_optimizer(cfg["optimizer"], schedule_spec(cfg).optimizer))
-    built = build_schedule(cfg, task, model, optimizer, initial_loss(task, model, 0), torch.device("cpu"),
-                           lr_multiplier)
+                                     resolve_optimizer(cfg.optimizer, get_schedule(schedule).optimizer))
+    ctx = BuildContext(optimizer, model, task, cfg.epochs * task.steps_per_epoch, task.steps_per_epoch,
+                       lr_multiplier, l0=initial_loss(task, model, 0), seed=0, net=cfg.net, meta=cfg.meta,
+                       grad_clip=cfg.grad_clip)
+    built = registry.build(schedule, ctx, parse_params(schedule, params))
     return task, model, built
+
+
+def ctx_of(total_steps: int, steps_per_epoch: int, lr0: float) -> BuildContext:
+    """The run a schedule's run-relative defaults are computed for: its length and its base LR."""
+    model = torch.nn.Linear(1, 1)
+    return BuildContext(torch.optim.SGD(model.parameters(), lr=lr0), model, None, total_steps, steps_per_epoch)
 
 
 def run(task, model, built, splits=("meta",)) -> list[dict]:
@@ -79,24 +90,42 @@ def test_every_schedule_trains_three_steps(cfg, name):
     assert len(history) == 1 and math.isfinite(history[0]["train_loss"])
     assert history[0]["lr_min"] > 0
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
-    replacing = name in SCHEDULES and SCHEDULES[name].kind.endswith("optimizer")
+    replacing = get_schedule(name).kind in REPLACING
     assert (type(built.optimizer) is not torch.optim.SGD) == replacing
     assert (built.engine is not None) == (name == META_TRAINED)
 
 
-def test_unknown_schedule_is_a_one_line_error_listing_the_names(cfg):
+def test_unknown_schedule_is_a_one_line_error_listing_the_names(raw):
     with pytest.raises(ConfigError) as err:
-        check_schedule("cosin")
+        get_schedule("cosin")
     message = str(err.value)
     assert "\n" not in message and "cosine" in message and FROZEN in message and "sgd_hd" in message
     with pytest.raises(ConfigError, match="unknown schedule 'cosin'"):
-        validate({**cfg, "schedule": "cosin"})
+        parse_config({**raw, "schedule": "cosin"}, "train")
+    with pytest.raises(ConfigError, match="unknown schedule 'cosin'"):
+        parse_config({**raw, "schedule": {"name": "cosin", "optimizer": {}}}, "train")
 
 
 def test_defaults_are_relative_to_the_run_and_params_win(cfg):
-    assert default_params("step", 90, 10, 0.1) == {"step_size": 30, "gamma": 0.1}
-    assert default_params("multistep", 100, 10, 0.1)["milestones"] == [50, 75]
-    assert default_params("exponential", 50, 10, 0.1)["gamma"] ** 50 == pytest.approx(0.01)
+    def defaults(name, total, per_epoch, lr0, given=None):
+        return get_schedule(name).run_defaults(ctx_of(total, per_epoch, lr0), dict(given or {}))
+
+    assert defaults("step", 90, 10, 0.1) == {"step_size": 30, "gamma": 0.1}
+    assert defaults("multistep", 100, 10, 0.1)["milestones"] == [50, 75]
+    assert defaults("multistep", 100, 10, 0.1)["gamma"] == 0.1
+    assert defaults("exponential", 50, 10, 0.1)["gamma"] ** 50 == pytest.approx(0.01)
+    assert defaults("sgdr", 70, 10, 0.1) == {"T_0": 10, "T_mult": 2}
+    assert defaults("plateau", 200, 10, 0.1) == {"factor": 0.1, "patience": 2}
+    assert defaults("lrbench", 100, 10, 0.1) == {"policy": "TRI2", "k0": pytest.approx(0.01), "k1": 0.1, "l": 25}
+    assert defaults("autolr", 100, 50, 0.1) == {"interval": 50, "horizon": 10}
+    assert defaults("sls", 100, 10, 0.1) == {"n_batches_per_epoch": 10}
+    assert defaults("greedy_eval", 100, 12, 0.1) == {"eval_interval": 3}
+    assert defaults("cosine", 100, 10, 0.1) == {}
+    # The epoch form given by the user replaces the default it stands for.
+    assert "step_size" not in defaults("step", 90, 10, 0.1, {"step_size_epochs": 1.0})
+    assert "milestones" not in defaults("multistep", 90, 10, 0.1, {"milestones_epochs": [1.0]})
+    assert "gamma" not in defaults("exponential", 90, 10, 0.1, {"gamma_per_epoch": 0.5})
+    assert defaults("lrbench", 90, 10, 0.1, {"policy": "FIX"}) == {}
     # The epoch form given by the user replaces the default it stands for (no "not both" error).
     task, model, built = fresh(cfg, "step", step_size_epochs=1, gamma=0.5)
     assert built.driver.scheduler.step_size == 3 and built.driver.scheduler.gamma == 0.5
@@ -105,7 +134,7 @@ def test_defaults_are_relative_to_the_run_and_params_win(cfg):
 
 
 def test_lr_multiplier_scales_each_kind_of_base_lr(cfg):
-    base = cfg["optimizer"]["lr"]
+    base = cfg.optimizer.lr
     assert fresh(cfg, "cosine", 2.0)[2].optimizer.param_groups[0]["lr"] == pytest.approx(2 * base)
     assert fresh(cfg, "sgd_hd", 2.0)[2].optimizer.param_groups[0]["lr"] == pytest.approx(2 * base)
     assert fresh(cfg, "prodigy", 0.5)[2].optimizer.param_groups[0]["lr"] == pytest.approx(0.5)
@@ -118,9 +147,9 @@ def test_lr_multiplier_scales_each_kind_of_base_lr(cfg):
 
 def test_replacement_inherits_the_base_optimizers_hyperparameters(cfg):
     group = fresh(cfg, "sgd_hd")[2].optimizer.param_groups[0]
-    assert cfg["optimizer"]["momentum"] is None  # the schedule's own: SGDM 0.9 for sgd_hd
-    assert group["momentum"] == schedule_spec(cfg, "sgd_hd").optimizer["momentum"] == 0.9
-    assert group["weight_decay"] == cfg["optimizer"]["weight_decay"]
+    assert cfg.optimizer.momentum is None  # the schedule's own: SGDM 0.9 for sgd_hd
+    assert group["momentum"] == schedule_choice(cfg, "sgd_hd").optimizer["momentum"] == 0.9
+    assert group["weight_decay"] == cfg.optimizer.weight_decay
 
 
 def test_schedule_free_is_evaluated_at_its_averaged_point(cfg, monkeypatch):
@@ -205,17 +234,24 @@ def test_greedy_driver_state_round_trips(cfg):
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), other_model.parameters(), strict=True))
 
 
-def test_fixed_rejects_parameters_and_mlrsnet_needs_the_train_builder(cfg):
+def test_fixed_rejects_parameters(cfg):
     task, model, _ = fresh(cfg, "fixed")
-    optimizer = build_base_optimizer(model.parameters(), cfg["optimizer"])
-    with pytest.raises(ConfigError, match="takes no parameters"):
+    optimizer = build_base_optimizer(model.parameters(), resolve_optimizer(cfg.optimizer, {}))
+    with pytest.raises(ConfigError, match="unknown config key schedule.lr"):  # fixed declares no parameters
         build_driver("fixed", optimizer, model, task, total_steps=3, steps_per_epoch=3, params={"lr": 1})
-    with pytest.raises(ConfigError, match="build_schedule"):
+
+
+def test_mlrsnet_needs_the_train_builder(cfg):
+    # build_driver has no run `net` / `meta` sections to build a meta-trained MLR-SNet from: a one-line
+    # ConfigError naming the builder that has them (build_run, or registry.build with a full BuildContext).
+    task, model, _ = fresh(cfg, "fixed")
+    optimizer = build_base_optimizer(model.parameters(), resolve_optimizer(cfg.optimizer, {}))
+    with pytest.raises(ConfigError, match="mlrsnet"):
         build_driver(META_TRAINED, optimizer, model, task, total_steps=3, steps_per_epoch=3)
 
 
-def test_train_accepts_any_schedule_name(cfg, tmp_path):
-    run_cfg = {**cfg, "schedule": "cosine", "schedule_params": {"cosine": {"warmup_steps": 1}}}
+def test_train_accepts_any_schedule_name(raw, tmp_path):
+    run_cfg = {**raw, "schedule": "cosine", "schedule_params": {"cosine": {"warmup_steps": 1}}}
     summary = meta_train(run_cfg, tmp_path)
     assert summary["schedule"] == "cosine"
     steps = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]

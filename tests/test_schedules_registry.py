@@ -3,13 +3,14 @@ import torch
 
 import mlrsnet.schedules as schedules
 from mlrsnet.errors import ConfigError
+from mlrsnet.schedules.drivers import KINDS
+from mlrsnet.schedules.peers import optimizer_eval, optimizer_train
 from mlrsnet.schedules.registry import (
-    KINDS,
-    SCHEDULES,
-    available_schedules,
     build_optimizer,
     build_scheduler,
     describe_schedule,
+    get_schedule,
+    schedule_names,
 )
 
 WRAPPING = {"scheduler", "metric_scheduler", "eval_metric_scheduler", "eval_loss_scheduler", "tuner",
@@ -35,10 +36,19 @@ def _loss(model, batch):
     return torch.nn.functional.mse_loss(model(x), y)
 
 
-@pytest.mark.parametrize("name", available_schedules())
+# The schedules with an object of their own (a scheduler, tuner or replacement optimiser) that a hand-written
+# loop builds with build_scheduler / build_optimizer; fixed, mlrsnet, mlrsnet_frozen and rl declare a whole build.
+BUILDABLE = [name for name in schedule_names() if get_schedule(name).make is not None]
+
+
+def test_the_buildable_schedules_are_every_schedule_but_the_loop_driven_ones():
+    assert set(schedule_names()) - set(BUILDABLE) == {"fixed", "mlrsnet", "mlrsnet_frozen", "rl"}
+
+
+@pytest.mark.parametrize("name", BUILDABLE)
 def test_every_name_builds_and_runs_a_few_steps(name):
     torch.manual_seed(0)
-    info = SCHEDULES[name]
+    info = get_schedule(name)
     assert info.kind in KINDS and info.summary and info.reference
     assert name in describe_schedule(name)
     batch = _data()
@@ -50,7 +60,7 @@ def test_every_name_builds_and_runs_a_few_steps(name):
     else:
         lr = 0.05 if "schedulefree" in name or name.endswith("_hd") else 1.0
         opt = build_optimizer(name, model.parameters(), lr=lr)
-        schedules.optimizer_train(opt)
+        optimizer_train(opt)
     for step in range(4):
         if info.kind == "tuner":
             sch.maybe_tune(step, [batch])
@@ -71,7 +81,7 @@ def test_every_name_builds_and_runs_a_few_steps(name):
             sch.step()
         elif info.kind in ("metric_scheduler", "eval_metric_scheduler", "eval_loss_scheduler"):
             sch.step(float(loss.detach()))
-    schedules.optimizer_eval(opt)
+    optimizer_eval(opt)
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert all(g["lr"] > 0 for g in opt.param_groups)
 
@@ -93,6 +103,9 @@ def test_wrong_builder_unknown_name_and_missing_pieces():
         build_scheduler("greedy", opt, total_steps=10, steps_per_epoch=5, patience_steps=3)
     with pytest.raises(ConfigError):
         build_optimizer("sls", model.parameters(), lr=1.0, momentum=0.9)
+    for name in ("fixed", "mlrsnet", "mlrsnet_frozen", "rl"):  # built by the training loop (registry.build)
+        with pytest.raises(ConfigError, match=f"schedule={name}|build_scheduler"):
+            build_scheduler(name, opt, total_steps=10, steps_per_epoch=5)
 
 
 def test_package_exports_the_public_names():

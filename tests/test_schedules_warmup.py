@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
 from mlrsnet.errors import ConfigError
-from mlrsnet.schedules.drivers import EvalLossDriver, build_driver, schedule_names
-from mlrsnet.schedules.registry import build_scheduler
-from tests.conftest import REPO
+from mlrsnet.schedules.drivers import EvalLossDriver
+from mlrsnet.schedules.registry import build_driver, build_scheduler, schedule_names, schedule_node
 
 
 def _lrs(name: str, total: int, **params) -> list[float]:
@@ -86,11 +83,11 @@ def test_greedy_eval_steps_greedylr_on_the_meta_loss_every_interval():
     assert driver.step == 18
 
 
-def test_every_new_schedule_has_its_config_file_and_it_builds():
+def test_every_new_schedule_has_its_config_node_and_it_builds():
     model = torch.nn.Linear(1, 1)
     for name in ("warmup_constant", "warmup_linear", "warmup_cosine", "greedy_eval"):
         assert name in schedule_names()
-        conf = yaml.safe_load(Path(REPO / "conf" / "schedule" / f"{name}.yaml").read_text())
+        conf = schedule_node(name)  # what schedule=<name> composes
         assert conf["name"] == name and conf["optimizer"] == {}
         params = {k: v for k, v in conf.items() if k not in ("name", "optimizer")}
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)

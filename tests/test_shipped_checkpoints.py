@@ -79,10 +79,11 @@ def test_net_from_memory_is_not_a_name():
 
 
 def test_a_run_under_mlrsnet_frozen_records_the_resolved_path_and_sha256(tmp_path, monkeypatch):
-    from mlrsnet.engine.build import build_run, to_plain
+    from mlrsnet.engine.build import build_run
+    from mlrsnet.train import validate
 
     monkeypatch.chdir(tmp_path)
-    cfg = to_plain(compose("train", ["+task=digits_mlp", "epochs=1", "schedule=mlrsnet_frozen",
+    cfg = validate(compose("train", ["+task=digits_mlp", "epochs=1", "schedule=mlrsnet_frozen",
                                      "schedule.checkpoint=paper_cifar10_resnet18"]))
     info = build_run(cfg).info
     (record,) = info["checkpoints"]

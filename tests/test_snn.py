@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from mlrsnet.bench import bench
-from mlrsnet.engine.build import to_plain
 from mlrsnet.engine.cli import compose
+from mlrsnet.engine.config import parse_config
 from mlrsnet.engine.selection import select_fastest, time_to_target
 from mlrsnet.errors import ConfigError, DataMissingError
 from mlrsnet.tasks import build_task
@@ -93,8 +93,8 @@ def test_missing_nmnist_is_a_one_line_error(tmp_path):
 
 @pytest.mark.parametrize("name", ["snn_digits", "snn_events"])
 def test_snn_tasks_build_and_report_spike_rate(name):
-    cfg = to_plain(compose("train", [f"+task={name}", "task.time_steps=4"]))
-    task = build_task(cfg["task"], 0, "cpu")
+    cfg = parse_config(compose("train", [f"+task={name}", "task.time_steps=4"]), "train")
+    task = build_task(cfg.task, 0, "cpu")
     x, y = next(task.train_batches(0))
     assert x.shape[1] == 4 and set(torch.unique(x).tolist()) <= {0.0, 1.0}
     model = task.build_model()
@@ -103,9 +103,8 @@ def test_snn_tasks_build_and_report_spike_rate(name):
 
 
 def test_bad_time_steps_is_a_config_error():
-    cfg = to_plain(compose("train", ["+task=snn_digits", "task.time_steps=1"]))
     with pytest.raises(ConfigError, match="task.time_steps"):
-        build_task(cfg["task"], 0, "cpu")
+        build_task(parse_config(compose("train", ["+task=snn_digits", "task.time_steps=1"]), "train").task, 0, "cpu")
 
 
 def test_one_epoch_of_snn_digits_under_the_meta_engine(tmp_path):
@@ -179,5 +178,5 @@ def test_bench_select_fastest_writes_the_choice(tmp_path):
 
 def test_bench_rejects_an_unknown_selection(tmp_path):
     cfg = compose("bench", ["+task=digits_mlp", "select=slowest"])
-    with pytest.raises(ConfigError, match="select must be null or fastest"):
+    with pytest.raises(ConfigError, match="select=.slowest. is not one of fastest; set select=fastest"):
         bench(cfg, tmp_path)

@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from mlrsnet.engine.build import to_plain
+from mlrsnet.engine.config import parse_config
 from mlrsnet.errors import ConfigError
 from mlrsnet.tasks import build_task
+from mlrsnet.tasks.base import ClassificationConfig
 from mlrsnet.tasks.data.splits import class_balanced_split, corrupt_labels, reference_transition
 from mlrsnet.tasks.offline import split_classification
 from tests.conftest import compose
@@ -39,7 +40,8 @@ def test_subsampled_training_set_never_holds_a_meta_example(train_fraction):
     n = 400
     x = torch.arange(n, dtype=torch.float32).reshape(n, 1)  # each example is its own index
     y = torch.arange(4).repeat(n // 4)
-    cfg = {"meta_size": 40, "train_fraction": train_fraction}
+    cfg = ClassificationConfig(name="toy", dataset="toy", model="toy", batch_size=8, meta_batch_size=8, meta_size=40,
+                               train_fraction=train_fraction)
     data = split_classification(x, y, x[:4], y[:4], 4, cfg, seed=0, device=torch.device("cpu"))
     train, meta = set(data.train_x.flatten().tolist()), set(data.meta_x.flatten().tolist())
     assert train.isdisjoint(meta)
@@ -125,11 +127,11 @@ def test_noise_rate_out_of_range():
 @pytest.fixture(scope="module")
 def digits_task():
     """The default digits_cnn task (meta_size 100, no noise), built once: the tests below only read it."""
-    return build_task(to_plain(compose(overrides=["+task=digits_cnn"]))["task"], seed=0)
+    return build_task(parse_config(compose(overrides=["+task=digits_cnn"])).task, seed=0)
 
 
 def test_digits_task_noise_touches_training_split_only(digits_task):
-    noisy = to_plain(compose(overrides=["+task=digits_cnn", "task.noise.kind=sym", "task.noise.rate=0.4"]))["task"]
+    noisy = parse_config(compose(overrides=["+task=digits_cnn", "task.noise.kind=sym", "task.noise.rate=0.4"])).task
     a, b = digits_task, build_task(noisy, seed=0)
     assert torch.equal(a.data.meta_y, b.data.meta_y) and torch.equal(a.data.meta_x, b.data.meta_x)
     assert torch.equal(a.data.test_y, b.data.test_y) and torch.equal(a.data.test_x, b.data.test_x)

@@ -3,6 +3,7 @@ the loader, the task (splits, noise, batches) and training through :func:`mlrsne
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Iterator
@@ -11,12 +12,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from mlrsnet.engine.build import apply_speed_options, build_base_optimizer, to_plain
+from mlrsnet.engine.build import apply_speed_options
 from mlrsnet.engine.cli import compose
+from mlrsnet.engine.config import TrainConfig, parse_config
 from mlrsnet.errors import ConfigError, DataMissingError
 from mlrsnet.meta.engine import MetaEngine
 from mlrsnet.net import MLRSNet
 from mlrsnet.schedules.drivers import MLRSNetDriver
+from mlrsnet.schedules.optim import build_base_optimizer, resolve_optimizer
 from mlrsnet.tasks import ClassificationTask, LanguageModelTask, Task, build_task
 from mlrsnet.tasks.data import download as download_mod
 from mlrsnet.tasks.data.text_corpora import UNK, load_ptb, load_wikitext2
@@ -93,10 +96,10 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(download_mod.urllib.request, "urlopen", refuse)
 
 
-def _cfg(name: str, root: Path, *extra: str, small: bool = True) -> dict:
+def _cfg(name: str, root: Path, *extra: str, small: bool = True) -> TrainConfig:
     overrides = [f"+task={name}", f"data.root={root}", "data.download=false", *TASKS[name],
                  *(SMALL[name] if small else []), *extra]
-    return to_plain(compose("train", overrides))
+    return parse_config(compose("train", overrides), "train")
 
 
 def _rows(x: torch.Tensor) -> set[bytes]:
@@ -106,11 +109,11 @@ def _rows(x: torch.Tensor) -> set[bytes]:
 @pytest.mark.parametrize("name", IMAGES)
 def test_image_task_data_splits_and_batches(data_root: Path, name: str) -> None:
     cfg = _cfg(name, data_root)
-    task = build_task(cfg["task"], seed=0)
+    task = build_task(cfg.task, seed=0)
     assert isinstance(task, ClassificationTask)
     n, size, classes = IMAGES[name]
     d = task.data
-    meta_size, meta_bs, bs = cfg["task"]["meta_size"], cfg["meta"]["batch_size"], cfg["batch_size"]
+    meta_size, meta_bs, bs = cfg.task.meta_size, cfg.meta.batch_size, cfg.batch_size
     assert task.info.num_classes == classes
     for x in (d.train_x, d.meta_x, d.test_x):
         assert x.dtype == torch.uint8 and tuple(x.shape[1:]) == (3, size, size)
@@ -128,14 +131,14 @@ def test_image_task_data_splits_and_batches(data_root: Path, name: str) -> None:
 
 
 def test_svhn_is_not_flipped_and_cifar_is(data_root: Path) -> None:
-    assert _cfg("svhn_resnet", data_root)["task"]["flip"] is False
-    assert _cfg("cifar10_resnet", data_root)["task"]["flip"] is True
+    assert _cfg("svhn_resnet", data_root).task.flip is False
+    assert _cfg("cifar10_resnet", data_root).task.flip is True
 
 
 def test_noisy_label_variant_corrupts_training_labels_only(data_root: Path) -> None:
-    clean = build_task(_cfg("cifar10_resnet", data_root)["task"], seed=0)
+    clean = build_task(_cfg("cifar10_resnet", data_root).task, seed=0)
     noisy_cfg = _cfg("cifar10_resnet", data_root, "task.noise.kind=sym", "task.noise.rate=0.4")
-    noisy = build_task(noisy_cfg["task"], seed=0)
+    noisy = build_task(noisy_cfg.task, seed=0)
     flipped = noisy.data.train_y != noisy.data.clean_train_y
     assert int(flipped.sum()) == round(0.4 * noisy.data.train_y.numel())
     assert torch.equal(noisy.data.clean_train_y, clean.data.train_y)
@@ -143,7 +146,7 @@ def test_noisy_label_variant_corrupts_training_labels_only(data_root: Path) -> N
 
 
 def test_model_is_selectable(data_root: Path) -> None:
-    task = build_task(_cfg("svhn_resnet", data_root, "task.model=mobilenetv2", small=False)["task"], seed=0)
+    task = build_task(_cfg("svhn_resnet", data_root, "task.model=mobilenetv2", small=False).task, seed=0)
     model = task.build_model()
     assert isinstance(model, MobileNetV2)
     x, _ = task.meta_batch()
@@ -153,7 +156,7 @@ def test_model_is_selectable(data_root: Path) -> None:
 @pytest.mark.parametrize("name,loader", [("ptb_lstm", load_ptb), ("wikitext2_lstm", load_wikitext2)])
 def test_language_model_task_vocab_streams_and_batches(data_root: Path, name: str, loader) -> None:
     cfg = _cfg(name, data_root)
-    task = build_task(cfg["task"], seed=0)
+    task = build_task(cfg.task, seed=0)
     assert isinstance(task, LanguageModelTask)
     splits = loader(data_root, download=False)
     vocab = splits.vocab
@@ -173,13 +176,17 @@ def test_language_model_task_vocab_streams_and_batches(data_root: Path, name: st
 
 def test_language_model_meta_set_from_the_training_tail(data_root: Path) -> None:
     cfg = _cfg("ptb_lstm", data_root, "task.meta_split=train_tail", "task.meta_tokens=50")
-    task = build_task(cfg["task"], seed=0)
+    task = build_task(cfg.task, seed=0)
     train = load_ptb(data_root, download=False).train
     assert torch.equal(task.streams["meta"], train[-50:]) and torch.equal(task.streams["train"], train[:-50])
-    with pytest.raises(ConfigError, match="test split is never used"):
-        build_task(_cfg("ptb_lstm", data_root, "task.meta_split=test")["task"], seed=0)
-    with pytest.raises(ConfigError, match="label noise"):
-        build_task(_cfg("ptb_lstm", data_root, "task.noise.kind=sym", "task.noise.rate=0.4")["task"], seed=0)
+    # The test stream is never a choice: meta_split is valid or train_tail only.
+    with pytest.raises(ConfigError, match="task.meta_split='test' is not one of valid, train_tail"):
+        build_task(_cfg("ptb_lstm", data_root, "task.meta_split=test").task, seed=0)
+    # Label noise is a key of the classification tasks only.
+    with pytest.raises(ConfigError, match="unknown config key task.noise"):
+        build_task(_cfg("ptb_lstm", data_root, "+task.noise.kind=sym", "+task.noise.rate=0.4").task, seed=0)
+    with pytest.raises(ConfigError, match="unknown config key task.noise"):
+        build_task({**dataclasses.asdict(cfg.task), "noise": {"kind": "sym", "rate": 0.4}}, seed=0)
 
 
 @pytest.mark.parametrize("name", TASKS)
@@ -191,18 +198,18 @@ def test_one_epoch_of_meta_training(data_root: Path, tmp_path: Path, name: str) 
     assert (tmp_path / "run" / "mlrsnet.pt").exists()
 
 
-def _meta_training_step(task: Task, cfg: dict) -> float:
+def _meta_training_step(task: Task, cfg: TrainConfig) -> float:
     """One iteration of the training loop with a meta step, on a freshly built model; returns the loss."""
     model = task.build_model()
-    optimizer = build_base_optimizer(model.parameters(), cfg["optimizer"])
+    optimizer = build_base_optimizer(model.parameters(), resolve_optimizer(cfg.optimizer, {}))
     net = MLRSNet(gamma=0.1)
-    engine = MetaEngine(net, task, model, optimizer, grad_clip=cfg["grad_clip"])
+    engine = MetaEngine(net, task, model, optimizer, grad_clip=cfg.grad_clip)
     before = [p.detach().clone() for p in (*model.parameters(), *net.parameters())]
     batch = next(iter(task.train_batches(0)))
     loss = task.train_loss(model, batch)
     loss.backward()
-    if cfg["grad_clip"]:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     assert math.isfinite(float(engine.meta_step(batch, loss)))
     MLRSNetDriver(net, optimizer, task.info.loss_scale).before_step(loss)
     optimizer.step()
@@ -213,23 +220,23 @@ def _meta_training_step(task: Task, cfg: dict) -> float:
 
 def test_real_resnet18_step_on_a_two_image_batch(data_root: Path) -> None:
     cfg = _cfg("cifar10_resnet", data_root, "batch_size=2", "meta.batch_size=2", small=False)
-    task = build_task(cfg["task"], seed=0)
-    assert cfg["task"]["model"] == "resnet18" and isinstance(task.build_model(), ResNet)
+    task = build_task(cfg.task, seed=0)
+    assert cfg.task.model == "resnet18" and isinstance(task.build_model(), ResNet)
     assert math.isfinite(_meta_training_step(task, cfg))
 
 
 @pytest.mark.parametrize("name,model", [("ptb_lstm", "lstm_lm_2layer"), ("ptb_lstm3", "lstm_lm_3layer")])
 def test_real_lstm_step(data_root: Path, name: str, model: str) -> None:
     cfg = _cfg(name, data_root, "batch_size=2", "meta.batch_size=2", small=False)
-    task = build_task(cfg["task"], seed=0)
+    task = build_task(cfg.task, seed=0)
     lm = task.build_model()
-    assert cfg["task"]["model"] == model and lm.rnn.hidden_size == 512 and lm.decoder.weight is lm.encoder.weight
+    assert cfg.task.model == model and lm.rnn.hidden_size == 512 and lm.decoder.weight is lm.encoder.weight
     assert _meta_training_step(task, cfg) == pytest.approx(math.log(task.info.num_classes), rel=0.2)
 
 
 def test_speed_options_on_cpu(data_root: Path) -> None:
     cfg = _cfg("cifar10_resnet", data_root, "amp=true", "channels_last=true", "compile=true")
-    task = build_task(cfg["task"], seed=0)
+    task = build_task(cfg.task, seed=0)
     model = task.build_model()
     assert apply_speed_options(cfg, task, model, torch.device("cpu")) is model, "compile is CUDA-only"
     assert task.autocast_dtype is None, "amp is CUDA-only"
@@ -245,7 +252,7 @@ def test_speed_options_on_cpu(data_root: Path) -> None:
 @pytest.mark.parametrize("name", TASKS)
 def test_missing_data_names_the_files(tmp_path: Path, name: str) -> None:
     with pytest.raises(DataMissingError, match="Fetch by hand") as info:
-        build_task(_cfg(name, tmp_path / "empty")["task"], seed=0)
+        build_task(_cfg(name, tmp_path / "empty").task, seed=0)
     assert "\n" not in str(info.value) and str(tmp_path / "empty") in str(info.value)
 
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from mlrsnet.checkpoint import DEFAULT_CHECKPOINT, save_mlrsnet
-from mlrsnet.engine.build import build_base_optimizer, build_net, initial_loss, to_plain
+from mlrsnet.engine.build import initial_loss
 from mlrsnet.engine.cli import available_configs
+from mlrsnet.engine.config import parse_config
 from mlrsnet.engine.log import read_metrics
 from mlrsnet.engine.loop import LoopConfig, train_loop
 from mlrsnet.errors import CheckpointError, ConfigError
@@ -16,7 +17,10 @@ from mlrsnet.io import file_sha256, save
 from mlrsnet.meta.engine import MetaEngine
 from mlrsnet.net import MLRSNet, MLRSNetConfig, recomputed_gamma
 from mlrsnet.rng import seed_everything
+from mlrsnet.schedules.catalog.mlrsnet import build_net
 from mlrsnet.schedules.drivers import MLRSNetDriver
+from mlrsnet.schedules.optim import build_base_optimizer, resolve_optimizer
+from mlrsnet.schedules.spec import BuildContext
 from mlrsnet.tasks import available_datasets, build_task
 from mlrsnet.transfer import transfer, validate_transfer
 from tests.conftest import compose, run_cli
@@ -27,13 +31,14 @@ TINY = ["epochs=1", "task.train_fraction=0.3", "progress=false"]
 @pytest.fixture(scope="module")
 def meta_trained(tmp_path_factory):
     """A net meta-trained in memory for one short epoch, and its checkpoint."""
-    cfg = to_plain(compose("train", ["+task=digits_mlp", *TINY]))
+    cfg = parse_config(compose("train", ["+task=digits_mlp", *TINY]), "train")
     seed_everything(0)
-    task = build_task(cfg["task"], 0, "cpu")
+    task = build_task(cfg.task, 0, "cpu")
     torch.manual_seed(0)
     model = task.build_model()
-    optimizer = build_base_optimizer(model.parameters(), cfg["optimizer"])
-    net = build_net(cfg, task, initial_loss(task, model, 0), torch.device("cpu"))
+    optimizer = build_base_optimizer(model.parameters(), resolve_optimizer(cfg.optimizer, {}))
+    net = build_net(BuildContext(optimizer, model, task, cfg.epochs * task.steps_per_epoch, task.steps_per_epoch,
+                                 l0=initial_loss(task, model, 0), net=cfg.net, device=torch.device("cpu")))
     engine = MetaEngine(net, task, model, optimizer, backend="exact", K=1, meta_lr=1e-2, meta_weight_decay=0.0)
     train_loop(task, model, optimizer, MLRSNetDriver(net, optimizer), LoopConfig(epochs=1, progress=False),
                engine=engine)
@@ -145,21 +150,29 @@ def test_every_query_composes_and_names_a_known_dataset():
                      "cifar10_shufflenetv2", "cifar100_resnet", "svhn_resnet", "tinyimagenet_resnet", "ptb_lstm"]:
         assert required in queries
     for name in queries:
-        cfg = to_plain(compose("transfer", [f"+query={name}"]))
-        assert cfg["query"]["name"] == name and cfg["query"]["axis"]
-        assert cfg["task"]["dataset"] in available_datasets()
-        assert cfg["epochs"] >= 1 and cfg["task"]["batch_size"] == cfg["batch_size"]
+        cfg = parse_config(compose("transfer", [f"+query={name}"]), "transfer")
+        assert cfg.query.name == name and cfg.query.axis
+        assert cfg.task.dataset in available_datasets()
+        assert cfg.epochs >= 1 and cfg.task.batch_size == cfg.batch_size
 
 
 def test_task_keys_compose_without_a_query_for_multirun_sweeps():
-    cfg = compose("transfer", ["task.train_fraction=0.5", "task.noise.rate=0.2"])
+    # Hydra composes a sweep's config before it knows the query: the command line passes a sweep's task keys
+    # as ++task.KEY=VALUE, and each job's query then sets the task under them.
+    from mlrsnet.engine.cli import _task_overrides_for_sweep
+
+    overrides = _task_overrides_for_sweep(["task.train_fraction=0.5", "task.noise.kind=sym", "task.noise.rate=0.2",
+                                           "epochs=1"])
+    assert overrides[-1] == "epochs=1" and all(o.startswith("++task.") for o in overrides[:-1])
+    cfg = compose("transfer", overrides)
     assert cfg.task.train_fraction == 0.5 and cfg.task.noise.rate == 0.2
+    job = parse_config(compose("transfer", ["+query=digits_mlp", *overrides]), "transfer")
+    assert job.task.train_fraction == 0.5 and job.task.noise.kind == "sym" and job.task.noise.rate == 0.2
 
 
 def test_a_single_compare_name_is_a_list():
-    cfg = to_plain(transfer_cfg("digits_mlp", "compare=step"))
-    validate_transfer(cfg)
-    assert cfg["compare"] == ["step"]
+    cfg = validate_transfer(transfer_cfg("digits_mlp", "compare=step"))
+    assert cfg.compare == ["step"]
 
 
 def test_config_errors_name_the_key():

@@ -11,10 +11,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mlrsnet.engine import config
 from mlrsnet.engine.cluster import submission_failure, watch_slurm_jobs
-from mlrsnet.engine.config import SCHEMAS, closest_key
+from mlrsnet.engine.config import CONFIGS
+from mlrsnet.engine.fingerprint import MACHINE, NEUTRAL
 from mlrsnet.errors import MLRSNetError, RunInterrupted
 from mlrsnet.rundir import register_resolvers, write_error
+from mlrsnet.schedules import registry as schedule_registry
+from mlrsnet.tasks import registry as task_registry
+from mlrsnet.typed import closest_key
 
 CONFIG_PATH = "pkg://mlrsnet.conf"
 # The config group each command composes its task from; the other is a mistake (train +query=...).
@@ -34,11 +39,17 @@ def _register_choices() -> None:
 
     if not OmegaConf.has_resolver("mlrsnet_choices"):  # the --help text lists a group's configs
         OmegaConf.register_new_resolver("mlrsnet_choices", lambda group: ", ".join(available_configs(group)))
+    if not OmegaConf.has_resolver("mlrsnet_neutral_keys"):  # keys that name no sweep job directory
+        OmegaConf.register_new_resolver("mlrsnet_neutral_keys", lambda: sorted(NEUTRAL | MACHINE))
 
 
-# At import, also in a submitit worker that unpickles a job: its config names ${run_id:}.
+# At import, also in a submitit worker that unpickles a job: its config names ${run_id:}. The defaults Hydra
+# composes from are the typed configs' own (ConfigStore: base/<command>, schedule/<name>, task_schema/<dataset>).
 register_resolvers()
 _register_choices()
+config.register_command_configs()
+schedule_registry.register_schedule_configs()
+task_registry.register_task_configs()
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -73,6 +84,36 @@ def check_group_arg(argv: list[str], group: str, command: str) -> list[str]:
     if not found and not any(a in ("-h", "--help", "--cfg", "-c", "--info", "-i") for a in argv):
         fail(f"no {group} given; run `python -m mlrsnet.{command} +{group}=NAME` with NAME one of: {listing}")
     return out
+
+
+def _task_overrides_for_sweep(argv: list[str]) -> list[str]:
+    """A sweep's ``task.KEY=VALUE`` as ``++task.KEY=VALUE``: Hydra composes a sweep's config before it knows the
+    task (a sweep over ``+task=a,b`` is expanded per job), where ``task`` has no keys yet; each job's task file then
+    sets the key and the override wins. A key the task does not have is still refused, per job, by the task's
+    typed config (:func:`mlrsnet.tasks.registry.parse_task`)."""
+    return [f"++{a}" if a.startswith("task.") and "=" in a else a for a in argv]
+
+
+def validate_sweep(argv: list[str], config_name: str, validate: Callable[[Any], Any]) -> None:
+    """Compose and validate every job of a multirun sweep before the first one starts: a bad value in any job
+    is the one-line error of :func:`fail`, naming the job, and nothing runs."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    overrides = [a for a in argv if "=" in a and not a.startswith("-") and not a.lstrip("+~").startswith("hydra")]
+    try:
+        batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(overrides), None)
+    except HydraException:
+        return  # Hydra itself reports an override it cannot parse, in its own words
+    jobs = [job for batch in batches for job in batch]
+    for num, job in enumerate(jobs):
+        try:
+            validate(_task_config(compose(config_name, job)))
+        except MLRSNetError as e:
+            fail(f"sweep job #{num} ({' '.join(job)}): {e}; nothing was run", e.exit_code)
+        except HydraException:
+            return  # left to Hydra's own composition of the job, which names the problem
 
 
 # The validation of the command being run (run_hydra sets it), for ValidateBeforeRun.
@@ -157,6 +198,9 @@ def run_hydra(task_function: Callable[[Any], Any], config_name: str, group: str,
     sys.argv = [sys.argv[0], *check_group_arg(sys.argv[1:], group, command)]
     if "-m" in sys.argv or "--multirun" in sys.argv:
         watch_slurm_jobs()  # a sweep may go to SLURM: read job states from squeue where sacct fails
+        sys.argv = [sys.argv[0], *_task_overrides_for_sweep(sys.argv[1:])]
+        if validate is not None:
+            validate_sweep(sys.argv[1:], config_name, validate)
     # Hydra prints its own errors over several lines unless HYDRA_FULL_ERROR is set, in which case it
     # raises them; they are raised here and turned into one line. A user's HYDRA_FULL_ERROR=1 wins.
     previous_full_error = os.environ.get("HYDRA_FULL_ERROR")
@@ -256,7 +300,7 @@ def hydra_error(e: Exception, group: str, command: str) -> str | None:
             return f"{taken.group(1)!r} is already in the config; set it with {taken.group(1)}=VALUE (no +)"
         key = re.search(r"Could not (?:override|append to config) '?([^'.\s]+(?:\.[^'.\s]+)*)'?", first)
         if key and "not in struct" in cause:
-            near = closest_key(SCHEMAS.get(command, SCHEMAS["train"]), key.group(1))
+            near = closest_key(CONFIGS.get(command.split()[0], CONFIGS["train"]), key.group(1))
             hint = f"did you mean {near}? " if near else ""
             return f"unknown config key {key.group(1)!r}; {hint}see every key with `{listing}`"
         if key:

@@ -1,361 +1,376 @@
-"""The typed schema of every entry point's config, and the one validation of a composed config.
+"""The typed config of every command: one dataclass per concept, each field declared once with its default,
+its range and its help (:func:`mlrsnet.typed.setting`); :func:`parse_config` turns a composed config into
+these objects once, and every builder takes them.
 
-Each entry point's config (``conf/train.yaml``, ``conf/transfer.yaml``, ``conf/bench.yaml`` plus the task or
-query composed into it) has a schema here: dataclasses, one per section, read by OmegaConf as structured
-configs. :func:`check_types` merges a composed config into its schema; every wrong type or unknown key
-becomes a one-line :class:`~mlrsnet.errors.ConfigError` that names the full key (``task.noise.rate``), the
-value and the fix. Ranges and choices are checked after the types by :func:`mlrsnet.engine.build.validate` (and the
-entry points' own checks), so the types are known to be right there.
+The sections owned by the domain are declared there: :class:`~mlrsnet.schedules.optim.OptimizerConfig`
+(``optimizer``), :class:`~mlrsnet.net.NetConfig` (``net``), :class:`~mlrsnet.meta.engine.MetaConfig`
+(``meta``), each task family's :class:`~mlrsnet.tasks.base.TaskConfig` (``task``, chosen by its ``dataset``)
+and each schedule's parameter class (``schedule``, chosen by its ``name``; :class:`ScheduleChoice`).
 
-The schema only validates: the config a run is built from is the composed one, unchanged. (Task
-builders read optional task keys with defaults of their own, ``cfg.get("bptt", 35)``; merging the schema
-in would give every absent optional key a ``None``.) ``schedule`` is typed ``Any``: a schedule name, or a
-schedule config ``{name, optimizer, <parameters>}``, whose parameters its builder checks.
-
-The schemas are registered in Hydra's ConfigStore under ``schema/<entry point>`` so that they can be
-composed or inspected like any other config (``hydra.compose("schema/train")``).
+Hydra composes a command's config from these defaults: :func:`register_command_configs` stores them in the
+ConfigStore (``base/<command>``), and ``conf/<command>.yaml`` lists that node first in its defaults, then the
+config groups (``logger``, ``schedule``) and its own Hydra settings. A task file (``+task=NAME``) fills the
+``task`` section on top of its dataset's defaults (``task_schema/<dataset>``) and may set any other key.
 """
 
 from __future__ import annotations
 
-import difflib
-import functools
-import types
-import typing
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
+import torch
+
 from mlrsnet.errors import ConfigError
+from mlrsnet.meta.engine import MetaConfig
+from mlrsnet.net import NetConfig
+from mlrsnet.schedules.catalog.mlrsnet_frozen import FrozenParams
+from mlrsnet.schedules.optim import OptimizerConfig
+from mlrsnet.schedules.registry import get_schedule, parse_params
+from mlrsnet.schedules.rl_policy import DEFAULT_ACTIONS, AgentSpec
+from mlrsnet.schedules.spec import ScheduleParams
+from mlrsnet.tasks import TaskConfig, parse_task
+from mlrsnet.typed import defaults, help_of, parse, setting
 
-__all__ = ["BenchSchema", "EnsembleSchema", "RLSchema", "SCHEMAS", "TrainSchema", "TransferSchema", "check_types",
-           "closest_key", "schema_keys"]
-
-
-@dataclass
-class DataSchema:
-    root: str = "./data"
-    download: bool = True
-
-
-@dataclass
-class OptimizerSchema:
-    name: str = "sgd"
-    lr: float = 0.1
-    momentum: float | None = None  # null: the schedule's own (conf/schedule/NAME.yaml)
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    eps: float = 1e-8
+__all__ = ["CONFIGS", "BenchConfig", "DataConfig", "EnsembleConfig", "GuardConfig", "LoggerConfig", "QueryConfig",
+           "RLConfig", "RunConfig", "ScheduleChoice", "TrainConfig", "TransferConfig", "parse_config",
+           "register_command_configs", "schedule_choice"]
 
 
 @dataclass
-class NoiseSchema:
-    kind: str = "none"
-    rate: float = 0.0
+class DataConfig:
+    root: str = setting("${oc.env:MLRSNET_DATA,./data}", "datasets are read from (and downloaded into) this "
+                        "directory (default: $MLRSNET_DATA, else ./data)")
+    download: bool = setting(True, "false (or env MLRSNET_OFFLINE=1): never touch the network; missing data is an "
+                             "error")
 
 
 @dataclass
-class TaskSchema:
-    """The union of the keys of every task (conf/task/*.yaml); each task reads the ones it uses."""
-
-    name: str = ""
-    dataset: str = ""
-    model: str = ""
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
-    batch_size: int = 64
-    meta_batch_size: int = 100
-    meta_size: int = 100
-    train_fraction: float = 1.0
-    noise: NoiseSchema = field(default_factory=NoiseSchema)
-    test_fraction: float = 0.3
-    split_seed: int = 0
-    data_root: str | None = None
-    download: bool = True
-    flip: bool = True
-    crop_pad: int = 4
-    eval_batch_size: int = 1024
-    meta_split: str = "valid"
-    meta_tokens: int = 0
-    bptt: int = 35
-    meta_fraction: float = 0.1
-    max_chars: int = 400_000
-    # spiking tasks (mlrsnet/tasks/snn.py)
-    time_steps: int = 8
-    encoding: str = "rate"
-    latency_threshold: float = 0.01
-    event_threshold: float = 0.15
-    max_shift: int = 1
-    # NMF tasks (mlrsnet/tasks/nmf.py)
-    rows: int = 300
-    cols: int = 60
-    true_rank: int = 8
-    rank: int = 8
-    noise_level: float = 0.1
-    instance_offset: int = 0
-    # LLM fine-tuning tasks (mlrsnet/tasks/llm.py)
-    base: str | None = None
-    lora: Any = None
-    train_chars: int = 12000
-    eval_chars: int = 6000
-    block_size: int = 64
+class LoggerConfig:
+    name: str = setting("none", "none | wandb (mirror to Weights & Biases; local files are always written)",
+                        choices=("none", "wandb"))
+    project: str | None = setting(None, "wandb project")
+    entity: str | None = setting(None, "your wandb user or team; null: the account's default")
+    group: str | None = setting(None, "e.g. the sweep's name, to group its runs")
+    tags: list[str] = setting([], "wandb tags")
+    run_name: str | None = setting(None, "null: wandb picks one")
+    mode: str | None = setting(None, "online | offline | disabled; null: the WANDB_MODE environment variable, else "
+                               "online")
+    dir: str | None = setting(None, "where wandb keeps its files; null: WANDB_DIR, else the run directory")
+    log_checkpoint: bool = setting(True, "upload mlrsnet.pt as a `model` artifact at the end of the run")
 
 
 @dataclass
-class MetaSchema:
-    backend: str = "exact"
-    K: int = 1
-    first_order: bool = False
-    lookahead_advances_state: bool = False
-    interval: int = 1
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    batch_size: int = 100
+class GuardConfig:
+    """Divergence: a non-finite loss or meta loss, or a learning rate outside [lr_min, lr_max]."""
+
+    on_divergence: str = setting("stop", "stop: exit (code 3) naming the step, loss and LR; run_state.pt keeps the "
+                                 "last good state | rollback: restore it and multiply the LR by lr_factor",
+                                 choices=("stop", "rollback"))
+    lr_min: float = setting(0.0, "lowest allowed LR", ge=0)
+    lr_max: float | None = setting(None, "highest allowed LR; null: no upper bound")
+    lr_factor: float = setting(0.5, "rollback scales MLR-SNet's gamma (schedule=mlrsnet) or optimizer.lr", gt=0,
+                               lt=1, example="0.5")
+    max_rollbacks: int = setting(3, "then stop as with on_divergence=stop", ge=0)
+
+    def check(self, prefix: str) -> None:
+        if self.lr_max is not None and self.lr_max <= self.lr_min:
+            raise ConfigError(f"{prefix}lr_max must be above {prefix}lr_min ({self.lr_min:g}), got {self.lr_max}; "
+                              f"raise {prefix}lr_max or set it to null")
 
 
 @dataclass
-class NetSchema:
-    hidden_size: int = 50
-    gamma: float | None = None
-    gamma_min: float = 0.01
-    gamma_from: str = "auto"
-    l0_over: str = "train"
+class ScheduleChoice:
+    """A schedule as a run uses it: its name, the overrides of the base optimiser it runs with, and its typed
+    parameters."""
+
+    name: str
+    optimizer: dict[str, Any]
+    params: ScheduleParams
 
 
 @dataclass
-class GuardSchema:
-    on_divergence: str = "stop"
-    lr_min: float = 0.0
-    lr_max: float | None = None
-    lr_factor: float = 0.5
-    max_rollbacks: int = 3
+class RunConfig:
+    """The keys every command shares."""
+
+    seed: int = setting(0, "seeds the split, label noise, data order and initialisation")
+    device: str = setting("cpu", "cpu | cuda | cuda:N")
+    threads: int | None = setting(None, "torch's CPU threads; null: the CPUs this process may use (under SLURM, "
+                                  "cpus_per_task). The thread count changes a run's last digits", ge=1)
+    epochs: int = setting(10, "training epochs", ge=1)
+    batch_size: int = setting(64, "training batch size", ge=1)
+    grad_clip: float | None = setting(None, "max global grad norm (language models); null: no clipping")
+    amp: bool = setting(False, "bf16 autocast of forward passes (training, meta and evaluation) on CUDA")
+    channels_last: bool = setting(False, "NHWC memory format for convolutional models")
+    compile: bool = setting(False, "torch.compile the training forward on CUDA (the meta step uses the plain model)")
+    data: DataConfig = setting(DataConfig(), "where datasets live")
+    optimizer: OptimizerConfig = setting(OptimizerConfig(), "the base (inner) optimiser")
+    task: Any = setting(None, "the task: +task=NAME (conf/task/NAME.yaml); a TaskConfig of its dataset once parsed")
+    schedule_params: dict[str, Any] = setting({}, "per-schedule parameters of the schedules a command compares: "
+                                              "+schedule_params.<name>.<key>=value")
+    progress: bool = setting(True, "a progress bar")
+    log_steps: bool = setting(True, "per-step LR and loss lines in metrics.jsonl")
+
+    def check(self, prefix: str) -> None:
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ConfigError(f"grad_clip must be a positive gradient norm or null (no clipping), got "
+                              f"{self.grad_clip:g}; set grad_clip=null or grad_clip=1.0")
+        try:
+            torch.device(self.device)
+        except (RuntimeError, ValueError):
+            raise ConfigError(f"device={self.device!r} is not a device; set device=cpu, device=cuda or "
+                              "device=cuda:N") from None
+        if not isinstance(self.schedule_params, dict) or not all(isinstance(v, dict | None)
+                                                                 for v in self.schedule_params.values()):
+            raise ConfigError("schedule_params must map schedule names to their parameters, e.g. "
+                              "+schedule_params.step.gamma=0.5")
+
+    @property
+    def task_config(self) -> TaskConfig:
+        return self.task
 
 
 @dataclass
-class LoggerSchema:
-    name: str = "none"
-    project: str | None = None
-    entity: str | None = None
-    group: str | None = None
-    tags: list[str] = field(default_factory=list)
-    run_name: str | None = None
-    mode: str | None = None
-    dir: str | None = None
-    log_checkpoint: bool = True
+class TrainConfig(RunConfig):
+    """``python -m mlrsnet.train``: conf/train.yaml + a task."""
+
+    logger: LoggerConfig = setting(LoggerConfig(), "experiment tracker")
+    schedule: Any = setting("mlrsnet", "the LR schedule (schedule=NAME); a ScheduleChoice once parsed")
+    meta: MetaConfig = setting(MetaConfig(), "meta-training of MLR-SNet in place")
+    net: NetConfig = setting(NetConfig(), "the meta-trained MLR-SNet")
+    copy_to_checkpoints: bool = setting(False, "also copy the run's bundle to <checkpoints_dir>/<task>_seed<seed>.pt "
+                                        "(never into the shipped ones)")
+    checkpoints_dir: str = setting("checkpoints", "where copy_to_checkpoints writes")
+    snapshots: int = setting(5, "MLR-SNet weights kept at this many evenly spaced epochs (plots); 0: none", ge=0)
+    resume: Any = setting("auto", "auto: continue from the run directory's run_state.pt if it has one | true: "
+                          "require one | false: start over")
+    save_every: int = setting(1, "epochs between run-state saves", ge=1)
+    guard: GuardConfig = setting(GuardConfig(), "divergence guard")
+
+    def check(self, prefix: str) -> None:
+        super().check(prefix)
+        if self.resume not in ("auto", True, False):
+            raise ConfigError(f"resume must be auto, true or false, got {self.resume!r}; set resume=auto")
 
 
 @dataclass
-class _Common:
-    """Keys every entry point shares."""
+class BenchConfig(TrainConfig):
+    """``python -m mlrsnet.bench``: conf/bench.yaml (train.yaml + the benchmark's keys) + a task."""
 
-    seed: int = 0
-    device: str = "cpu"
-    threads: int | None = None
-    epochs: int = 10
-    batch_size: int = 64
-    grad_clip: float | None = None
-    amp: bool = False
-    channels_last: bool = False
-    compile: bool = False
-    data: DataSchema = field(default_factory=DataSchema)
-    optimizer: OptimizerSchema = field(default_factory=OptimizerSchema)
-    task: TaskSchema = field(default_factory=TaskSchema)
-    schedule_params: dict[str, Any] = field(default_factory=dict)
-    progress: bool = True
-    log_steps: bool = True
+    schedules: list[Any] = setting(["fixed", "step", "cosine", "greedy", "mlrsnet"], "schedules to compare: any "
+                                   "schedule= name")
+    seeds: list[int] = setting([0, 1, 2], "every schedule trains with each seed: same split, label noise, data "
+                               "order and init")
+    tune: bool = setting(True, "tune each schedule's base LR on the meta split (never the test split)")
+    lr_grid: list[float] = setting([0.3, 1.0, 3.0], "multipliers of each schedule's base LR tried when tuning")
+    tune_epochs: int | None = setting(None, "epochs of a tuning run; null: epochs", ge=1)
+    tune_seed: int = setting(0, "seed of the tuning runs")
+    target_metric: float | None = setting(0.9, "time to target: first epoch whose test metric reaches this (<= for "
+                                          "perplexity); null: off")
+    out_dir: str | None = setting(None, "null: Hydra's run directory; share one across multirun jobs to get one "
+                                  "table")
+    select: str | None = setting(None, "null | fastest (FastSpiker's LR-policy selection, on the meta split only)",
+                                 choices=("fastest",))
+    select_params: dict[str, Any] = setting({"tolerance": 0.01, "alpha": 0.05, "test": "ttest", "unit": "epochs"},
+                                            "FastSpiker's selection: test ttest | wilcoxon; unit epochs | seconds")
 
-
-@dataclass
-class TrainSchema(_Common):
-    """conf/train.yaml + a task."""
-
-    logger: LoggerSchema = field(default_factory=LoggerSchema)
-    schedule: Any = "mlrsnet"
-    meta: MetaSchema = field(default_factory=MetaSchema)
-    net: NetSchema = field(default_factory=NetSchema)
-    copy_to_checkpoints: bool = False
-    checkpoints_dir: str = "checkpoints"
-    snapshots: int = 5
-    resume: Any = "auto"
-    save_every: int = 1
-    guard: GuardSchema = field(default_factory=GuardSchema)
-
-
-@dataclass
-class BenchSchema(TrainSchema):
-    """conf/bench.yaml (train.yaml + the benchmark's keys) + a task."""
-
-    schedules: list[Any] = field(default_factory=list)
-    seeds: list[int] = field(default_factory=list)
-    tune: bool = True
-    lr_grid: list[float] = field(default_factory=list)
-    tune_epochs: int | None = None
-    tune_seed: int = 0
-    target_metric: float | None = 0.9
-    out_dir: str | None = None
-    select: str | None = None
-    select_params: dict[str, Any] = field(default_factory=dict)
+    def check(self, prefix: str) -> None:
+        super().check(prefix)
+        if not self.schedules:
+            raise ConfigError("schedules must be a non-empty list, e.g. schedules=[fixed,cosine,mlrsnet]")
+        for name in self.schedules:
+            get_schedule(str(name))
+        if len(set(self.schedules)) != len(self.schedules):
+            raise ConfigError(f"schedules lists a name twice: {self.schedules}")
+        if not self.seeds:
+            raise ConfigError(f"seeds must be a non-empty list of integers, e.g. seeds=[0,1,2]; got {self.seeds}")
+        if not self.lr_grid or not all(m > 0 for m in self.lr_grid):
+            raise ConfigError(f"lr_grid must be a non-empty list of positive LR multipliers, e.g. "
+                              f"lr_grid=[0.3,1,3]; got {self.lr_grid}")
+        if self.select == "fastest" and self.select_params.get("target", self.target_metric) is None:
+            raise ConfigError("select=fastest needs a target: set target_metric=VALUE or select_params.target=VALUE")
 
 
 @dataclass
-class QuerySchema:
-    name: str = ""
-    axis: str = ""
+class QueryConfig:
+    name: str = setting("???", "set by the query file")
+    axis: str = setting("???", "what the query changes: epochs, architecture, data, modality...")
 
 
 @dataclass
-class TransferSchema(_Common):
-    """conf/transfer.yaml + a query. ``checkpoint`` (a path, a list of paths or null), ``gamma``
-    (recompute, checkpoint or a number) and ``compare`` (a name or a list) take more than one type and
-    are checked by :func:`mlrsnet.transfer.validate_transfer`."""
+class TransferConfig(RunConfig):
+    """``python -m mlrsnet.transfer``: conf/transfer.yaml + a query. ``checkpoint``, ``gamma``, ``gamma_min``
+    and ``gamma_from`` are the parameters of the query's frozen MLR-SNet (``schedule=mlrsnet_frozen``)."""
 
-    # A query composes a task config, which also sets the training settings of meta-training runs on that
-    # task (meta.*, net.*); the transfer reads meta.batch_size only.
-    meta: MetaSchema = field(default_factory=MetaSchema)
-    net: NetSchema = field(default_factory=NetSchema)
-    query: QuerySchema = field(default_factory=QuerySchema)
-    checkpoint: Any = None
-    gamma: Any = "recompute"
-    gamma_min: float = 0.01
-    gamma_from: str = "auto"
-    compare: Any = field(default_factory=list)
+    meta: MetaConfig = setting(MetaConfig(), "the meta batch size the task configs refer to; transfer takes no meta "
+                               "steps")
+    net: NetConfig = setting(NetConfig(), "read by no transfer run; a query's task may set it")
+    query: QueryConfig = setting(QueryConfig(), "the query (conf/query/NAME.yaml)")
+    checkpoint: Any = setting(FrozenParams.checkpoint, help_of(FrozenParams, "checkpoint"))
+    gamma: Any = setting(FrozenParams.gamma, help_of(FrozenParams, "gamma"))
+    gamma_min: float = setting(FrozenParams.gamma_min, help_of(FrozenParams, "gamma_min"), ge=0)
+    gamma_from: str = setting(FrozenParams.gamma_from, help_of(FrozenParams, "gamma_from"))
+    compare: Any = setting([], "also train the query under these schedules (any schedule= name but mlrsnet), each "
+                           "with the same seed, initialisation and data order: compare=[multistep,cosine]")
+
+    def frozen(self) -> FrozenParams:
+        """The parameters of the query's frozen MLR-SNet."""
+        return parse(FrozenParams, {"checkpoint": self.checkpoint, "gamma": self.gamma, "gamma_min": self.gamma_min,
+                                    "gamma_from": self.gamma_from}, "")
+
+    def check(self, prefix: str) -> None:
+        super().check(prefix)
+        self.frozen()
+        if isinstance(self.compare, str):
+            self.compare = [self.compare]
+        self.compare = list(self.compare or [])
+        for name in self.compare:
+            if name == "mlrsnet":
+                raise ConfigError("compare: mlrsnet is meta-trained in place (python -m mlrsnet.train); the transfer "
+                                  "run itself is the frozen MLR-SNet, so leave it out of compare")
+            get_schedule(name)
 
 
 @dataclass
-class EnsembleSchema(TrainSchema):
-    """conf/ensemble.yaml (train.yaml + LREnsemble's keys) + a task; the pool, greedy and focal sections are
-    checked by :func:`mlrsnet.ensemble.study.validate_ensemble`."""
+class EnsembleConfig(TrainConfig):
+    """``python -m mlrsnet.ensemble``: conf/ensemble.yaml (train.yaml + LREnsemble's keys) + a task; the pool,
+    methods and combiners are checked by :func:`mlrsnet.ensemble.study.validate_ensemble`."""
 
-    seeds: list[int] = field(default_factory=list)
-    from_bench: str | None = None
-    pool: Any = None
-    methods: list[str] = field(default_factory=list)
-    combiners: list[str] = field(default_factory=list)
-    max_team_size: int = 4
-    max_teams: int = 20000
-    greedy: dict[str, Any] = field(default_factory=dict)
-    focal: dict[str, Any] = field(default_factory=dict)
-    out_dir: str | None = None
+    seeds: list[int] = setting([0, 1, 2], "one pool, one selection and one table row per seed")
+    from_bench: str | None = setting(None, "a finished `python -m mlrsnet.bench` out_dir: its runs are the pool")
+    pool: Any = setting(None, "[{name, schedule, params, lr_multipliers}, ...]: one base model per entry and "
+                        "multiplier")
+    methods: list[str] = setting(["all", "brute", "greedy", "focal"], "team selection methods")
+    combiners: list[str] = setting(["soft", "plurality"], "how a team's predictions are combined")
+    max_team_size: int = setting(4, "brute and focal: teams of 2..max_team_size distinct members", ge=2)
+    max_teams: int = setting(20000, "brute and focal are skipped when there are more teams than this", ge=2)
+    greedy: dict[str, Any] = setting({"bag_size": 10, "init_k": 0}, "Caruana's greedy selection")
+    focal: dict[str, Any] = setting({"metrics": ["CK", "QS", "BD", "FK", "KW", "GD"]}, "focal-diversity pruning")
+    out_dir: str | None = setting(None, "null: Hydra's run directory")
 
 
 @dataclass
-class RLSchema(TrainSchema):
-    """conf/rl.yaml (train.yaml + the agent's section ``rl``, checked by :mod:`mlrsnet.rl.agent`) + a task."""
+class RLSection:
+    """The agent's settings: how it observes and acts (:class:`~mlrsnet.schedules.rl_policy.AgentSpec`, stored with
+    a policy) and how PPO trains it."""
 
-    rl: dict[str, Any] = field(default_factory=dict)
+    total_timesteps: int = setting(3000, "agent steps (decisions); PPO budgets here are small: CPU is scarce", ge=1)
+    seed_range: list[int] = setting([100, 100000], "episode run seeds are drawn from [low, high); seeds below low stay "
+                                    "held out (nmf_synthetic: a fresh matrix per seed)")
+    decision_interval: int | None = setting(AgentSpec.decision_interval, "training steps between decisions; null: "
+                                            "ceil(total steps / decisions)", ge=1)
+    decisions: int = setting(AgentSpec.decisions, "decisions per episode", ge=1)
+    actions: list[float] = setting(list(DEFAULT_ACTIONS), "LR multipliers")
+    lr_min_factor: float = setting(AgentSpec.lr_min_factor, "the LR stays in [lr_min_factor, lr_max_factor] * "
+                                   "optimizer.lr", gt=0, le=1)
+    lr_max_factor: float = setting(AgentSpec.lr_max_factor, "see lr_min_factor", ge=1)
+    ema_beta: float = setting(AgentSpec.ema_beta, "EMA of the training loss in the state", ge=0, lt=1)
+    safe: bool = setting(False, "clip every step's LR to the task's stability bound (NMF tasks)")
+    terminal_weight: float = setting(1.0, "terminal reward: terminal_weight * (log v_0 - log v_T), v the meta-split "
+                                     "loss")
+    divergence_penalty: float = setting(10.0, "reward of an episode that diverges: minus this")
+    net_arch: list[int] = setting([32, 32], "actor and critic MLPs (tanh)")
+    ppo: dict[str, Any] = setting({"n_steps": 256, "batch_size": 64, "n_epochs": 4, "learning_rate": 3.0e-4,
+                                   "gamma": 0.99, "gae_lambda": 0.95, "ent_coef": 0.01},
+                                  "stable_baselines3.PPO keyword arguments")
+
+    def check(self, prefix: str) -> None:
+        if len(self.seed_range) != 2 or not 0 <= self.seed_range[0] < self.seed_range[1]:
+            raise ConfigError(f"{prefix}seed_range must be [low, high) with 0 <= low < high, got {self.seed_range}")
+        self.spec()
+
+    def spec(self) -> AgentSpec:
+        """How the agent observes and acts."""
+        return AgentSpec(tuple(self.actions), self.decision_interval, self.decisions, self.lr_min_factor,
+                         self.lr_max_factor, self.ema_beta)
 
 
-_BENCH_KEYS = frozenset(f.name for f in fields(BenchSchema))
+@dataclass
+class RLConfig(TrainConfig):
+    """``python -m mlrsnet.rl train``: conf/rl.yaml (train.yaml + the agent's section ``rl``) + a task."""
 
-SCHEMAS: dict[str, type] = {"train": TrainSchema, "transfer": TransferSchema, "bench": BenchSchema,
-                            "ensemble": EnsembleSchema, "rl": RLSchema}
+    rl: RLSection = setting(RLSection(), "the agent")
 
 
-def _register() -> None:
+CONFIGS: dict[str, type[RunConfig]] = {"train": TrainConfig, "transfer": TransferConfig, "bench": BenchConfig,
+                                       "ensemble": EnsembleConfig, "rl": RLConfig}
+_BENCH_KEYS = frozenset(f.name for f in fields(BenchConfig)) - frozenset(f.name for f in fields(TrainConfig))
+
+
+def schedule_choice(cfg: RunConfig, name: str | None = None) -> ScheduleChoice:
+    """Schedule ``name`` (default: the chosen one) as run config ``cfg`` sets it: the chosen schedule's composed
+    group, or any other schedule's declared defaults with ``schedule_params[name]`` on top."""
+    chosen = getattr(cfg, "schedule", None)
+    if isinstance(chosen, ScheduleChoice) and name in (None, chosen.name):
+        return chosen
+    if name is None:
+        raise ConfigError("this command has no schedule key; name the schedule")
+    decl = get_schedule(name)
+    extra = dict(cfg.schedule_params.get(name) or {})
+    optimizer = {**decl.optimizer, **dict(extra.pop("optimizer", None) or {})}
+    return ScheduleChoice(name, optimizer, parse_params(name, extra, f"schedule_params.{name}."))
+
+
+def _parse_schedule(value: Any, legacy: dict[str, Any]) -> ScheduleChoice:
+    """The composed ``schedule`` group (``{name, optimizer, <params>}``) or, from Python, just a name."""
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict) or "name" not in value:
+        if isinstance(value, dict):
+            raise ConfigError("schedule has no name; choose one with schedule=NAME")
+        raise ConfigError(f"unknown schedule {value!r}; choose one with schedule=NAME")
+    name = str(value["name"])
+    decl = get_schedule(name)
+    optimizer = value.get("optimizer", decl.optimizer)
+    if not isinstance(optimizer, dict):
+        raise ConfigError(f"schedule.optimizer must be a mapping of optimiser keys, got {optimizer!r}; e.g. "
+                          "schedule.optimizer.momentum=0.9")
+    extra = dict(legacy.get(name) or {})
+    optimizer = {**optimizer, **dict(extra.pop("optimizer", None) or {})}
+    params = {k: v for k, v in value.items() if k not in ("name", "optimizer")}
+    if extra:  # the deprecated alias: its keys are checked under the name the user gave them
+        parse_params(name, extra, f"schedule_params.{name}.")
+    return ScheduleChoice(name, optimizer, parse_params(name, {**params, **extra}, "schedule."))
+
+
+def parse_config(cfg: Any, entry: str = "train") -> RunConfig:
+    """A composed config of command ``entry`` (a mapping, interpolations resolved, or an OmegaConf config) as
+    its typed config: every key checked against its declaration, the task as its dataset's config, the schedule
+    as a :class:`ScheduleChoice`. Every error is one line naming the full key, the value and the fix. A typed
+    config is returned as it is."""
+    if isinstance(cfg, RunConfig):
+        return cfg
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+    cls = CONFIGS[entry]
+    own = {f.name for f in fields(cls)}
+    # A task file may carry the bench's defaults for that task (its schedules, LR grid...): other commands
+    # ignore those keys rather than reject them.
+    data = {k: v for k, v in dict(cfg).items() if (k in own or k not in _BENCH_KEYS) and k != "hydra"}
+    if not isinstance(data.get("task"), dict):
+        group = "query" if entry == "transfer" else "task"
+        raise ConfigError(f"no {group} composed; run `python -m mlrsnet.{entry} +{group}=NAME`")
+    typed = parse(cls, data)
+    typed.task = parse_task(data["task"])
+    if isinstance(typed, TrainConfig):
+        typed.schedule = _parse_schedule(data.get("schedule", "mlrsnet"), typed.schedule_params)
+    return typed
+
+
+def _own_defaults(cls: type, parent: type | None) -> dict:
+    skip = {"task", "schedule"} | ({f.name for f in fields(parent)} if parent else set())
+    return {k: v for k, v in defaults(cls).items() if k not in skip}
+
+
+def register_command_configs() -> None:
+    """Store each command's defaults in Hydra's ConfigStore: ``base/train``, ``base/transfer`` (every key but the
+    task and the schedule, which their groups set) and ``base/bench``, ``base/ensemble``, ``base/rl`` (the keys
+    each adds to train's)."""
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
-    for name, schema in SCHEMAS.items():
-        store.store(group="schema", name=name, node=schema)
-
-
-_register()
-
-
-def _field_type(schema: type, key: str) -> Any:
-    """The annotation of dotted ``key`` in ``schema`` (None when the key is not in it)."""
-    hints: Any = schema
-    for part in key.split("."):
-        if not (isinstance(hints, type) and is_dataclass(hints)):
-            return None
-        found = typing.get_type_hints(hints).get(part)
-        if found is None:
-            return None
-        hints = found
-    return hints
-
-
-def _describe(kind: Any) -> tuple[str, str]:
-    """``(phrase, placeholder)`` for a field type: ``("an integer", "<integer>")``."""
-    args = typing.get_args(kind)
-    if typing.get_origin(kind) in (typing.Union, types.UnionType) and type(None) in args:
-        inner = next(a for a in args if a is not type(None))
-        phrase, placeholder = _describe(inner)
-        return f"{phrase} or null", placeholder
-    origin = typing.get_origin(kind) or kind
-    if origin is list:
-        item = _describe(args[0])[0] if args else "values"
-        item = {"an integer": "integers", "a number": "numbers", "a string": "strings"}.get(item, "values")
-        return f"a list of {item}", "[a,b]"
-    if origin is dict or (isinstance(kind, type) and is_dataclass(kind)):
-        return "a mapping of keys to values", "{key: value}"
-    return {int: ("an integer", "<integer>"), float: ("a number", "<number>"), bool: ("true or false", "true"),
-            str: ("a string", "<text>")}.get(kind, ("a value", "<value>"))
-
-
-def schema_keys(schema: type, prefix: str = "") -> list[str]:
-    """Every leaf key of ``schema``, dotted: ``["seed", ..., "task.noise.kind", ...]``."""
-    out = []
-    for f in fields(schema):
-        kind = typing.get_type_hints(schema)[f.name]
-        if isinstance(kind, type) and is_dataclass(kind):
-            out += schema_keys(kind, f"{prefix}{f.name}.")
-        else:
-            out.append(prefix + f.name)
-    return out
-
-
-def closest_key(schema: type, key: str) -> str | None:
-    """The existing key of ``schema`` closest to a misspelt ``key`` (``epoch`` -> ``epochs``), or None."""
-    keys = schema_keys(schema)
-    sections = {k.rsplit(".", 1)[0] for k in keys if "." in k}
-    matches = difflib.get_close_matches(key, keys + sorted(sections), n=1, cutoff=0.6)
-    return matches[0] if matches else None
-
-
-@functools.cache
-def _structured(entry: str) -> Any:
-    """The schema of ``entry`` as an OmegaConf structured config (built once; merging copies it)."""
-    from omegaconf import OmegaConf
-
-    return OmegaConf.structured(SCHEMAS[entry])
-
-
-def check_types(cfg: dict, entry: str) -> dict:
-    """Check every key of a composed, resolved config of entry point ``entry`` (train / transfer / bench)
-    against its schema; the first wrong type or unknown key is a one-line :class:`ConfigError`. Returns
-    the config with every value converted to its schema type and the schema's defaults filled in, for
-    range checks (a run is built from ``cfg`` itself)."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    schema = SCHEMAS[entry]
-    # A task file may carry the bench's defaults for that task (its schedules, LR grid...): other entry
-    # points ignore those keys rather than reject them.
-    own = {f.name for f in fields(schema)}
-    cfg = {k: v for k, v in cfg.items() if k in own or k not in _BENCH_KEYS}
-    try:
-        merged = OmegaConf.merge(_structured(entry), cfg)
-        return OmegaConf.to_container(merged, resolve=True)  # type: ignore[return-value]
-    except OmegaConfBaseException as e:
-        raise _one_line(schema, e, cfg) from None
-
-
-def _lookup(cfg: Any, key: str) -> Any:
-    for part in key.split("."):
-        if not isinstance(cfg, dict) or part not in cfg:
-            return None
-        cfg = cfg[part]
-    return cfg
-
-
-def _one_line(schema: type, e: Any, cfg: dict) -> ConfigError:
-    key = str(getattr(e, "full_key", "") or getattr(e, "key", "") or "")
-    kind = _field_type(schema, key) if key else None
-    if kind is None or type(e).__name__ == "ConfigKeyError":
-        near = closest_key(schema, key) if key else None
-        hint = f"did you mean {near}?" if near else "see the keys with --cfg job"
-        return ConfigError(f"unknown config key {key or '?'}; {hint}")
-    value = _lookup(cfg, key)
-    phrase, placeholder = _describe(kind)
-    return ConfigError(f"{key} must be {phrase}, got {value!r}; set {key}={placeholder}")
-
+    store.store(group="base", name="train", node=_own_defaults(TrainConfig, None), package="_global_")
+    store.store(group="base", name="transfer", node=_own_defaults(TransferConfig, None), package="_global_")
+    for name, cls in (("bench", BenchConfig), ("ensemble", EnsembleConfig), ("rl", RLConfig)):
+        store.store(group="base", name=name, node=_own_defaults(cls, TrainConfig), package="_global_")

@@ -1,21 +1,24 @@
-"""The one inner training loop: task x optimiser x LR driver -> metrics.
+"""The one inner training loop: task x optimiser x LR driver -> metrics, as a steppable :class:`Trainer`.
 
-Meta-training, transfer and benchmarking all run through :func:`train_loop`, so their numbers are
-comparable. An *LR driver* (:class:`mlrsnet.schedules.base.LRDriver`: when the LR is set, how the step is
-taken, what happens around evaluation) decides the learning rate.
+Meta-training, transfer, benchmarking, LREnsemble and the RL environment all train through it, so their
+numbers are comparable. After learned_optimization's truncated step, the trainer has a small interface:
+:meth:`Trainer.init` (where to start: a fresh run, or a saved position), :meth:`Trainer.step` (one training
+step; after an epoch's last step it evaluates and returns the epoch's record) and :meth:`Trainer.epoch` (the
+rest of the current epoch). :func:`train_loop` is a thin driver over it; :mod:`mlrsnet.engine.runner` drives it
+with saving and signals; the RL environment steps it between its decisions.
 
-When a :class:`~mlrsnet.meta.engine.MetaEngine` is given, a meta step runs every ``meta_interval``
-iterations between the backward pass and the real step.
+An *LR driver* (:class:`mlrsnet.schedules.base.LRDriver`: when the LR is set, how the step is taken, what
+happens around evaluation) decides the learning rate. When a :class:`~mlrsnet.meta.engine.MetaEngine` is given,
+a meta step runs every ``meta_interval`` iterations between the backward pass and the real step.
 
-Nothing in the step reads a device value on the host: per-step losses and LRs are written into
-device buffers and read once per epoch. The same buffers feed the optional divergence :class:`Guard`,
-checked once per epoch before evaluation. Their step lines reach ``metrics.jsonl`` at the end of every
-epoch, and within a long epoch every :attr:`LoopConfig.flush_seconds` (one device-to-host copy of the
-steps since the last flush, the time read on the host), and when a stop signal ends the run.
+Nothing in the step reads a device value on the host: per-step losses and LRs are written into device buffers
+and read once per epoch. The same buffers feed the optional divergence :class:`Guard`, checked once per epoch
+before evaluation. Their step lines reach ``metrics.jsonl`` at the end of every epoch, within a long epoch
+every :attr:`LoopConfig.flush_seconds` (one device-to-host copy of the steps since the last flush), and when
+the trainer's position is saved (:meth:`Trainer.position`).
 
-Pre-emption: when ``stop_requested()`` turns true the loop finishes the current step and raises
-:class:`Interrupted` with an :class:`EpochProgress`; passing that progress back in resumes the epoch
-exactly where it stopped (its batches are re-drawn from the epoch's starting RNG state and skipped).
+A saved position (an :class:`EpochProgress` for an unfinished epoch) resumes the epoch exactly where it stopped:
+its batches are re-drawn from the epoch's starting RNG state and skipped.
 """
 
 from __future__ import annotations
@@ -105,21 +108,6 @@ class EpochProgress:
         return cls(**state)
 
 
-class Interrupted(Exception):
-    """Raised by :func:`train_loop` after ``stop_requested()`` turned true: the loop stopped after a whole
-    step, with ``epoch`` epochs complete. ``progress`` is the unfinished epoch, or None when the stop
-    came right after an epoch ended."""
-
-    def __init__(
-        self, epoch: int, global_step: int, history: list[dict], progress: EpochProgress | None
-    ) -> None:
-        super().__init__(f"training interrupted at step {global_step}")
-        self.epoch = epoch
-        self.global_step = global_step
-        self.history = history
-        self.progress = progress
-
-
 @dataclass
 class LoopConfig:
     epochs: int
@@ -141,6 +129,165 @@ def current_lr(optimizer: torch.optim.Optimizer) -> torch.Tensor | float:
     return lr.detach() if isinstance(lr, torch.Tensor) else lr
 
 
+class _Epoch:
+    """The state of the epoch in progress."""
+
+    def __init__(self, index: int, first: int, elapsed: float, rng_at_start: dict, losses: torch.Tensor,
+                 lrs: torch.Tensor, meta_losses: torch.Tensor, meta_mask: torch.Tensor, logged: int,
+                 batches: Iterator[tuple]) -> None:
+        self.index, self.i, self.elapsed, self.rng_at_start = index, first, elapsed, rng_at_start
+        self.losses, self.lrs, self.meta_losses, self.meta_mask = losses, lrs, meta_losses, meta_mask
+        self.logged, self.batches = logged, batches
+        self.t0 = self.flushed_at = time.perf_counter()
+
+
+class Trainer:
+    """Trains ``model`` on ``task`` with ``optimizer`` and the LR ``driver`` for ``cfg.epochs`` epochs, one
+    step at a time (the module docstring). ``on_epoch_end(epoch, global_step, history)`` runs after each
+    epoch is evaluated and logged. The caller restores the model, optimiser, driver and RNG states of a saved
+    position before :meth:`init` continues from it."""
+
+    def __init__(self, task: Task, model: nn.Module, optimizer: torch.optim.Optimizer, driver: LRDriver,
+                 cfg: LoopConfig, logger: RunLogger | None = None, engine: Any = None,
+                 on_epoch_end: Callable[[int, int, list[dict]], None] | None = None) -> None:
+        self.task, self.model, self.optimizer, self.driver, self.cfg = task, model, optimizer, driver, cfg
+        self.logger, self.engine, self.on_epoch_end = logger, engine, on_epoch_end
+        self.steps = task.steps_per_epoch
+        self.device = next(model.parameters()).device
+        self.epochs_done, self.global_step, self.history = 0, 0, []
+        self._open: _Epoch | None = None
+        self._progress: EpochProgress | None = None
+        self._bar: Any = None
+
+    def init(self, start_epoch: int = 0, global_step: int = 0, history: list[dict] | None = None,
+             progress: EpochProgress | None = None) -> Trainer:
+        """Start at epoch ``start_epoch`` (0-based) after ``global_step`` steps with the epoch records
+        ``history``; ``progress`` resumes the unfinished epoch ``start_epoch``."""
+        self.epochs_done, self.global_step, self.history = start_epoch, global_step, list(history or [])
+        self._progress = progress if progress is not None and progress.epoch == start_epoch else None
+        self._open = None
+        resumed = self._progress.step if self._progress is not None else 0
+        self._bar = tqdm(total=self.cfg.epochs * self.steps, initial=start_epoch * self.steps + resumed,
+                         desc=self.cfg.desc, disable=not self.cfg.progress, dynamic_ncols=True, leave=True)
+        return self
+
+    @property
+    def done(self) -> bool:
+        return self.epochs_done >= self.cfg.epochs
+
+    def _begin_epoch(self) -> _Epoch:
+        epoch, steps, task, device = self.epochs_done, self.steps, self.task, self.device
+        self.model.train()
+        progress, self._progress = self._progress, None
+        if progress is not None:
+            return _Epoch(epoch, progress.step, progress.elapsed, progress.rng_at_start, progress.losses.to(device),
+                          progress.lrs.to(device), progress.meta_losses.to(device), progress.meta_mask.clone(),
+                          progress.logged, _skip_batches(task, epoch, progress.step, progress.rng_at_start))
+        rng_at_start = task.rng_state()
+        return _Epoch(epoch, 0, 0.0, rng_at_start, torch.zeros(steps, device=device),
+                      torch.zeros(steps, device=device, dtype=torch.float64), torch.zeros(steps, device=device),
+                      torch.zeros(steps, dtype=torch.bool), 0, task.train_batches(epoch))
+
+    def _flush(self, ep: _Epoch, stop: int) -> None:
+        """Write the step lines of ``ep``'s steps not yet logged, up to ``stop``."""
+        first_step = self.global_step - ep.i
+        ep.logged = _log_steps(self.logger if self.cfg.log_steps else None, ep.losses, ep.lrs, first_step,
+                               ep.index, ep.logged, stop)
+
+    def step(self) -> dict | None:
+        """One training step of the current epoch; after the epoch's last step, the epoch's evaluation: returns
+        its record (None after any other step)."""
+        if self.done:
+            raise RuntimeError("the run is complete; there is no step left")
+        if self._open is None:
+            self._open = self._begin_epoch()
+        ep, cfg, model, optimizer, driver = self._open, self.cfg, self.model, self.optimizer, self.driver
+        if ep.i < self.steps:
+            i, batch = ep.i, next(ep.batches)
+            optimizer.zero_grad(set_to_none=True)
+            loss = self.task.train_loss(model, batch)
+            loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if self.engine is not None and self.global_step % cfg.meta_interval == 0:
+                ep.meta_losses[i] = self.engine.meta_step(batch, loss)
+                ep.meta_mask[i] = True
+            driver.before_step(loss)
+            ep.lrs[i] = current_lr(optimizer)
+            driver.step_optimizer(optimizer, partial(self.task.loss, model, batch))
+            self.task.after_step(model)
+            driver.after_step(loss)
+            ep.losses[i] = loss.detach()
+            ep.i += 1
+            self.global_step += 1
+            self._bar.update(1)
+            if time.perf_counter() - ep.flushed_at > cfg.flush_seconds:
+                self._flush(ep, ep.i)
+                ep.flushed_at = time.perf_counter()
+        return self._end_epoch() if ep.i >= self.steps else None
+
+    def epoch(self) -> dict:
+        """The rest of the current epoch: its steps, then its evaluation; returns its record."""
+        while (record := self.step()) is None:
+            pass
+        return record
+
+    def _end_epoch(self) -> dict:
+        ep, cfg, task, driver = self._open, self.cfg, self.task, self.driver
+        assert ep is not None
+        steps, epoch = self.steps, ep.index
+        if cfg.guard is not None:
+            cfg.guard.check(ep.losses, ep.lrs, ep.meta_losses, ep.meta_mask, self.global_step - steps, epoch + 1)
+        record: dict[str, Any] = {"type": "epoch", "epoch": epoch + 1, "step": self.global_step}
+        loss_host = ep.losses.cpu()
+        lr_host = ep.lrs.cpu()
+        record["train_loss"] = float(loss_host.mean())
+        if ep.meta_mask.any():
+            record["meta_loss"] = float(ep.meta_losses.cpu()[ep.meta_mask].mean())
+        record.update(lr_mean=float(lr_host.mean()), lr_min=float(lr_host.min()), lr_max=float(lr_host.max()),
+                      lr_last=float(lr_host[-1]))
+        driver.before_eval()
+        for split in cfg.eval_splits:
+            for k, v in task.evaluate(self.model, split).items():
+                record[f"{split}_{k}"] = v
+        driver.after_eval()
+        record["epoch_time"] = ep.elapsed + time.perf_counter() - ep.t0
+        if self.logger is not None:
+            self._flush(ep, steps)
+            self.logger.log(record)
+        self.history.append(record)
+        driver.after_epoch(record)
+        metric = task.info.metric
+        shown = record.get(f"test_{metric}", math.nan)
+        self._bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.3f}", lr=f"{record['lr_last']:.3g}",
+                              **{_SHORT.get(metric, f"test_{metric}"): f"{shown:.4g}"})
+        self._open = None
+        self.epochs_done += 1
+        if self.done:
+            self._bar.close()
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(self.epochs_done, self.global_step, self.history)
+        return record
+
+    def position(self) -> dict:
+        """Where the trainer stands, as :meth:`init` takes it (``start_epoch``, ``global_step``, ``history``,
+        ``progress``); the step lines of the unfinished epoch are written first."""
+        ep = self._open
+        progress = None
+        if ep is not None and ep.i > 0:
+            self._flush(ep, ep.i)
+            progress = EpochProgress(ep.index, ep.i, ep.rng_at_start, ep.losses, ep.lrs, ep.meta_losses,
+                                     ep.meta_mask, ep.elapsed + time.perf_counter() - ep.t0, ep.logged)
+        elif self._progress is not None:
+            progress = self._progress
+        return {"start_epoch": self.epochs_done, "global_step": self.global_step, "history": list(self.history),
+                "progress": progress}
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
 def train_loop(
     task: Task,
     model: nn.Module,
@@ -153,103 +300,18 @@ def train_loop(
     global_step: int = 0,
     history: list[dict] | None = None,
     on_epoch_end: Callable[[int, int, list[dict]], None] | None = None,
-    stop_requested: Callable[[], bool] | None = None,
     progress: EpochProgress | None = None,
 ) -> list[dict]:
-    """Train ``model`` on ``task`` for ``cfg.epochs`` epochs; returns the per-epoch records.
-
-    ``on_epoch_end(epoch, global_step, history)`` runs after each epoch is logged. ``stop_requested()``
-    is polled after every step and epoch; when true the loop raises :class:`Interrupted`. ``progress``
-    (from an earlier :class:`Interrupted`) resumes the unfinished epoch ``start_epoch``; the caller
-    restores the model, optimiser, driver and RNG states as they were when it was raised.
-    """
-    history = list(history or [])
-    steps = task.steps_per_epoch
-    device = next(model.parameters()).device
-    resumed = progress.step if progress is not None and progress.epoch == start_epoch else 0
-    bar = tqdm(
-        total=cfg.epochs * steps, initial=start_epoch * steps + resumed, desc=cfg.desc,
-        disable=not cfg.progress, dynamic_ncols=True, leave=True,
-    )
-    metric = task.info.metric
-    for epoch in range(start_epoch, cfg.epochs):
-        t0 = time.perf_counter()
-        model.train()
-        if progress is not None and progress.epoch == epoch:
-            first, elapsed, rng_at_start = progress.step, progress.elapsed, progress.rng_at_start
-            losses, lrs, meta_losses = (progress.losses.to(device), progress.lrs.to(device),
-                                        progress.meta_losses.to(device))
-            meta_mask = progress.meta_mask.clone()
-            logged = progress.logged
-            batches = _skip_batches(task, epoch, first, rng_at_start)
-        else:
-            first, elapsed = 0, 0.0
-            rng_at_start = task.rng_state() if stop_requested is not None else {}
-            losses = torch.zeros(steps, device=device)
-            lrs = torch.zeros(steps, device=device, dtype=torch.float64)
-            meta_losses = torch.zeros(steps, device=device)
-            meta_mask = torch.zeros(steps, dtype=torch.bool)
-            logged = 0
-            batches = task.train_batches(epoch)
-        step_lines = partial(_log_steps, logger if cfg.log_steps else None, losses, lrs, global_step - first, epoch)
-        flushed_at = time.perf_counter()
-        for i, batch in enumerate(batches, start=first):
-            optimizer.zero_grad(set_to_none=True)
-            loss = task.train_loss(model, batch)
-            loss.backward()
-            if cfg.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            if engine is not None and global_step % cfg.meta_interval == 0:
-                meta_losses[i] = engine.meta_step(batch, loss)
-                meta_mask[i] = True
-            driver.before_step(loss)
-            lrs[i] = current_lr(optimizer)
-            driver.step_optimizer(optimizer, partial(task.loss, model, batch))
-            task.after_step(model)
-            driver.after_step(loss)
-            losses[i] = loss.detach()
-            global_step += 1
-            bar.update(1)
-            if stop_requested is not None and stop_requested():
-                bar.close()
-                logged = step_lines(logged, i + 1)
-                raise Interrupted(epoch, global_step, history, EpochProgress(
-                    epoch, i + 1, rng_at_start, losses, lrs, meta_losses, meta_mask,
-                    elapsed + time.perf_counter() - t0, logged,
-                ))
-            if time.perf_counter() - flushed_at > cfg.flush_seconds:
-                logged, flushed_at = step_lines(logged, i + 1), time.perf_counter()
-        if cfg.guard is not None:
-            cfg.guard.check(losses, lrs, meta_losses, meta_mask, global_step - steps, epoch + 1)
-        record: dict[str, Any] = {"type": "epoch", "epoch": epoch + 1, "step": global_step}
-        loss_host = losses.cpu()
-        lr_host = lrs.cpu()
-        record["train_loss"] = float(loss_host.mean())
-        if meta_mask.any():
-            record["meta_loss"] = float(meta_losses.cpu()[meta_mask].mean())
-        record.update(lr_mean=float(lr_host.mean()), lr_min=float(lr_host.min()), lr_max=float(lr_host.max()),
-                      lr_last=float(lr_host[-1]))
-        driver.before_eval()
-        for split in cfg.eval_splits:
-            for k, v in task.evaluate(model, split).items():
-                record[f"{split}_{k}"] = v
-        driver.after_eval()
-        record["epoch_time"] = elapsed + time.perf_counter() - t0
-        if logger is not None:
-            step_lines(logged, steps)
-            logger.log(record)
-        history.append(record)
-        driver.after_epoch(record)
-        shown = record.get(f"test_{metric}", math.nan)
-        bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.3f}", lr=f"{record['lr_last']:.3g}",
-                        **{_SHORT.get(metric, f"test_{metric}"): f"{shown:.4g}"})
-        if on_epoch_end is not None:
-            on_epoch_end(epoch + 1, global_step, history)
-        if stop_requested is not None and stop_requested() and epoch + 1 < cfg.epochs:
-            bar.close()
-            raise Interrupted(epoch + 1, global_step, history, None)
-    bar.close()
-    return history
+    """Train ``model`` on ``task`` for ``cfg.epochs`` epochs (a :class:`Trainer` run to its end); returns the
+    per-epoch records. ``progress`` (a saved position) resumes the unfinished epoch ``start_epoch``."""
+    trainer = Trainer(task, model, optimizer, driver, cfg, logger, engine, on_epoch_end)
+    trainer.init(start_epoch, global_step, history, progress)
+    try:
+        while not trainer.done:
+            trainer.step()
+    finally:
+        trainer.close()
+    return trainer.history
 
 
 def _log_steps(logger: RunLogger | None, losses: torch.Tensor, lrs: torch.Tensor, first_step: int, epoch: int,

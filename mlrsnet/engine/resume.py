@@ -1,19 +1,19 @@
 """Pre-emption and resume: the run-state checkpoint and the signals that trigger it.
 
-A run directory's ``run_state.pt`` (written atomically, :func:`mlrsnet.checkpoint.save` with kind
-``run_state``) holds everything needed to continue a run as if it had never stopped: the model,
-optimiser, LR driver (MLR-SNet's carried LSTM state), MLR-SNet and its meta-optimiser, the task's
-generators (data order), the torch / NumPy / Python RNG states, the epoch records so far and the byte
-length of ``metrics.jsonl`` at the time of the save (so a resumed run can drop lines written after it).
+A run directory's ``run_state.pt`` (written atomically, :func:`mlrsnet.io.save` with kind ``run_state``) holds
+everything needed to continue a run as if it had never stopped: the model, optimiser, LR driver (MLR-SNet's
+carried LSTM state), MLR-SNet and its meta-optimiser, the task's generators (data order), the torch / NumPy /
+Python RNG states, the epoch records so far and the byte length of ``metrics.jsonl`` at the time of the save
+(so a resumed run can drop lines written after it).
 
 :class:`StopSignals` turns SIGTERM, SIGUSR1 and SIGUSR2 (what SLURM and submitit send before they kill or
-requeue a job) and a first Ctrl-C (SIGINT) into a flag that the training loop polls after every step; the
-run then saves and either hands the signal to the handler that was installed before (submitit's
-checkpoint-and-requeue) or stops with :class:`~mlrsnet.errors.RunInterrupted` (exit code 75). A second
-Ctrl-C interrupts at once.
+requeue a job) and a first Ctrl-C (SIGINT) into a flag that the runner polls after every step; the run then
+saves and either hands the signal to the handler that was installed before (submitit's checkpoint-and-requeue)
+or stops with :class:`~mlrsnet.errors.RunInterrupted` (exit code 75). A second Ctrl-C interrupts at once.
 
 :class:`Checkpointer` keeps a run directory's ``run_state.pt`` and MLR-SNet snapshots as a run goes, and
-recovers from a divergence; :func:`previous_state` finds the state a new start continues from.
+recovers from a divergence; :func:`previous_state` finds the state a new start continues from. Every command
+trains through :mod:`mlrsnet.engine.runner`, which uses them.
 """
 
 from __future__ import annotations
@@ -23,23 +23,18 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mlrsnet.checkpoint import SNAPSHOT_DIR, save_mlrsnet
+from mlrsnet.engine.build import Run
+from mlrsnet.engine.config import RunConfig, TrainConfig
+from mlrsnet.engine.fingerprint import RESUMABLE
 from mlrsnet.engine.log import RunLogger, WandbSink
 from mlrsnet.engine.loop import Diverged, EpochProgress
 from mlrsnet.errors import CheckpointError, ConfigError, DivergenceError
 from mlrsnet.io import load, save
 
-if TYPE_CHECKING:
-    from mlrsnet.engine.build import Run
-
 RUN_STATE = "run_state.pt"
-
-# Keys that may differ between a run and its resumption: they change how a run is shown, logged,
-# guarded, where it reads its data or how long it goes on, not the numbers it produced so far.
-RESUMABLE_KEYS = ("progress", "resume", "logger", "save_every", "snapshots", "guard", "device", "threads", "epochs",
-                  "data", "copy_to_checkpoints", "checkpoints_dir")
 
 
 class StopSignals:
@@ -99,9 +94,11 @@ def load_run_state(path: str | Path) -> dict:
 
 
 def check_same_config(saved: dict, current: dict, path: Path) -> None:
-    """Refuse to resume a run under a different configuration (except :data:`RESUMABLE_KEYS`)."""
-    diff = _first_difference({k: v for k, v in saved.items() if k not in RESUMABLE_KEYS},
-                             {k: v for k, v in current.items() if k not in RESUMABLE_KEYS})
+    """Refuse to resume a run under a different configuration (except the keys of
+    :data:`mlrsnet.engine.fingerprint.RESUMABLE` and a longer run, ``epochs``)."""
+    skip = RESUMABLE | {"epochs"}
+    diff = _first_difference({k: v for k, v in saved.items() if k not in skip},
+                             {k: v for k, v in current.items() if k not in skip})
     if diff is not None:
         key, old, new = diff
         raise ConfigError(
@@ -140,31 +137,40 @@ def bundle_epochs(epochs: int) -> list[int]:
     return sorted({1, max(1, epochs // 2), epochs})
 
 
-def previous_state(cfg: dict, path: Path) -> dict | None:
-    """The run state to continue from, per ``resume`` (auto / true / false), or None to start afresh."""
-    if cfg["resume"] is False:
+def previous_state(cfg: RunConfig, plain: dict, path: Path) -> dict | None:
+    """The run state to continue from, per ``resume`` (auto / true / false; commands without the key: auto),
+    or None to start afresh. A run that has done more epochs than ``epochs`` asks for is refused."""
+    resume = cfg.resume if isinstance(cfg, TrainConfig) else "auto"
+    if resume is False:
         return None
     if not path.is_file():
-        if cfg["resume"] is True:
+        if resume is True:
             raise ConfigError(
                 f"resume=true but {path.parent} has no {RUN_STATE}; point hydra.run.dir at the directory of "
                 "the run to continue, or drop resume=true to start a new run"
             )
         return None
     saved = load_run_state(path)
-    check_same_config(saved["config"], cfg, path)
+    check_same_config(saved["config"], plain, path)
+    if saved["epoch"] > cfg.epochs:
+        raise ConfigError(f"{path.parent} holds a run with {saved['epoch']} epochs complete; epochs={cfg.epochs} "
+                          f"would end it before where it stands: pass epochs={saved['epoch']} or more to go on, "
+                          "resume=false to start over, or another directory")
     return saved
 
 
 class Checkpointer:
     """Keeps a run directory's ``run_state.pt`` and MLR-SNet snapshots, and recovers from divergence."""
 
-    def __init__(self, run_dir: Path, cfg: dict, run: Run, logger: RunLogger, l0: float,
+    def __init__(self, run_dir: Path, cfg: RunConfig, plain: dict, run: Run, logger: RunLogger,
                  saved: dict | None) -> None:
-        self.run_dir, self.cfg, self.run, self.logger, self.l0 = run_dir, cfg, run, logger, l0
+        self.run_dir, self.cfg, self.plain, self.run, self.logger = run_dir, cfg, plain, run, logger
         self.path = run_dir / RUN_STATE
-        self.epochs = int(cfg["epochs"])
-        self.snapshots = snapshot_epochs(self.epochs, int(cfg["snapshots"])) | set(bundle_epochs(self.epochs))
+        self.epochs = cfg.epochs
+        train = isinstance(cfg, TrainConfig)
+        self.save_every = cfg.save_every if train else 1
+        self.snapshots = (snapshot_epochs(self.epochs, cfg.snapshots) if train else set()) | set(
+            bundle_epochs(self.epochs))
         self.t0 = time.perf_counter()
         self.wall_before = 0.0 if saved is None else float(saved["wall_time_s"])
         self.rollbacks = 0 if saved is None else int(saved["rollbacks"])
@@ -172,15 +178,15 @@ class Checkpointer:
     def wall_time(self) -> float:
         return self.wall_before + time.perf_counter() - self.t0
 
-    def save(
-        self, epoch: int, global_step: int, history: list[dict], progress: EpochProgress | None = None
-    ) -> None:
+    def save(self, position: dict) -> None:
+        """Save the run at ``position`` (:meth:`mlrsnet.engine.loop.Trainer.position`)."""
         sink = next((s for s in self.logger.sinks if isinstance(s, WandbSink)), None)
+        progress = position["progress"]
         save_run_state(self.path, {
-            "config": self.cfg, "epoch": epoch, "global_step": global_step, "history": history,
-            "progress": None if progress is None else progress.state_dict(),
+            "config": self.plain, "epoch": position["start_epoch"], "global_step": position["global_step"],
+            "history": position["history"], "progress": None if progress is None else progress.state_dict(),
             "metrics_bytes": self.logger.position(), "training": self.run.state_dict(),
-            "initial_loss": self.l0, "wall_time_s": self.wall_time(), "rollbacks": self.rollbacks,
+            "initial_loss": self.run.l0, "wall_time_s": self.wall_time(), "rollbacks": self.rollbacks,
             "wandb_id": None if sink is None else sink.id,
         })
 
@@ -189,40 +195,36 @@ class Checkpointer:
         if net is not None and epoch in self.snapshots:
             save_mlrsnet(
                 self.run_dir / SNAPSHOT_DIR / f"mlrsnet_epoch{epoch:04d}.pt", net, task=task.info.name,
-                num_classes=task.info.num_classes, loss_scale=task.info.loss_scale, initial_loss=self.l0,
+                num_classes=task.info.num_classes, loss_scale=task.info.loss_scale, initial_loss=self.run.l0,
                 epoch=epoch, state=net.state,
             )
 
     def on_epoch_end(self, epoch: int, global_step: int, history: list[dict]) -> None:
         self.snapshot(epoch)
-        if epoch % int(self.cfg["save_every"]) == 0 or epoch == self.epochs:
-            self.save(epoch, global_step, history)
+        if epoch % self.save_every == 0 or epoch == self.epochs:
+            self.save({"start_epoch": epoch, "global_step": global_step, "history": history, "progress": None})
 
     def recover(self, d: Diverged) -> dict:
-        """After a divergence: roll back to the last good state with a lower LR and return the loop
-        position to continue from, or (``on_divergence=stop``, or too many rollbacks) log it, write a
-        ``diverged`` summary and raise a one-line :class:`DivergenceError`."""
-        guard = self.cfg["guard"]
+        """After a divergence: roll back to the last good state with a lower LR and return the loop position
+        to continue from, or (``on_divergence=stop``, too many rollbacks, or a command without a guard) log it
+        and raise a one-line :class:`DivergenceError`."""
+        guard = self.cfg.guard if isinstance(self.cfg, TrainConfig) else None
         last = load_run_state(self.path)
         record = {"type": "divergence", "step": d.step, "epoch": d.epoch, "loss": d.loss, "lr": d.lr,
                   "reason": d.reason, "last_good_epoch": last["epoch"]}
-        if guard["on_divergence"] == "rollback" and self.rollbacks < int(guard["max_rollbacks"]):
+        if guard is not None and guard.on_divergence == "rollback" and self.rollbacks < guard.max_rollbacks:
             self.rollbacks += 1
             print(f"diverged at step {d.step} (epoch {d.epoch}): {d.reason}, loss {d.loss:.4g}, lr {d.lr:.4g}; "
-                  f"rolled back to the end of epoch {last['epoch']} with the LR x{float(guard['lr_factor']):g} "
-                  f"(rollback {self.rollbacks} of at most {int(guard['max_rollbacks'])})", flush=True)
+                  f"rolled back to the end of epoch {last['epoch']} with the LR x{guard.lr_factor:g} "
+                  f"(rollback {self.rollbacks} of at most {guard.max_rollbacks})", flush=True)
             self.run.load_state_dict(last["training"])
-            self.run.driver.scale_lr(self.run.optimizer, float(guard["lr_factor"]))
+            self.run.driver.scale_lr(self.run.optimizer, guard.lr_factor)
             self.logger.rewind(last["metrics_bytes"])
-            self.logger.log({**record, "action": "rollback", "lr_factor": float(guard["lr_factor"])})
-            self.save(last["epoch"], last["global_step"], last["history"])
-            return loop_position(last)
-        task = self.run.task
+            self.logger.log({**record, "action": "rollback", "lr_factor": guard.lr_factor})
+            position = loop_position(last)
+            self.save(position)
+            return position
         self.logger.log({**record, "action": "stop"})
-        self.logger.summary({"status": "diverged", "task": task.info.name, "schedule": self.run.schedule,
-                             "seed": int(self.cfg["seed"]), "divergence": record, "rollbacks": self.rollbacks,
-                             "run_dir": str(self.run_dir)})
-        self.logger.close()
         knob = "net.gamma" if self.run.net is not None else "optimizer.lr"
         raise DivergenceError(
             f"training diverged at step {d.step} (epoch {d.epoch}): {d.reason}, loss {d.loss:.4g}, lr "

@@ -27,16 +27,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from mlrsnet.errors import ConfigError
+from mlrsnet.schedules.registry import simplicity_order
 
-__all__ = ["SIMPLICITY", "select_fastest", "time_to_target"]
-
-# From the simplest LR policy to the most complex (a policy not listed ranks after all of these).
-SIMPLICITY = (
-    "fixed", "constant", "step", "multistep", "exponential", "linear", "cosine", "plateau", "sgdr", "onecycle",
-    "lrbench", "greedy", "sgd_hd", "adam_hd", "sls", "autolr", "sgd_schedulefree", "adamw_schedulefree",
-    "prodigy", "dadapt_sgd", "dadapt_adam", "mlrsnet_frozen", "mlrsnet",
-)
-
+__all__ = ["select_fastest", "time_to_target"]
 
 def time_to_target(history: Sequence[dict], key: str, target: float, higher: bool, unit: str = "epochs") -> float:
     """Epochs (or seconds) until ``history[key]`` first reached ``target``; censored at ``epochs + 1``
@@ -70,13 +63,17 @@ def _paired_p(faster: list[float], slower: list[float], test: str) -> float:
 
 def select_fastest(
     records: list[dict], *, target: float, tolerance: float = 0.01, alpha: float = 0.05, test: str = "ttest",
-    unit: str = "epochs", simplicity: Sequence[str] = SIMPLICITY,
+    unit: str = "epochs", simplicity: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """FastSpiker's selection (the module docstring) over bench run records (``schedule``, ``seed``,
     ``status``, ``metric``, ``higher_is_better``, ``history`` with ``meta_<metric>`` and ``epoch_time``).
-    Only complete runs count, and only seeds that every policy completed. Returns ``chosen``,
-    ``candidate``, ``simplest``, ``p_value`` (None without a test), ``test``, ``seeds`` and per policy the
-    mean final meta metric, mean time to target and whether it was kept."""
+    Only complete runs count, and only seeds that every policy completed. ``simplicity`` orders the policies
+    from simple to complex (default: the schedules' declared ranks,
+    :func:`mlrsnet.schedules.registry.simplicity_order`). Returns ``chosen``, ``candidate``, ``simplest``,
+    ``p_value`` (None without a test), ``test``, ``seeds`` and per policy the mean final meta metric, mean time to
+    target and whether it was kept."""
+    if simplicity is None:
+        simplicity = simplicity_order()
     if test not in ("ttest", "wilcoxon"):
         raise ConfigError(f"select test must be ttest or wilcoxon, got {test!r}")
     if unit not in ("epochs", "seconds"):

@@ -10,20 +10,20 @@ values may be run-relative strings, resolved when the run length is known (:func
 
 so that e.g. an LRBench ``COMPOSITE`` policy (absolute steps and LRs) fits any run length.
 
-Each base model is trained through the run builder (:func:`mlrsnet.engine.build.build_run` with the entry's
-schedule, params and multiplier, then :func:`mlrsnet.engine.loop.train_loop`, the meta split evaluated per epoch)
-and, after its last epoch, its per-example class probabilities on the meta split and on the test split are
-saved (``probs.npz``, float16; :func:`save_probabilities`). ``mlrsnet.bench`` saves the same file for each
-of its runs, so :func:`bench_pool` builds a pool from a finished benchmark without retraining.
+Each base model is a run of the runner every command uses (:func:`mlrsnet.engine.runner.execute` with the
+entry's schedule, params and multiplier, the meta split evaluated per epoch, its own locked run directory,
+resumable after a stop) and, after its last epoch, its per-example class probabilities on the meta split and on
+the test split are saved (``probs.npz``, float16; :func:`~mlrsnet.engine.record.save_probabilities`).
+``mlrsnet.bench`` saves the same file for each of its runs, so :func:`bench_pool` builds a pool from a finished
+benchmark without retraining.
 """
 
 from __future__ import annotations
 
-import hashlib
+import dataclasses
 import json
 import math
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,16 +31,18 @@ from typing import Any
 
 import numpy as np
 
-from mlrsnet.engine.build import build_run, resolve_device
-from mlrsnet.engine.loop import Diverged, train_loop
+from mlrsnet.engine.build import Run, resolve_device
+from mlrsnet.engine.config import ScheduleChoice, TrainConfig, schedule_choice
+from mlrsnet.engine.fingerprint import fingerprint
+from mlrsnet.engine.log import RunLogger
 from mlrsnet.engine.record import PROBS_FILE, load_probabilities, save_probabilities
+from mlrsnet.engine.resume import StopSignals
+from mlrsnet.engine.runner import RunRecord, execute, finished
 from mlrsnet.errors import ConfigError
-from mlrsnet.io import atomic_write_json
-from mlrsnet.schedules.drivers import check_schedule
+from mlrsnet.schedules.registry import get_schedule, parse_params
 from mlrsnet.tasks import build_task
 
-__all__ = ["Pool", "PoolEntry", "bench_pool", "load_probabilities", "pool_entries", "resolve_relative",
-           "save_probabilities", "train_member", "train_pool"]
+__all__ = ["Pool", "PoolEntry", "bench_pool", "pool_entries", "resolve_relative", "train_member", "train_pool"]
 
 _RELATIVE = re.compile(r"^\s*(?:([0-9.eE+-]+)\s*\*\s*)?(T|lr0)\s*$")
 
@@ -76,7 +78,7 @@ def pool_entries(spec: Sequence[dict]) -> list[PoolEntry]:
             raise ConfigError(f"pool entry {item['name']}: unknown key(s) {', '.join(sorted(unknown))}; use name, "
                               "schedule, params, lr_multipliers")
         schedule = str(item.get("schedule") or item["name"])
-        check_schedule(schedule)
+        get_schedule(schedule)
         params = dict(item.get("params") or {})
         mults = item.get("lr_multipliers", [1.0])
         if not isinstance(mults, Sequence) or isinstance(mults, str) or not mults or not all(
@@ -146,72 +148,59 @@ class Pool:
                    np.stack([z["test_probs"] for z in loaded]), first["test_labels"], [r for _, _, r in files])
 
 
-def _fingerprint(cfg: dict) -> str:
-    """A short hash of the configuration a base model trains with (the ensemble's own keys removed)."""
-    keep = {k: v for k, v in cfg.items() if k not in ("seeds", "pool", "methods", "combiners", "max_team_size",
-                                                      "max_teams", "greedy", "focal", "out_dir", "from_bench",
-                                                      "progress", "seed", "schedule", "schedule_params")}
-    return hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def _choice(cfg: TrainConfig, entry: PoolEntry, params: dict) -> ScheduleChoice:
+    """The schedule of a pool entry: its declared (or chosen) optimiser, the entry's parameters."""
+    base = schedule_choice(cfg, entry.schedule)
+    return ScheduleChoice(entry.schedule, base.optimizer,
+                          parse_params(entry.schedule, params, f"pool.{entry.name}.params."))
 
 
-def train_member(cfg: dict, entry: PoolEntry, seed: int, member_dir: Path, total_steps: int | None = None) -> dict:
+def _save_member(run: Run, record: RunRecord, run_dir: Path, logger: RunLogger) -> None:
+    """A base model's per-example probabilities on the meta and test splits, and its accuracies."""
+    run.driver.before_eval()
+    meta = run.task.predict_proba(run.train_model, "meta")
+    test = run.task.predict_proba(run.train_model, "test")
+    run.driver.after_eval()
+    record.info["meta_accuracy"] = float((meta[0].argmax(1) == meta[1]).float().mean())
+    record.info["test_accuracy"] = float((test[0].argmax(1) == test[1]).float().mean())
+    save_probabilities(run_dir / PROBS_FILE, meta, test, task=run.task.info.name, member=record.info["member"],
+                       schedule=run.schedule, seed=run.seed, lr_multiplier=record.lr_multiplier)
+
+
+def train_member(cfg: TrainConfig, entry: PoolEntry, seed: int, member_dir: Path, stop: StopSignals,
+                 total_steps: int | None = None) -> dict:
     """Train one base model (or reuse a finished one in ``member_dir`` with the same configuration) and
     return its record; a complete one has its probabilities in ``member_dir/probs.npz``."""
-    lr0 = float(cfg["optimizer"]["lr"])
     params = entry.params
     if _needs_resolving(params):
         if total_steps is None:
             raise ConfigError(f"pool entry {entry.name}: run-relative params need the run length")
-        params = resolve_relative(params, total_steps, lr0)
-    key = {"fingerprint": _fingerprint(cfg), "schedule": entry.schedule, "params": params,
-           "lr_multiplier": entry.lr_multiplier, "seed": seed}
-    record_path = member_dir / "member.json"
-    try:
-        old = json.loads(record_path.read_text())
-    except (OSError, json.JSONDecodeError):
-        old = None
-    if old and all(old.get(k) == v for k, v in json.loads(json.dumps(key)).items()) and (
-            old["status"] != "complete" or (member_dir / PROBS_FILE).is_file()):
-        return old
-    schedule_params = {**(cfg.get("schedule_params") or {}), entry.schedule: params}
-    run = build_run({**cfg, "schedule": entry.schedule, "schedule_params": schedule_params, "seed": seed},
-                    seed=seed, schedule=entry.schedule, lr_multiplier=entry.lr_multiplier)
-    task = run.task
-    loop_cfg = run.loop_config(f"{task.info.name} [{entry.member} seed {seed}]", eval_splits=("meta",),
-                               log_steps=False)
-    record: dict[str, Any] = {**key, "name": entry.name, "member": entry.member, "epochs": int(cfg["epochs"])}
-    t0 = time.perf_counter()
-    try:
-        history = train_loop(task, run.train_model, run.optimizer, run.driver, loop_cfg, engine=run.engine)
-        record["status"] = "complete"
-    except Diverged as d:
-        history, record["status"], record["error"] = [], "diverged", str(d)
-    record["wall_time_s"] = time.perf_counter() - t0
-    record["lr_curve"] = [[h["epoch"], h["lr_mean"]] for h in history]
-    if record["status"] == "complete":
-        run.driver.before_eval()
-        meta = task.predict_proba(run.train_model, "meta")
-        test = task.predict_proba(run.train_model, "test")
-        run.driver.after_eval()
-        record["meta_accuracy"] = float((meta[0].argmax(1) == meta[1]).float().mean())
-        record["test_accuracy"] = float((test[0].argmax(1) == test[1]).float().mean())
-        save_probabilities(member_dir / PROBS_FILE, meta, test, task=task.info.name, member=entry.member,
-                           schedule=entry.schedule, seed=seed, lr_multiplier=entry.lr_multiplier)
-    atomic_write_json(record_path, record)
-    return record
+        params = resolve_relative(params, total_steps, cfg.optimizer.lr)
+    choice = _choice(cfg, entry, params)
+    fp = fingerprint(cfg, drop=frozenset({"schedule", "seed", "schedule_params"}), schedule=entry.schedule,
+                     params=dataclasses.asdict(choice.params), optimizer=choice.optimizer,
+                     lr_multiplier=entry.lr_multiplier, seed=seed)
+    record = finished(member_dir, fp)
+    if record is None or (record.status == "complete" and not (member_dir / PROBS_FILE).is_file()):
+        record = execute(dataclasses.replace(cfg, log_steps=False), member_dir, stop, schedule=choice, seed=seed,
+                         lr_multiplier=entry.lr_multiplier, desc=f"{cfg.task.name} [{entry.member} seed {seed}]",
+                         eval_splits=("meta",), on_divergence="record", fingerprint=fp, plot_lr=False,
+                         extra={"name": entry.name, "member": entry.member, "params": params},
+                         finish=_save_member)
+    return {**record.summary(), "lr_curve": [[h["epoch"], h["lr_mean"]] for h in record.history]}
 
 
-def train_pool(cfg: dict, entries: Sequence[PoolEntry], seed: int, out_dir: Path) -> Pool:
+def train_pool(cfg: TrainConfig, entries: Sequence[PoolEntry], seed: int, out_dir: Path, stop: StopSignals) -> Pool:
     """Train (or reuse) every base model of ``entries`` with ``seed`` under ``out_dir/members/seed<k>/``;
     the pool of those that did not diverge."""
     total_steps = None
     if any(_needs_resolving(e.params) for e in entries):
-        task = build_task(cfg["task"], seed, resolve_device(str(cfg["device"])))
-        total_steps = int(cfg["epochs"]) * task.steps_per_epoch
+        task = build_task(cfg.task, seed, resolve_device(cfg.device))
+        total_steps = cfg.epochs * task.steps_per_epoch
     files = []
     for entry in entries:
         member_dir = out_dir / "members" / f"seed{seed}" / entry.member
-        rec = train_member(cfg, entry, seed, member_dir, total_steps)
+        rec = train_member(cfg, entry, seed, member_dir, stop, total_steps)
         shown = rec.get("test_accuracy", math.nan)
         print(f"[seed {seed}] {entry.member}: {rec['status']}, meta {rec.get('meta_accuracy', math.nan):.4f}, "
               f"test {shown:.4f}, {rec['wall_time_s']:.1f} s", flush=True)
@@ -230,7 +219,7 @@ def bench_pool(bench_dir: str | Path, seed: int, task_name: str | None = None) -
     files = []
     for path in sorted((bench_dir / "runs").glob(f"*/seed{seed}/{PROBS_FILE}")):
         try:
-            run = json.loads((path.parent / "run.json").read_text())
+            run = json.loads((path.parent / "summary.json").read_text())
         except (OSError, json.JSONDecodeError):
             continue
         if run.get("status") != "complete":

@@ -22,9 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from mlrsnet.engine.build import to_plain, validate
+from mlrsnet.engine.config import EnsembleConfig, parse_config
 from mlrsnet.engine.figures import plot_team_diversity
+from mlrsnet.engine.fingerprint import config_dict
 from mlrsnet.engine.log import csv_text, dump_config, environment
+from mlrsnet.engine.resume import StopSignals
 from mlrsnet.ensemble.diversity import check_metrics
 from mlrsnet.ensemble.pool import Pool, bench_pool, pool_entries, train_pool
 from mlrsnet.ensemble.selection import (
@@ -47,22 +49,21 @@ ROW_COLUMNS = ("seed", "method", "combiner", "team", "size", "policies", "meta_a
                "gain")
 
 
-def validate_ensemble(cfg: dict) -> None:
-    """The checks of :func:`mlrsnet.engine.build.validate` plus the ensemble's own keys (conf/ensemble.yaml)."""
-    validate(cfg, "ensemble")
-    seeds = cfg["seeds"]
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-        raise ConfigError(f"seeds must be a non-empty list of integers, e.g. seeds=[0,1,2]; got {seeds}")
+def validate_ensemble(cfg: Any) -> EnsembleConfig:
+    """The typed config of ``python -m mlrsnet.ensemble`` (:func:`mlrsnet.engine.config.parse_config`) and
+    LREnsemble's own checks: the methods, combiners, diversity metrics and pool."""
+    typed = parse_config(cfg, "ensemble")
+    assert isinstance(typed, EnsembleConfig)
+    if not typed.seeds:
+        raise ConfigError(f"seeds must be a non-empty list of integers, e.g. seeds=[0,1,2]; got {typed.seeds}")
     for key, allowed in (("methods", METHODS), ("combiners", COMBINERS)):
-        values = cfg[key]
-        if not isinstance(values, list) or not values or any(v not in allowed for v in values):
+        values = getattr(typed, key)
+        if not values or any(v not in allowed for v in values):
             raise ConfigError(f"{key} must be a non-empty list of {', '.join(allowed)}; got {values}")
-    for key in ("max_team_size", "max_teams"):
-        if not isinstance(cfg[key], int) or cfg[key] < 2:
-            raise ConfigError(f"{key} must be an integer >= 2, got {cfg[key]!r}")
-    check_metrics(cfg["focal"]["metrics"])
-    if cfg.get("from_bench") is None:
-        pool_entries(cfg["pool"])
+    check_metrics(typed.focal["metrics"])
+    if typed.from_bench is None:
+        pool_entries(typed.pool)
+    return typed
 
 
 def best_single(pool: Pool) -> int:
@@ -84,7 +85,7 @@ def _policies(pool: Pool, members: Sequence[int]) -> str:
     return ", ".join(dict.fromkeys(pool.policies[m] for m in sorted(set(members))))
 
 
-def ensemble_rows(pool: Pool, cfg: dict, seed: int) -> tuple[list[dict], dict[tuple[str, str], Selection]]:
+def ensemble_rows(pool: Pool, cfg: EnsembleConfig, seed: int) -> tuple[list[dict], dict[tuple[str, str], Selection]]:
     """The best single base model and every (method, combiner) team of one seed's pool, as result rows
     (with test accuracy, read only here, after the choices), and the selections."""
     single = best_single(pool)
@@ -95,17 +96,17 @@ def ensemble_rows(pool: Pool, cfg: dict, seed: int) -> tuple[list[dict], dict[tu
              "test_accuracy": single_test, "gain": 0.0}]
     selections: dict[tuple[str, str], Selection] = {}
     n_models = len(pool.names)
-    for method in cfg["methods"]:
+    for method in cfg.methods:
         if n_models < 2 and method != "all":
             continue
-        if method in ("brute", "focal") and count_teams(n_models, int(cfg["max_team_size"])) > int(cfg["max_teams"]):
-            print(f"[seed {seed}] {method}: skipped, more than max_teams={cfg['max_teams']} teams", flush=True)
+        if method in ("brute", "focal") and count_teams(n_models, cfg.max_team_size) > cfg.max_teams:
+            print(f"[seed {seed}] {method}: skipped, more than max_teams={cfg.max_teams} teams", flush=True)
             continue
-        for combiner in cfg["combiners"]:
+        for combiner in cfg.combiners:
             sel = select(pool.meta_probs, pool.meta_labels, method, combiner,
-                         max_size=int(cfg["max_team_size"]), max_teams=int(cfg["max_teams"]),
-                         bag_size=int(cfg["greedy"]["bag_size"]), init_k=int(cfg["greedy"]["init_k"]),
-                         metrics=cfg["focal"]["metrics"])
+                         max_size=cfg.max_team_size, max_teams=cfg.max_teams,
+                         bag_size=int(cfg.greedy["bag_size"]), init_k=int(cfg.greedy["init_k"]),
+                         metrics=cfg.focal["metrics"])
             selections[(method, combiner)] = sel
             test = ensemble_accuracy(pool.test_probs, pool.test_labels, sel.members, combiner)
             rows.append({"seed": seed, "method": method, "combiner": combiner,
@@ -152,11 +153,11 @@ def _diversity_points(pool: Pool, selections: dict[tuple[str, str], Selection], 
     """Every candidate team's (meta accuracy, focal diversity) and test accuracy, for the figure; the
     selected teams of ``combiner`` marked."""
     focal = selections.get(("focal", combiner))
-    metrics = cfg["focal"]["metrics"]
+    metrics = cfg.focal["metrics"]
     if focal is not None:
         teams, acc, div, kept = (focal.candidates[k] for k in ("teams", "accuracy", "diversity", "kept"))
     else:
-        teams = enumerate_teams(len(pool.names), int(cfg["max_team_size"]), int(cfg["max_teams"]))
+        teams = enumerate_teams(len(pool.names), cfg.max_team_size, cfg.max_teams)
         acc = team_scores(pool.meta_probs, pool.meta_labels, teams, combiner)[0]
         div = team_focal_diversity(pool.meta_probs, pool.meta_labels, teams, metrics)
         kept = np.zeros(len(teams), dtype=bool)
@@ -176,49 +177,48 @@ def _diversity_points(pool: Pool, selections: dict[tuple[str, str], Selection], 
 
 
 def lrensemble(cfg: Any, out_dir: str | Path) -> dict:
-    """Run LREnsemble for every seed of ``cfg["seeds"]`` (the composed conf/ensemble.yaml + task); write the
+    """Run LREnsemble for every seed of ``cfg.seeds`` (the composed conf/ensemble.yaml + task); write the
     outputs of the module docstring to ``out_dir`` and return ``{"rows", "table", "files"}``."""
-    cfg = to_plain(cfg)
-    validate_ensemble(cfg)
+    cfg = validate_ensemble(cfg)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "config.yaml", dump_config(cfg))
+    atomic_write_text(out_dir / "config.yaml", dump_config(config_dict(cfg)))
     atomic_write_json(out_dir / "environment.json", environment())
-    seeds = [int(s) for s in cfg["seeds"]]
+    seeds = list(cfg.seeds)
     rows: list[dict] = []
     pool_rows: list[dict] = []
     figure_data = None
-    for seed in seeds:
-        if cfg.get("from_bench"):
-            pool = bench_pool(cfg["from_bench"], seed, cfg["task"]["name"])
-        else:
-            pool = train_pool(cfg, pool_entries(cfg["pool"]), seed, out_dir)
+    with StopSignals() as stop:
+        pools = {seed: bench_pool(cfg.from_bench, seed, cfg.task.name) if cfg.from_bench
+                 else train_pool(cfg, pool_entries(cfg.pool), seed, out_dir, stop) for seed in seeds}
+    for seed, pool in pools.items():
         seed_rows, selections = ensemble_rows(pool, cfg, seed)
         rows += seed_rows
         pool_rows += [{"seed": seed, "model": n, "policy": p, "meta_accuracy": r["meta_accuracy"],
                        "test_accuracy": r["test_accuracy"], "wall_time_s": r.get("wall_time_s")}
                       for n, p, r in zip(pool.names, pool.policies, pool.records, strict=True)]
         if figure_data is None and len(pool.names) >= 2 and count_teams(
-                len(pool.names), int(cfg["max_team_size"])) <= int(cfg["max_teams"]):
-            combiner = cfg["combiners"][0]
+                len(pool.names), cfg.max_team_size) <= cfg.max_teams:
+            combiner = cfg.combiners[0]
             figure_data = (seed, combiner, _diversity_points(pool, selections, cfg, combiner))
-    task_name = cfg["task"]["name"]
+    task_name = cfg.task.name
     files = {"results.csv": out_dir / "results.csv", "results.md": out_dir / "results.md",
              "pool.csv": out_dir / "pool.csv"}
     atomic_write_text(files["results.csv"], csv_text(rows, ROW_COLUMNS))
     atomic_write_text(files["pool.csv"], csv_text(pool_rows, ("seed", "model", "policy", "meta_accuracy",
                                                           "test_accuracy", "wall_time_s")))
     table = summary_table(rows, seeds)
-    source = f"the bench in {cfg['from_bench']}" if cfg.get("from_bench") else "LR-policy pool"
-    parts = [f"# {task_name}: LREnsemble ({source}, {cfg['epochs']} epochs)\n", table]
+    source = f"the bench in {cfg.from_bench}" if cfg.from_bench else "LR-policy pool"
+    parts = [f"# {task_name}: LREnsemble ({source}, {cfg.epochs} epochs)\n", table]
     for seed in seeds:
         parts += [f"\n## Seed {seed}\n", seed_table([r for r in rows if r["seed"] == seed])]
     atomic_write_text(files["results.md"], "\n".join(parts))
     if figure_data is not None:
         seed, combiner, points = figure_data
-        kind = (cfg["task"].get("noise") or {}).get("kind", "none")
-        noise = "" if kind == "none" else f" ({kind} label noise {cfg['task']['noise']['rate']:g})"
+        noise_cfg = getattr(cfg.task, "noise", None)
+        noise = "" if noise_cfg is None or noise_cfg.kind == "none" else \
+            f" ({noise_cfg.kind} label noise {noise_cfg.rate:g})"
         files["diversity.png"] = plot_team_diversity(
             points, out_dir / "diversity.png",
-            f"{task_name}{noise}, seed {seed}: teams of 2..{cfg['max_team_size']} ({combiner} combiner)")
+            f"{task_name}{noise}, seed {seed}: teams of 2..{cfg.max_team_size} ({combiner} combiner)")
     return {"rows": rows, "table": table, "files": files}

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -60,8 +61,32 @@ from mlrsnet.errors import ConfigError
 from mlrsnet.meta.hypergrad import UpdateRule
 from mlrsnet.net import MLRSNet, State
 from mlrsnet.tasks.base import Task
+from mlrsnet.typed import setting
 
 BACKENDS = ("exact", "higher", "unroll")
+
+
+@dataclass
+class MetaConfig:
+    """The ``meta`` section: how MLR-SNet is meta-trained in place."""
+
+    backend: str = setting("exact", "exact (one-step closed form) | higher (K-step unroll via higher.innerloop_ctx) "
+                           "| unroll (the same unroll, native and faster)", choices=BACKENDS)
+    K: int = setting(1, "unrolled inner steps (higher / unroll backends)", ge=1)
+    first_order: bool = setting(False, "unroll, K > 1: drop second-order terms; peak memory ~flat in K, "
+                                "hypergradient biased")
+    lookahead_advances_state: bool = setting(
+        False, "true: the reference's double read (the lookahead's call advances the net's LSTM state, the real "
+        "step advances it again on the same loss); false: read once")
+    interval: int = setting(1, "meta step every `interval` inner iterations", ge=1)
+    lr: float = setting(1e-3, "Adam on MLR-SNet's weights", gt=0)
+    weight_decay: float = setting(1e-4, "Adam's weight decay on MLR-SNet's weights", ge=0)
+    batch_size: int = setting(100, "meta-validation batch size", ge=1)
+
+    def check(self, prefix: str) -> None:
+        if self.backend == "exact" and self.K != 1:
+            raise ConfigError(f"the 'exact' backend is the one-step closed form; use {prefix}backend=unroll (or "
+                              f"higher) for {prefix}K > 1")
 
 
 class MetaEngine:

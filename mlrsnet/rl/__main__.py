@@ -24,11 +24,10 @@ def _hydra_main(cfg: Any) -> None:
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 
-    from mlrsnet.engine.build import to_plain
     from mlrsnet.rl.agent import train_agent
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    summary = train_agent(to_plain(cfg), run_dir, config_yaml=OmegaConf.to_yaml(cfg, resolve=True))
+    summary = train_agent(cfg, run_dir, config_yaml=OmegaConf.to_yaml(cfg, resolve=True))
     print(f"done: {summary['episodes']} episodes, {summary['timesteps']} agent steps; policy {summary['policy']}")
 
 
@@ -39,7 +38,9 @@ def main() -> None:
         got = sys.argv[1] if len(sys.argv) > 1 else "nothing"
         fail(f"expected a command ({', '.join(COMMANDS)}), got {got}; run python -m mlrsnet.rl train +task=NAME")
     sys.argv = [sys.argv[0], *sys.argv[2:]]
-    run_hydra(_hydra_main, config_name="rl", group="task", command="rl train")
+    from mlrsnet.rl.agent import validate_rl
+
+    run_hydra(_hydra_main, config_name="rl", group="task", command="rl train", validate=validate_rl)
 
 
 if __name__ == "__main__":

@@ -27,14 +27,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mlrsnet.engine.config import RLConfig, parse_config
 from mlrsnet.engine.figures import plot_learning_curve
+from mlrsnet.engine.fingerprint import config_dict
 from mlrsnet.engine.log import dump_config, environment
 from mlrsnet.engine.resume import StopSignals
 from mlrsnet.errors import ConfigError, RunInterrupted
 from mlrsnet.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from mlrsnet.rundir import open_run_dir
 from mlrsnet.schedules.rl_policy import OBSERVATION, AgentSpec, FrozenPolicy, save_policy
 
-__all__ = ["CURVE_COLUMNS", "export_policy", "require_rl", "train_agent"]
+__all__ = ["CURVE_COLUMNS", "export_policy", "require_rl", "train_agent", "validate_rl"]
 
 CURVE_COLUMNS = ("episode", "timesteps", "run_seed", "episode_return", "initial_val_loss", "final_val_loss",
                  "diverged", "wall_time_s")
@@ -62,7 +65,7 @@ def export_policy(model: Any, spec: AgentSpec, path: Path, hidden: tuple[int, ..
 
 def _without_budget(cfg: dict) -> dict:
     """The config without ``rl.total_timesteps``: a resumed run may train for longer (or stop sooner)."""
-    rl = {k: v for k, v in (cfg.get("rl") or {}).items() if k != "total_timesteps"}
+    rl = {k: v for k, v in cfg["rl"].items() if k != "total_timesteps"}
     return {**cfg, "rl": rl}
 
 
@@ -84,35 +87,39 @@ def _write_curve(run_dir: Path, rows: list[dict], title: str) -> None:
                             run_dir / "learning_curve.png", title)
 
 
-def train_agent(cfg: dict, run_dir: str | Path, config_yaml: str | None = None) -> dict:
-    """Train a PPO agent on ``cfg`` (the composed ``conf/rl.yaml`` + task, plain dict); write ``run_dir``;
-    return the summary."""
+def validate_rl(cfg: Any) -> RLConfig:
+    """The typed config of ``python -m mlrsnet.rl train`` (:func:`mlrsnet.engine.config.parse_config`)."""
+    typed = parse_config(cfg, "rl")
+    assert isinstance(typed, RLConfig)
+    return typed
+
+
+def train_agent(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) -> dict:
+    """Train a PPO agent on ``cfg`` (the composed ``conf/rl.yaml`` + task); write ``run_dir`` (locked while it
+    runs); return the summary."""
     require_rl()
+    typed = validate_rl(cfg)
+    with open_run_dir(run_dir) as locked:
+        return _train_agent(typed, locked, config_yaml)
+
+
+def _train_agent(typed: RLConfig, run_dir: Path, config_yaml: str | None) -> dict:
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from tqdm.auto import tqdm
 
-    from mlrsnet.engine.build import validate
     from mlrsnet.rl.env import LRScheduleEnv
 
-    validate(cfg, "rl")
-    rl = cfg["rl"]
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    spec = AgentSpec.from_config(rl)
-    lo, hi = (int(v) for v in rl["seed_range"])
-    if not 0 <= lo < hi:
-        raise ConfigError(f"rl.seed_range must be [low, high) with 0 <= low < high, got {rl['seed_range']}")
-    total = int(rl["total_timesteps"])
-    if total < 1:
-        raise ConfigError(f"rl.total_timesteps must be >= 1, got {total}")
-    env = LRScheduleEnv(cfg, spec, seed_range=(lo, hi), safe=bool(rl["safe"]),
-                        terminal_weight=float(rl["terminal_weight"]),
-                        divergence_penalty=float(rl["divergence_penalty"]))
-    hidden = tuple(int(h) for h in rl["net_arch"])
-    ppo_kw = dict(rl["ppo"])
+    cfg = config_dict(typed)
+    rl = typed.rl
+    spec = rl.spec()
+    total = rl.total_timesteps
+    env = LRScheduleEnv(typed, spec, seed_range=(rl.seed_range[0], rl.seed_range[1]), safe=rl.safe,
+                        terminal_weight=rl.terminal_weight, divergence_penalty=rl.divergence_penalty)
+    hidden = tuple(rl.net_arch)
+    ppo_kw = dict(rl.ppo)
     state_zip, state_json = run_dir / "ppo_state.zip", run_dir / "rl_state.json"
-    resume = cfg.get("resume", "auto")
+    resume = typed.resume
     saved = json.loads(state_json.read_text()) if state_json.is_file() and state_zip.is_file() else None
     if resume is True and saved is None:
         raise ConfigError(f"resume=true but {run_dir} holds no ppo_state.zip; run without resume=true to start")
@@ -124,7 +131,7 @@ def train_agent(cfg: dict, run_dir: str | Path, config_yaml: str | None = None) 
     atomic_write_json(run_dir / "environment.json", environment())
 
     if saved is None:
-        model = PPO("MlpPolicy", env, seed=int(cfg["seed"]), device="cpu", verbose=0,
+        model = PPO("MlpPolicy", env, seed=typed.seed, device="cpu", verbose=0,
                     policy_kwargs={"net_arch": {"pi": list(hidden), "vf": list(hidden)}}, **ppo_kw)
         rows: list[dict] = []
         done_steps, wall = 0, 0.0
@@ -136,7 +143,7 @@ def train_agent(cfg: dict, run_dir: str | Path, config_yaml: str | None = None) 
         print(f"resuming {run_dir} at {done_steps} of {total} timesteps", flush=True)
     episode_len = env.decisions_per_episode()
     t0 = time.perf_counter() - wall
-    title = f"PPO on {cfg['task']['name']}: episode return"
+    title = f"PPO on {typed.task.name}: episode return"
 
     def save_state(timesteps: int) -> None:
         buf = io.BytesIO()
@@ -145,12 +152,12 @@ def train_agent(cfg: dict, run_dir: str | Path, config_yaml: str | None = None) 
         atomic_write_json(state_json, {"timesteps": timesteps, "env_rng": env.np_random.bit_generator.state,
                                        "wall_time_s": time.perf_counter() - t0, "config": cfg})
         _write_curve(run_dir, rows, title)
-        export_policy(model, spec, run_dir / "policy.pt", hidden, task=cfg["task"]["name"], config=cfg,
+        export_policy(model, spec, run_dir / "policy.pt", hidden, task=typed.task.name, config=cfg,
                       timesteps=timesteps, **environment())
 
     with StopSignals() as stop:
         bar = tqdm(total=math.ceil(total / episode_len), initial=len(rows),
-                   desc=f"PPO {cfg['task']['name']} (episodes)", unit="ep", disable=not cfg.get("progress", True),
+                   desc=f"PPO {typed.task.name} (episodes)", unit="ep", disable=not typed.progress,
                    dynamic_ncols=True)
 
         class Episodes(BaseCallback):
@@ -182,7 +189,7 @@ def train_agent(cfg: dict, run_dir: str | Path, config_yaml: str | None = None) 
     returns = [float(r["episode_return"]) for r in rows]
     tail = returns[-max(1, len(returns) // 5):] if returns else []
     summary = {
-        "status": "complete", "task": cfg["task"]["name"], "seed": int(cfg["seed"]),
+        "status": "complete", "task": typed.task.name, "seed": typed.seed,
         "timesteps": int(model.num_timesteps), "episodes": len(rows),
         "env_steps_per_episode": episode_len,
         "train_steps_per_episode": env.run.total_steps if env.run is not None else None,

@@ -5,10 +5,9 @@ state and the actions):
 
 - **Episode**: one training run, built by :func:`mlrsnet.engine.build.build_run` exactly as ``mlrsnet.train`` builds it,
   with a run seed drawn from ``seed_range`` by the environment's RNG: a random instance (``nmf_synthetic``:
-  a fresh matrix per seed), initialisation and data order. The run trains through the one loop
-  (:func:`mlrsnet.engine.loop.train_loop`), paused every decision interval by the loop's own pre-emption
-  mechanism (``stop_requested`` / :class:`~mlrsnet.engine.loop.Interrupted`) and resumed with the returned
-  progress, so an episode takes the same steps as an uninterrupted run would.
+  a fresh matrix per seed), initialisation and data order. The run trains through the one loop, stepped
+  (:class:`mlrsnet.engine.loop.Trainer`) for a decision interval at a time, so an episode takes the same steps
+  as an uninterrupted run would.
 - **Step**: the action multiplies the LR (clipped to [lr_min, lr_max], and to the stability bound every step
   when ``safe``), then ``decision_interval`` training steps run.
 - **Reward**: :math:`r_k = \log v_{k-1} - \log v_k`, the decrease of the log validation loss over the interval,
@@ -20,6 +19,7 @@ state and the actions):
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -27,23 +27,29 @@ import gymnasium as gym
 import numpy as np
 
 from mlrsnet.engine.build import Run, build_run
-from mlrsnet.engine.loop import Interrupted, train_loop
+from mlrsnet.engine.config import ScheduleChoice, TrainConfig, parse_config
+from mlrsnet.engine.loop import Trainer
 from mlrsnet.schedules.drivers import with_safety
+from mlrsnet.schedules.registry import get_schedule
 from mlrsnet.schedules.rl_policy import OBS_CLIP, OBSERVATION, AgentDriver, AgentSpec
 
 __all__ = ["LRScheduleEnv"]
 
 
 class LRScheduleEnv(gym.Env):
-    """The LR-scheduling environment (module docstring) over the training config ``cfg`` (a composed
-    ``conf/train.yaml`` + task, as a plain dict)."""
+    """The LR-scheduling environment (module docstring) over the training config ``cfg`` (a typed config, or a
+    composed ``conf/train.yaml`` + task as a mapping); its runs train under ``schedule=fixed``, the agent setting
+    the LR."""
 
     metadata = {"render_modes": []}
 
-    def __init__(self, cfg: dict, spec: AgentSpec | None = None, *, seed_range: tuple[int, int] = (100, 100_000),
+    def __init__(self, cfg: Any, spec: AgentSpec | None = None, *, seed_range: tuple[int, int] = (100, 100_000),
                  safe: bool = False, terminal_weight: float = 1.0, divergence_penalty: float = 10.0) -> None:
         super().__init__()
-        self.cfg = {**cfg, "schedule": "fixed", "progress": False, "log_steps": False}
+        typed = parse_config(cfg, "train")
+        assert isinstance(typed, TrainConfig)
+        fixed = ScheduleChoice("fixed", dict(get_schedule("fixed").optimizer), get_schedule("fixed").params())
+        self.cfg = dataclasses.replace(typed, schedule=fixed, progress=False, log_steps=False)
         self.agent_spec = spec or AgentSpec()
         self.seed_range = (int(seed_range[0]), int(seed_range[1]))
         self.safe = bool(safe)
@@ -53,6 +59,7 @@ class LRScheduleEnv(gym.Env):
         self.action_space = gym.spaces.Discrete(len(self.agent_spec.actions))
         self.run: Run | None = None
         self.agent: AgentDriver | None = None
+        self.trainer: Trainer | None = None
         self._decisions: int | None = None
         self._run_seed = -1
 
@@ -61,7 +68,7 @@ class LRScheduleEnv(gym.Env):
         if self._decisions is None:
             from mlrsnet.tasks import build_task
 
-            steps = build_task(self.cfg["task"], self.seed_range[0], "cpu").steps_per_epoch * int(self.cfg["epochs"])
+            steps = build_task(self.cfg.task, self.seed_range[0], "cpu").steps_per_epoch * self.cfg.epochs
             self._decisions = -(-steps // self.agent_spec.interval(steps))
         return self._decisions
 
@@ -78,28 +85,18 @@ class LRScheduleEnv(gym.Env):
         self._run_seed = int(run_seed)
         self.run = run
         self.agent = AgentDriver(run.optimizer, run.model, run.task, self.agent_spec, run.total_steps)
-        self.driver = with_safety(self.agent, self.safe, run.optimizer, run.task, run.model, "rl")
-        self.loop_cfg = run.loop_config("rl", progress=False, log_steps=False, eval_splits=("meta",), guard=None)
-        self.position: dict[str, Any] = {"start_epoch": 0, "global_step": 0, "history": [], "progress": None}
+        driver = with_safety(self.agent, self.safe, run.optimizer, run.task, run.model, "rl")
+        loop_cfg = run.loop_config("rl", progress=False, log_steps=False, eval_splits=("meta",), guard=None)
+        self.trainer = Trainer(run.task, run.train_model, run.optimizer, driver, loop_cfg).init()
         self.v0 = self.v = self._val_loss()
         self.episode_return = 0.0
         return self.agent.observation(), {"run_seed": int(run_seed), "val_loss": self.v}
 
     def _train(self, steps: int) -> None:
-        """Run the loop until ``steps`` steps of the run are done (or the run ends)."""
-        assert self.run is not None and self.agent is not None
-        run, agent = self.run, self.agent
-        target = min(steps, run.total_steps)
-        stop = None if target >= run.total_steps else (lambda: agent.state.steps >= target)
-        try:
-            train_loop(run.task, run.train_model, run.optimizer, self.driver, self.loop_cfg, engine=None,
-                       stop_requested=stop, **self.position)
-            self.position = {"start_epoch": self.loop_cfg.epochs, "global_step": run.total_steps, "history": [],
-                             "progress": None}
-        except Interrupted as e:
-            self.position = {"start_epoch": e.epoch, "global_step": e.global_step, "history": e.history,
-                             "progress": e.progress}
-
+        """Step the run's trainer until ``steps`` steps of the run are done (or the run ends)."""
+        assert self.trainer is not None and self.agent is not None
+        while not self.trainer.done and self.agent.state.steps < steps:
+            self.trainer.step()
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
         if self.run is None or self.agent is None:
             raise RuntimeError("call reset() before step()")

@@ -55,6 +55,10 @@ class LRDriver:
     def load_state_dict(self, state: dict) -> None:
         """Restore from :meth:`state_dict`."""
 
+    def info(self) -> dict[str, Any]:
+        """What a run's record keeps about the schedule once it has run (a frozen MLR-SNet: its gammas)."""
+        return {}
+
     def scale_lr(self, optimizer: torch.optim.Optimizer, factor: float) -> None:
         """Multiply the learning rate from here on by ``factor`` (divergence rollback): every param
         group's LR and the LR anchors torch schedulers keep in the group."""

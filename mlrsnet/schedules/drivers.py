@@ -1,19 +1,6 @@
-r"""Every schedule as an LR driver of the one training loop (:func:`mlrsnet.engine.loop.train_loop`).
-
-A config selects a schedule by name (``schedule=<name>``); :func:`build_driver` turns the name into
-the optimiser to train with and the :class:`~mlrsnet.schedules.base.LRDriver` that sets its LR. Names:
-
-- ``fixed``: the base optimiser's LR, unchanged;
-- ``mlrsnet``: MLR-SNet meta-trained in place (it needs the meta engine, so the run builder
-  :func:`mlrsnet.engine.build.build_run` builds it, driven by :class:`MLRSNetDriver`, and hands every other name to
-  :func:`build_driver`);
-- ``mlrsnet_frozen``: a meta-trained MLR-SNet bundle, frozen (:class:`~mlrsnet.schedules.scheduler.MLRSNetScheduler`;
-  params ``checkpoint`` (default: the shipped default bundle), ``scale`` (default ``recompute``: the
-  paper's gamma at the start and at each swap, from the mean loss over the whole training split in eval
-  mode; its perplexity for a language model, per ``gamma_from``) and ``gamma_min``);
-- ``rl``: a frozen PPO policy that multiplies the LR every few steps (:class:`mlrsnet.schedules.rl_policy.PolicyDriver`;
-  params ``policy`` (a path, or a shipped policy's name; default: the one shipped for the task's family));
-- every name of :data:`mlrsnet.schedules.registry.SCHEDULES`, driven according to its kind::
+r"""The LR drivers of the one training loop (:func:`mlrsnet.engine.loop.train_loop`), one per way of
+driving a schedule (:data:`KINDS`), and :func:`build_kind`, which builds any declared schedule
+(:class:`mlrsnet.schedules.spec.Schedule`) of one of those kinds::
 
     scheduler              TorchSchedulerDriver: scheduler.step() after every optimizer.step()
     metric_scheduler       MetricDriver: scheduler.step(loss of the batch) after every optimizer.step()
@@ -31,36 +18,23 @@ the optimiser to train with and the :class:`~mlrsnet.schedules.base.LRDriver` th
                            on task.meta_batch() (the meta-validation split) after the step (MARTHE, RTHO)
     loss_optimizer         LossDriver: optimizer.prepare(the batch loss) before optimizer.step() (L4)
 
-``params`` are the schedule's keyword arguments. Where a schedule needs parameters that depend on the
-length of the run, :func:`default_params` supplies them relative to the run (``T`` = total steps, ``E`` =
-epochs, ``lr0`` = the base LR), so that ``schedule=<name>`` works alone; anything given in ``params``
-wins (an ``*_epochs`` or ``gamma_per_epoch`` form replaces the default it stands for)::
+The rest (a fixed LR, MLR-SNet meta-trained in place or frozen, an RL policy) declare their own build and
+use the drivers here (:class:`MLRSNetDriver`, :class:`FrozenMLRSNetDriver`) or
+:class:`mlrsnet.schedules.rl_policy.AgentDriver`.
 
-    step         step_size = T // 3, gamma = 0.1
-    multistep    milestones = [T // 2, 3T // 4], gamma = 0.1
-    exponential  gamma = 0.01 ** (1 / T)                        (the LR falls 100x over the run)
-    sgdr         T_0 = T // 7, T_mult = 2                         (restarts at T/7, 3T/7)
-    plateau      factor = 0.1, patience = max(1, E // 10)
-    lrbench      policy = TRI2, k0 = lr0 / 10, k1 = lr0, l = T // 4   (only when no policy is given)
-    autolr       interval = steps per epoch, horizon = min(20, steps per epoch // 5)
-    sls          n_batches_per_epoch = steps per epoch
-    greedy_eval  eval_interval = max(1, steps per epoch // 4), patience = 1, factor = 0.7, reset_start = 0,
-                 min_lr = lr / 100, max_lr = 10 lr  (lr: the base LR times the multiplier)
+Optimisers that replace the base one take over the keys their declaration ``inherits`` from the base
+optimiser's first param group (its ``weight_decay``, ``momentum``, ``betas``...). Their LR (``lr`` given
+wins) is the declaration's ``default_lr``: the base LR (``base``), 1e-3 unless the base optimiser is Adam
+or AdamW (``adam``), or a number (1.0 for the learning-rate-free ones, where ``lr`` multiplies their
+estimated step size).
 
-Optimisers that replace the base one take its ``weight_decay`` and, where they have them, its
-``momentum``, ``nesterov``, ``betas`` and ``eps``. Their LR (``params["lr"]`` wins) is the base LR for the
-SGD family (``sgd_hd``, ``sls``, ``sgd_schedulefree``); for the Adam family (``adam_hd``,
-``adamw_schedulefree``) the base LR when the base optimiser is Adam/AdamW, else 1e-3; and 1.0 for the
-learning-rate-free ones (``prodigy``, ``dadapt_*``, ``l4``: ``lr`` multiplies their estimated step size).
-
-``safe: true`` in any schedule's ``params`` wraps its driver in :class:`SafeDriver`: every step's LR is clipped to
-the task's per-step stability bound (``task.stability_bound``; the NMF tasks have one, see
-:mod:`mlrsnet.tasks.nmf`). ``schedule=fixed`` with a very large ``optimizer.lr`` and ``safe: true`` runs at the
-bound itself.
+``safe: true`` in any schedule's parameters wraps its driver in :class:`SafeDriver`: every step's LR is
+clipped to the task's per-step stability bound (``task.stability_bound``; the NMF tasks have one, see
+:mod:`mlrsnet.tasks.nmf`).
 
 ``lr_multiplier`` scales the schedule's base LR (what a benchmark tunes): the base optimiser's LR for
 the schedules that wrap it (``lrbench``: through each group's ``lr_scale``), the replacement's LR, or
-every LR of the frozen MLR-SNet.
+every LR of MLR-SNet (its gamma).
 """
 
 from __future__ import annotations
@@ -74,69 +48,57 @@ from torch import nn
 from torch.optim import Optimizer
 
 from mlrsnet.errors import ConfigError
-from mlrsnet.net import MLRSNet, resolve_gamma_from
+from mlrsnet.net import MLRSNet
 from mlrsnet.schedules.autolr import AutoLRTuner
 from mlrsnet.schedules.base import LRDriver, TorchSchedulerDriver, set_lr
 from mlrsnet.schedules.greedy import GreedyLR
 from mlrsnet.schedules.marthe import MartheTuner
 from mlrsnet.schedules.peers import optimizer_eval, optimizer_train
-from mlrsnet.schedules.registry import SCHEDULES, available_schedules, build_optimizer, build_scheduler
-from mlrsnet.schedules.scheduler import MLRSNetScheduler, without_scale_warning
+from mlrsnet.schedules.scheduler import MLRSNetScheduler
+from mlrsnet.schedules.spec import BuildContext, Schedule
 from mlrsnet.tasks.base import Task
 
 __all__ = [
-    "FIXED", "FROZEN", "META_TRAINED", "RL", "ClosureDriver", "EvalLossDriver", "FrozenMLRSNetDriver",
-    "HypergradientDriver", "LossDriver", "MLRSNetDriver", "MetricDriver", "SafeDriver", "TrainEvalDriver",
-    "TunerDriver", "build_driver", "check_schedule", "default_params", "schedule_names", "with_safety",
+    "KINDS", "ClosureDriver", "EvalLossDriver", "FrozenMLRSNetDriver", "HypergradientDriver", "LossDriver",
+    "MLRSNetDriver", "MetricDriver", "REPLACING", "SafeDriver", "TrainEvalDriver", "TunerDriver", "build_kind",
+    "with_safety",
 ]
 
-FIXED, META_TRAINED, FROZEN, RL = "fixed", "mlrsnet", "mlrsnet_frozen", "rl"
-_REPLACING = frozenset({"optimizer", "train_eval_optimizer", "closure_optimizer", "loss_optimizer"})
-# Keyword arguments a replacement optimiser takes over from the base optimiser's first param group.
-_INHERITED: dict[str, tuple[str, ...]] = {
-    "sgd_hd": ("momentum", "weight_decay", "nesterov"),
-    "adam_hd": ("betas", "eps", "weight_decay"),
-    "sls": (),
-    "sgd_schedulefree": ("momentum", "weight_decay"),
-    "adamw_schedulefree": ("betas", "eps", "weight_decay"),
-    "prodigy": ("betas", "eps", "weight_decay"),
-    "dadapt_sgd": ("momentum", "weight_decay"),
-    "dadapt_adam": ("betas", "eps", "weight_decay"),
-    "l4": ("weight_decay",),
+KINDS: dict[str, str] = {
+    "fixed": "leaves the optimizer's LR alone",
+    "scheduler": "wraps the optimizer; call scheduler.step() after every optimizer.step()",
+    "metric_scheduler": "wraps the optimizer; call scheduler.step(train_loss) after every optimizer.step()",
+    "eval_metric_scheduler": "wraps the optimizer; call scheduler.step(val_metric) after every evaluation",
+    "eval_loss_scheduler": (
+        "wraps the optimizer; call scheduler.step(eval_loss) after every evaluation on held-out data, every "
+        "eval_interval iterations"
+    ),
+    "loss_scheduler": (
+        "wraps the optimizer; call scheduler.step(loss of the current mini-batch) after backward(), before "
+        "optimizer.step()"
+    ),
+    "meta_trained": "meta-trained in place by a meta engine while the task trains (python -m mlrsnet.train)",
+    "policy": "a frozen RL policy multiplies the LR every few steps, from the loss and the gradient norm",
+    "tuner": "wraps optimizer and model; call tuner.maybe_tune(step, batches) before every iteration",
+    "optimizer": "replaces the base optimizer; call optimizer.step() as usual",
+    "train_eval_optimizer": (
+        "replaces the base optimizer; call optimizer.step(), plus peers.optimizer_train() before training "
+        "and peers.optimizer_eval() before evaluating or saving"
+    ),
+    "closure_optimizer": (
+        "replaces the base optimizer; call optimizer.step(closure), the closure returning the loss of the "
+        "current mini-batch without backward()"
+    ),
+    "hypergradient": (
+        "wraps an SGD optimizer; call tuner.step(train_loss, val_loss) instead of optimizer.step(), "
+        "train_loss() the loss of the current mini-batch, val_loss() the loss of a meta-validation batch"
+    ),
+    "loss_optimizer": (
+        "replaces the base optimizer; call optimizer.prepare(loss of the current mini-batch) after "
+        "backward(), then optimizer.step() (or optimizer.step(loss=loss))"
+    ),
 }
-_ADAM_FAMILY = frozenset({"adam_hd", "adamw_schedulefree"})
-_LR_FREE = frozenset({"prodigy", "dadapt_sgd", "dadapt_adam", "l4"})
-# A default in default_params is dropped when params give the alternative form that stands for it.
-_ALTERNATIVES = {"step_size": "step_size_epochs", "milestones": "milestones_epochs", "T_0": "T_0_epochs",
-                 "gamma": "gamma_per_epoch"}
-
-
-def schedule_names() -> list[str]:
-    """Every name ``schedule=`` accepts."""
-    return [FIXED, META_TRAINED, FROZEN, RL, *available_schedules()]
-
-
-def check_schedule(name: str) -> None:
-    """Raise a one-line :class:`~mlrsnet.errors.ConfigError` listing the names if ``name`` is unknown."""
-    if name not in schedule_names():
-        raise ConfigError(f"unknown schedule {name!r}; use one of: {', '.join(schedule_names())}")
-
-
-def default_params(name: str, total_steps: int, steps_per_epoch: int, lr0: float) -> dict[str, Any]:
-    """The run-relative defaults of schedule ``name`` (the module docstring's table)."""
-    t, epochs = total_steps, max(1, total_steps // steps_per_epoch)
-    return {
-        "step": {"step_size": max(1, t // 3), "gamma": 0.1},
-        "multistep": {"milestones": sorted({max(1, t // 2), max(1, 3 * t // 4)}), "gamma": 0.1},
-        "exponential": {"gamma": 0.01 ** (1.0 / t)},
-        "sgdr": {"T_0": max(1, t // 7), "T_mult": 2},
-        "plateau": {"factor": 0.1, "patience": max(1, epochs // 10)},
-        "lrbench": {"policy": "TRI2", "k0": lr0 / 10, "k1": lr0, "l": max(1, t // 4)},
-        "autolr": {"interval": steps_per_epoch, "horizon": max(1, min(20, steps_per_epoch // 5))},
-        "sls": {"n_batches_per_epoch": steps_per_epoch},
-        "greedy_eval": {"eval_interval": max(1, steps_per_epoch // 4), "patience": 1, "factor": 0.7,
-                        "reset_start": 0},
-    }.get(name, {})
+REPLACING = frozenset({"optimizer", "train_eval_optimizer", "closure_optimizer", "loss_optimizer"})
 
 
 class SafeDriver(LRDriver):
@@ -194,6 +156,9 @@ class SafeDriver(LRDriver):
     def scale_lr(self, optimizer: Optimizer, factor: float) -> None:
         self.inner.scale_lr(optimizer, factor)
 
+    def info(self) -> dict[str, Any]:
+        return self.inner.info()
+
 
 def with_safety(driver: LRDriver, safe: Any, optimizer: Optimizer, task: Task, model: nn.Module,
                 name: str) -> LRDriver:
@@ -206,13 +171,6 @@ def with_safety(driver: LRDriver, safe: Any, optimizer: Optimizer, task: Task, m
         raise ConfigError(f"schedule {name}: safe=true needs a task with a stability bound (the NMF tasks); "
                           f"task {task.info.name} has none, set safe=false")
     return SafeDriver(driver, optimizer, task, model)
-
-
-def _with_defaults(name: str, params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    if name == "lrbench" and "policy" in params:
-        return dict(params)
-    kept = {k: v for k, v in defaults.items() if k not in params and _ALTERNATIVES.get(k) not in params}
-    return {**kept, **params}
 
 
 class MLRSNetDriver(LRDriver):
@@ -256,6 +214,10 @@ class FrozenMLRSNetDriver(LRDriver):
 
     def before_step(self, loss: torch.Tensor) -> None:
         self.scheduler.step(loss)
+
+    def info(self) -> dict[str, Any]:
+        """The gamma of each net and the training loss it was recomputed from."""
+        return {"gammas": list(self.scheduler.gammas), "swap_losses": list(self.scheduler.swap_losses)}
 
     def state_dict(self) -> dict:
         return self.scheduler.state_dict()
@@ -403,48 +365,32 @@ class HypergradientDriver(LRDriver):
         self.tuner.eta *= factor
 
 
-def _replacement(name: str, base: Optimizer, model: nn.Module, params: dict[str, Any],
-                 lr_multiplier: float) -> Optimizer:
-    group = base.param_groups[0]
-    if "lr" in params:
-        lr = float(params.pop("lr"))
-    elif name in _LR_FREE:
-        lr = 1.0
-    elif name in _ADAM_FAMILY and "betas" not in group:
-        lr = 1e-3
-    else:
+def _replacement(schedule: Schedule, ctx: BuildContext, kw: dict[str, Any]) -> Optimizer:
+    group = ctx.optimizer.param_groups[0]
+    if "lr" in kw:
+        lr = float(kw.pop("lr"))
+    elif schedule.default_lr == "base":
         lr = float(group["lr"])
-    inherited = {k: group[k] for k in _INHERITED[name] if k in group and k not in params}
-    return build_optimizer(name, model.parameters(), lr * lr_multiplier, **inherited, **params)
+    elif schedule.default_lr == "adam":
+        lr = float(group["lr"]) if "betas" in group else 1e-3
+    else:
+        lr = float(schedule.default_lr)
+    inherited = {k: group[k] for k in schedule.inherits if k in group and k not in kw}
+    assert schedule.make is not None
+    try:
+        return schedule.make(ctx.model.parameters(), lr * ctx.lr_multiplier, **inherited, **kw)
+    except TypeError as err:
+        raise ConfigError(f"schedule {schedule.name}: bad parameters ({err}); fix them") from err
 
 
-def build_driver(name: str, optimizer: Optimizer, model: nn.Module, task: Task, *, total_steps: int,
-                 steps_per_epoch: int, params: dict[str, Any] | None = None,
-                 lr_multiplier: float = 1.0) -> tuple[Optimizer, LRDriver]:
-    """The optimiser to train ``model`` with and the LR driver of schedule ``name`` (see the module
-    docstring), for a run of ``total_steps`` steps. ``optimizer`` is the base optimiser over
-    ``model``'s parameters; schedules that wrap it change its LR in place, the others replace it.
-    ``params["safe"]`` clips the LR to the task's stability bound (:class:`SafeDriver`)."""
-    params = dict(params or {})
-    safe = params.pop("safe", False)
-    optimizer, driver = _build_driver(name, optimizer, model, task, total_steps=total_steps,
-                                      steps_per_epoch=steps_per_epoch, params=params, lr_multiplier=lr_multiplier)
-    return optimizer, with_safety(driver, safe, optimizer, task, model, name)
-
-
-def _build_driver(name: str, optimizer: Optimizer, model: nn.Module, task: Task, *, total_steps: int,
-                  steps_per_epoch: int, params: dict[str, Any], lr_multiplier: float) -> tuple[Optimizer, LRDriver]:
-    check_schedule(name)
-    if name == META_TRAINED:
-        raise ConfigError("schedule mlrsnet is meta-trained in place; build it with "
-                          "mlrsnet.engine.build.build_schedule")
-    if not lr_multiplier > 0:
-        raise ConfigError(f"the LR multiplier must be positive, got {lr_multiplier}")
-    lr0 = float(optimizer.param_groups[0]["lr"])
-    kw = _with_defaults(name, dict(params or {}), default_params(name, total_steps, steps_per_epoch, lr0))
-    kind = SCHEDULES[name].kind if name in SCHEDULES else None
-    if kind in _REPLACING:
-        optimizer = _replacement(name, optimizer, model, kw, lr_multiplier)
+def build_kind(schedule: Schedule, ctx: BuildContext, kw: dict[str, Any]) -> tuple[Optimizer, LRDriver]:
+    """The optimiser and LR driver of ``schedule`` (one with a ``make`` and a kind of :data:`KINDS`) for the
+    run of ``ctx``; ``kw`` are its parameters, run-relative defaults filled in. Schedules that wrap the base
+    optimiser change its LR in place (times ``ctx.lr_multiplier``); the others replace it."""
+    name, kind = schedule.name, schedule.kind
+    kw = dict(kw)
+    if kind in REPLACING:
+        optimizer = _replacement(schedule, ctx, kw)
         if kind == "train_eval_optimizer":
             return optimizer, TrainEvalDriver(optimizer, name)
         if kind == "closure_optimizer":
@@ -454,72 +400,34 @@ def _build_driver(name: str, optimizer: Optimizer, model: nn.Module, task: Task,
         driver = LRDriver()
         driver.name = name
         return optimizer, driver
+    optimizer = ctx.optimizer
     for group in optimizer.param_groups:
         if name == "lrbench":
-            group["lr_scale"] = group.get("lr_scale", 1.0) * lr_multiplier
+            group["lr_scale"] = group.get("lr_scale", 1.0) * ctx.lr_multiplier
         else:
-            group["lr"] = float(group["lr"]) * lr_multiplier
-    if name == FIXED:
-        if kw:
-            raise ConfigError(f"schedule fixed takes no parameters, got {', '.join(sorted(kw))}")
-        return optimizer, LRDriver()
-    if name == FROZEN:
-        return optimizer, _frozen(optimizer, model, task, total_steps, kw, lr_multiplier)
-    if name == RL:
-        from mlrsnet.schedules.rl_policy import build_policy_driver
+            group["lr"] = float(group["lr"]) * ctx.lr_multiplier
+    assert schedule.make is not None
 
-        return optimizer, build_policy_driver(optimizer, model, task, total_steps, kw)
+    def make(**extra: Any) -> Any:
+        try:
+            return schedule.make(optimizer, total_steps=ctx.total_steps, steps_per_epoch=ctx.steps_per_epoch,
+                                 **extra, **kw)
+        except TypeError as err:
+            raise ConfigError(f"schedule {name}: bad parameters ({err}); fix them") from err
+
     if kind == "eval_metric_scheduler":
         metric_key = str(kw.pop("metric_key", "meta_loss"))
         if metric_key.startswith("test_"):
             raise ConfigError(f"schedule {name}: metric_key={metric_key} would tune on the test split; use a "
                               "meta_* (meta-validation) or train_loss key")
-        scheduler = build_scheduler(name, optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch, **kw)
-        return optimizer, TorchSchedulerDriver(scheduler, name, metric_key)
+        return optimizer, TorchSchedulerDriver(make(), name, metric_key)
     if kind == "eval_loss_scheduler":
-        kw = {k: v for k, v in kw.items() if v is not None}  # null in conf/schedule: the run-relative default
-        lr = float(optimizer.param_groups[0]["lr"])
-        kw.setdefault("min_lr", lr / 100)
-        kw.setdefault("max_lr", lr * 10)
-        interval = int(kw.pop("eval_interval", max(1, steps_per_epoch // 4)))
-        scheduler = build_scheduler(name, optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch, **kw)
-        return optimizer, EvalLossDriver(scheduler, task, model, interval, name)
+        interval = int(kw.pop("eval_interval"))
+        return optimizer, EvalLossDriver(make(), ctx.task, ctx.model, interval, name)
     if kind == "metric_scheduler":
-        scheduler = build_scheduler(name, optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch, **kw)
-        return optimizer, MetricDriver(scheduler, name)
+        return optimizer, MetricDriver(make(), name)
     if kind == "hypergradient":
-        tuner = build_scheduler(name, optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch, **kw)
-        return optimizer, HypergradientDriver(tuner, task, model, name)
+        return optimizer, HypergradientDriver(make(), ctx.task, ctx.model, name)
     if kind == "tuner":
-        tuner = build_scheduler(name, optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
-                                model=model, loss_fn=task.loss, **kw)
-        return optimizer, TunerDriver(tuner, task)
-    scheduler = build_scheduler(name, optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch, **kw)
-    return optimizer, TorchSchedulerDriver(scheduler, name)
-
-
-def _frozen(optimizer: Optimizer, model: nn.Module, task: Task, total_steps: int, kw: dict[str, Any],
-            lr_multiplier: float) -> FrozenMLRSNetDriver:
-    checkpoint, scale = kw.pop("checkpoint", None), kw.pop("scale", "recompute")
-    gamma_min = float(kw.pop("gamma_min", None) or 0.0)
-    gamma_from = kw.pop("gamma_from", None) or "auto"
-    try:
-        gamma_from = resolve_gamma_from(gamma_from, task.info.metric)
-    except ValueError as err:
-        raise ConfigError(f"schedule {FROZEN}: {err}; set gamma_from=auto") from None
-    if kw:
-        raise ConfigError(f"schedule {FROZEN}: unexpected parameter(s) {', '.join(sorted(kw))}; it takes "
-                          "checkpoint, scale, gamma_min and gamma_from")
-    if scale == "checkpoint" and lr_multiplier != 1.0:
-        raise ConfigError(f"schedule {FROZEN}: scale=checkpoint cannot be multiplied by {lr_multiplier:g}; "
-                          "give scale=recompute or a numeric scale, or turn LR tuning off")
-    try:
-        with without_scale_warning():  # run.build_schedule warns in its own words, naming schedule.scale
-            scheduler = MLRSNetScheduler(
-                optimizer, checkpoint, total_steps=total_steps, scale=scale, num_classes=task.info.num_classes,
-                loss_scale=task.info.loss_scale, train_loss=lambda: float(task.evaluate(model, "train")["loss"]),
-                gamma_min=gamma_min, lr_factor=lr_multiplier if scale != "checkpoint" else 1.0, gamma_from=gamma_from,
-            )
-    except ValueError as err:
-        raise ConfigError(f"schedule {FROZEN}: {err}") from None
-    return FrozenMLRSNetDriver(scheduler)
+        return optimizer, TunerDriver(make(model=ctx.model, loss_fn=ctx.task.loss), ctx.task)
+    return optimizer, TorchSchedulerDriver(make(), name)

@@ -1,18 +1,20 @@
-"""Every baseline schedule by the name a config uses (``schedule=<name>``), and how to drive it.
+"""Every schedule by the name a config uses (``schedule=<name>``), found in :mod:`mlrsnet.schedules.catalog`:
+one module per schedule, each holding its declaration ``SCHEDULE`` (:class:`mlrsnet.schedules.spec.Schedule`).
 
-:data:`SCHEDULES` is data only: for each name its :data:`KINDS` entry (how a training loop must
-call it), a one-line summary and the paper. Two small builders construct any of them:
-:func:`build_scheduler` for the names that wrap an existing optimizer (kinds ``scheduler``,
-``metric_scheduler``, ``eval_metric_scheduler``, ``eval_loss_scheduler``, ``tuner``) and :func:`build_optimizer` for the
-names that replace the optimizer (kinds ``optimizer``, ``train_eval_optimizer``,
-``closure_optimizer``). ``mlrsnet`` and ``fixed`` are driven by the training loop itself and are
-not listed here.
+Everything else is derived from the declarations: the names (:func:`schedule_names`), the ``schedule`` config
+group (:func:`register_schedule_configs`: one ConfigStore node per schedule, its name, its optimiser overrides and its
+parameters' defaults; ``schedule=cosine schedule.eta_min=0.001``), the simplicity order of FastSpiker's
+selection (:func:`simplicity_order`), the typed parameters (:func:`parse_params`) and the builders:
+:func:`build` (what a run trains with) and, for a hand-written training loop, :func:`build_scheduler` /
+:func:`build_optimizer` (the schedule's object itself; :func:`describe_schedule` says how to drive it).
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import torch
@@ -20,192 +22,154 @@ from torch import nn
 from torch.optim import Optimizer
 
 from mlrsnet.errors import ConfigError
-from mlrsnet.schedules.autolr import AutoLRTuner
-from mlrsnet.schedules.builtin import TORCH_SCHEDULES, WARMUP_POLICIES, build_torch_scheduler, build_warmup_policy
-from mlrsnet.schedules.greedy import GreedyLR
-from mlrsnet.schedules.hd import SGDHD, AdamHD
-from mlrsnet.schedules.l4 import L4
-from mlrsnet.schedules.line_search import SGDArmijo
-from mlrsnet.schedules.lrbench import LRBenchScheduler
-from mlrsnet.schedules.marthe import MartheTuner
-from mlrsnet.schedules.peers import PEER_OPTIMIZERS, build_peer_optimizer
+from mlrsnet.schedules.drivers import KINDS, REPLACING, build_kind, with_safety
+from mlrsnet.schedules.spec import BuildContext, Built, Schedule, ScheduleParams, given_params
+from mlrsnet.tasks.base import Task
+from mlrsnet.typed import defaults, parse
 
-__all__ = ["KINDS", "SCHEDULES", "ScheduleInfo", "available_schedules", "build_optimizer", "build_scheduler",
-           "describe_schedule"]
+__all__ = ["CATALOG", "build", "build_driver", "build_optimizer", "build_scheduler", "describe_schedule",
+           "get_schedule", "params_as_dict", "parse_params", "register_schedule_configs", "schedule_names",
+           "schedule_node", "schedules", "simplicity_order"]
 
-KINDS: dict[str, str] = {
-    "scheduler": "wraps the optimizer; call scheduler.step() after every optimizer.step()",
-    "metric_scheduler": "wraps the optimizer; call scheduler.step(train_loss) after every optimizer.step()",
-    "eval_metric_scheduler": "wraps the optimizer; call scheduler.step(val_metric) after every evaluation",
-    "eval_loss_scheduler": (
-        "wraps the optimizer; call scheduler.step(eval_loss) after every evaluation on held-out data, every "
-        "eval_interval iterations"
-    ),
-    "tuner": "wraps optimizer and model; call tuner.maybe_tune(step, batches) before every iteration",
-    "optimizer": "replaces the base optimizer; call optimizer.step() as usual",
-    "train_eval_optimizer": (
-        "replaces the base optimizer; call optimizer.step(), plus peers.optimizer_train() before training "
-        "and peers.optimizer_eval() before evaluating or saving"
-    ),
-    "closure_optimizer": (
-        "replaces the base optimizer; call optimizer.step(closure), the closure returning the loss of the "
-        "current mini-batch without backward()"
-    ),
-    "hypergradient": (
-        "wraps an SGD optimizer; call tuner.step(train_loss, val_loss) instead of optimizer.step(), "
-        "train_loss() the loss of the current mini-batch, val_loss() the loss of a meta-validation batch"
-    ),
-    "loss_optimizer": (
-        "replaces the base optimizer; call optimizer.prepare(loss of the current mini-batch) after "
-        "backward(), then optimizer.step() (or optimizer.step(loss=loss))"
-    ),
-}
-_WRAPPING = frozenset({"scheduler", "metric_scheduler", "eval_metric_scheduler", "eval_loss_scheduler", "tuner",
-                       "hypergradient"})
+CATALOG = "mlrsnet.schedules.catalog"
 
 
-@dataclass(frozen=True)
-class ScheduleInfo:
-    """What a config name means: its kind (see :data:`KINDS`), a summary and the paper."""
-
-    kind: str
-    summary: str
-    reference: str
-
-
-_TORCH = "PyTorch torch.optim.lr_scheduler"
-_SGDR = "Loshchilov & Hutter, SGDR, ICLR 2017"
-_HD = "Baydin et al., Hypergradient Descent, ICLR 2018"
-_SF = "Defazio et al., The Road Less Scheduled, NeurIPS 2024"
-_DA = "Defazio & Mishchenko, D-Adaptation, ICML 2023"
-_MARTHE = "Donini et al., MARTHE: Scheduling the Learning Rate via Online Hypergradients, IJCAI 2020"
-_LLM = "Jin et al., Rethinking Learning Rate Tuning in the Era of Large Language Models (LRBench++), 2023"
-SCHEDULES: dict[str, ScheduleInfo] = {
-    "lrbench": ScheduleInfo(
-        "scheduler",
-        "LRBench policy t -> lr (policy=FIX|STEP|NSTEP|EXP|INV|POLY|SIG|TRI|SIN|COS|...|COMPOSITE "
-        "with k0, k1, gamma, p, l)",
-        "Wu, Liu et al., Demystifying Learning Rate Policies, IEEE BigData 2019"),
-    "constant": ScheduleInfo("scheduler", "constant LR (optionally after a linear warmup)", _TORCH),
-    "step": ScheduleInfo("scheduler", "StepLR: lr0 * gamma^floor(t / step_size)", _TORCH),
-    "multistep": ScheduleInfo("scheduler", "MultiStepLR: multiply by gamma at each milestone", _TORCH),
-    "exponential": ScheduleInfo("scheduler", "ExponentialLR: lr0 * gamma^t", _TORCH),
-    "linear": ScheduleInfo("scheduler", "LinearLR: linear decay to end_factor * lr0 over the run", _TORCH),
-    "cosine": ScheduleInfo("scheduler", "CosineAnnealingLR over the run (after warmup)", _SGDR),
-    "sgdr": ScheduleInfo("scheduler", "CosineAnnealingWarmRestarts: cosine restarted every T_0 * T_mult^i",
-                         _SGDR),
-    "onecycle": ScheduleInfo("scheduler", "OneCycleLR: warm up to max_lr, then anneal",
-                             "Smith & Topin, Super-Convergence, 2019"),
-    "plateau": ScheduleInfo("eval_metric_scheduler",
-                            "ReduceLROnPlateau: lr *= factor after patience bad evaluations", _TORCH),
-    "greedy": ScheduleInfo(
-        "metric_scheduler",
-        "GreedyLR: lr / factor after patience improvements, lr * factor after patience non-improvements",
-        "Subramanian et al., Zeroth-Order Adaptive Learning Rate Scheduler (GreedyLR)"),
-    "greedy_eval": ScheduleInfo(
-        "eval_loss_scheduler",
-        "GreedyLR stepped on the meta-validation loss every eval_interval iterations (as transformers' Trainer "
-        "steps it on the eval loss)",
-        "Subramanian et al., Zeroth-Order Adaptive Learning Rate Scheduler (GreedyLR)"),
-    "warmup_constant": ScheduleInfo("scheduler", "linear warmup over warmup_ratio of the run, then constant "
-                                    "(DeepSpeed WarmupLR)", _LLM),
-    "warmup_linear": ScheduleInfo("scheduler", "linear warmup over warmup_ratio of the run, then linear decay "
-                                  "to 0 (DeepSpeed WarmupDecayLR, the HuggingFace default)", _LLM),
-    "warmup_cosine": ScheduleInfo("scheduler", "linear warmup over warmup_ratio of the run, then cosine decay "
-                                  "to 0", _LLM),
-    "autolr": ScheduleInfo(
-        "tuner",
-        "probe lr * {1/4..4} for a few steps every interval, fit loss vs ln lr (interpretation of AutoLR)",
-        "Kwatra et al., AutoLR / LRTuner, 2021"),
-    "sgd_hd": ScheduleInfo("optimizer",
-                           "SGD-HD: alpha_t = alpha_{t-1} + beta * grad f(theta_{t-1}) . u_{t-2}", _HD),
-    "adam_hd": ScheduleInfo("optimizer", "Adam-HD: hypergradient descent on Adam's LR", _HD),
-    "sls": ScheduleInfo("closure_optimizer", "SGD with stochastic Armijo line search and step-size reset",
-                        "Vaswani et al., Painless Stochastic Gradient, NeurIPS 2019"),
-    "sgd_schedulefree": ScheduleInfo("train_eval_optimizer", "schedule-free SGD (no decay schedule)", _SF),
-    "adamw_schedulefree": ScheduleInfo("train_eval_optimizer", "schedule-free AdamW", _SF),
-    "prodigy": ScheduleInfo("optimizer", "Prodigy: Adam with an online estimate of the distance to optimum",
-                            "Mishchenko & Defazio, Prodigy, ICML 2024"),
-    "dadapt_sgd": ScheduleInfo("optimizer", "D-Adaptation SGD: learning-rate-free SGD", _DA),
-    "dadapt_adam": ScheduleInfo("optimizer", "D-Adaptation Adam: learning-rate-free Adam", _DA),
-    "marthe": ScheduleInfo(
-        "hypergradient",
-        "MARTHE: eta -= beta * grad E . Z, tangent Z = d theta / d eta discounted by mu (fixed or adapted), "
-        "E on a meta-validation batch", _MARTHE),
-    "rtho": ScheduleInfo(
-        "hypergradient", "RTHO: MARTHE with mu = 1 (the exact online hypergradient of the whole run)",
-        "Franceschi et al., Forward and Reverse Gradient-Based Hyperparameter Optimization, ICML 2017"),
-    "l4": ScheduleInfo(
-        "loss_optimizer",
-        "L4: step alpha * (L - gamma * Lmin) / (g . v) along an Adam (or momentum) direction v",
-        "Rolinek & Martius, L4: Practical loss-based stepsize adaptation for deep learning, NeurIPS 2018"),
-}
+@cache
+def schedules() -> dict[str, Schedule]:
+    """Every declared schedule, by name (the modules of :mod:`mlrsnet.schedules.catalog`)."""
+    package = importlib.import_module(CATALOG)
+    found: dict[str, Schedule] = {}
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):  # what several declarations share
+            continue
+        module = importlib.import_module(f"{CATALOG}.{info.name}")
+        decl = getattr(module, "SCHEDULE", None)
+        if not isinstance(decl, Schedule):
+            raise TypeError(f"{CATALOG}.{info.name} declares no SCHEDULE = Schedule(...)")
+        if decl.name in found:
+            raise TypeError(f"schedule {decl.name!r} is declared twice ({CATALOG}.{info.name})")
+        if decl.kind not in KINDS:
+            raise TypeError(f"schedule {decl.name!r}: unknown kind {decl.kind!r}")
+        found[decl.name] = decl
+    return found
 
 
-def available_schedules() -> list[str]:
-    """Every name in :data:`SCHEDULES`."""
-    return sorted(SCHEDULES)
+def schedule_names() -> list[str]:
+    """Every name ``schedule=`` accepts, sorted."""
+    return sorted(schedules())
 
 
-def _info(name: str) -> ScheduleInfo:
-    if name not in SCHEDULES:
-        raise ConfigError(f"unknown schedule {name!r}; use one of: {', '.join(available_schedules())}")
-    return SCHEDULES[name]
+def get_schedule(name: str) -> Schedule:
+    """The declaration of ``name``; an unknown name is a one-line error listing the names."""
+    found = schedules().get(str(name))
+    if found is None:
+        raise ConfigError(f"unknown schedule {name!r}; use one of: {', '.join(schedule_names())}")
+    return found
+
+
+def simplicity_order() -> tuple[str, ...]:
+    """Every schedule from the simplest to the most complex (FastSpiker's tie-break,
+    :mod:`mlrsnet.engine.selection`)."""
+    return tuple(sorted(schedules(), key=lambda n: (schedules()[n].simplicity, n)))
 
 
 def describe_schedule(name: str) -> str:
     """One line: the summary, how to drive it, and the reference."""
-    info = _info(name)
-    return f"{name}: {info.summary}. Protocol: {KINDS[info.kind]}. Reference: {info.reference}."
+    decl = get_schedule(name)
+    return f"{name}: {decl.summary}. Protocol: {KINDS[decl.kind]}. Reference: {decl.reference}."
+
+
+def schedule_node(name: str) -> dict[str, Any]:
+    """The ``schedule`` config group's entry for ``name``: ``{name, optimizer: <overrides>, <param>: <default>}``
+    (a null default: run-relative, or the implementation's own)."""
+    decl = get_schedule(name)
+    return {"name": name, "optimizer": dict(decl.optimizer), **defaults(decl.params)}
+
+
+def register_schedule_configs() -> None:
+    """Store :func:`schedule_node` of every schedule in Hydra's ConfigStore as ``schedule/<name>``: what
+    ``schedule=<name>`` composes (there are no YAML files to keep in sync)."""
+    from hydra.core.config_store import ConfigStore
+
+    store = ConfigStore.instance()
+    for name in schedules():
+        store.store(group="schedule", name=name, node=schedule_node(name))
+
+
+def parse_params(name: str, params: dict[str, Any] | None, prefix: str = "schedule.") -> ScheduleParams:
+    """``params`` (a schedule's keys without ``name`` and ``optimizer``) as its typed parameter object:
+    defaults filled, types converted, ranges checked; each error names ``prefix`` + the key."""
+    return parse(get_schedule(name).params, dict(params or {}), prefix)
+
+
+def build(name: str, ctx: BuildContext, params: ScheduleParams | None = None) -> Built:
+    """Schedule ``name`` with ``params`` (default: its defaults) for the run of ``ctx``: the optimiser to train
+    with, the LR driver, what the run records about it; ``params.safe`` clips its LR to the task's stability
+    bound."""
+    decl = get_schedule(name)
+    params = decl.params() if params is None else params
+    if not ctx.lr_multiplier > 0:
+        raise ConfigError(f"the LR multiplier must be positive, got {ctx.lr_multiplier}")
+    if decl.build is not None:
+        built = decl.build(ctx, params)
+    else:
+        given = given_params(params)
+        optimizer, driver = build_kind(decl, ctx, {**decl.run_defaults(ctx, given), **given})
+        built = Built(optimizer, driver)
+    built.driver = with_safety(built.driver, params.safe, built.optimizer, ctx.task, ctx.model, name)
+    return built
+
+
+def build_driver(name: str, optimizer: Optimizer, model: nn.Module, task: Task, *, total_steps: int,
+                 steps_per_epoch: int, params: dict[str, Any] | None = None,
+                 lr_multiplier: float = 1.0) -> tuple[Optimizer, Any]:
+    """The optimiser and LR driver of schedule ``name`` with ``params`` (a mapping) for a run of
+    ``total_steps`` steps over ``model``; ``optimizer`` is the base optimiser. A shortcut of :func:`build`."""
+    if get_schedule(name).kind == "meta_trained":
+        raise ConfigError(f"schedule {name} is meta-trained in place and needs the run's net and meta settings; "
+                          "build its run with mlrsnet.engine.build.build_run (python -m mlrsnet.train)")
+    ctx = BuildContext(optimizer, model, task, total_steps, steps_per_epoch, lr_multiplier)
+    built = build(name, ctx, parse_params(name, params))
+    return built.optimizer, built.driver
 
 
 def build_scheduler(name: str, optimizer: Optimizer, *, total_steps: int, steps_per_epoch: int,
                     model: nn.Module | None = None,
                     loss_fn: Callable[[nn.Module, Any], torch.Tensor] | None = None, **params: Any) -> Any:
-    """Build a schedule that wraps ``optimizer`` (kinds scheduler, metric_scheduler,
-    eval_metric_scheduler, eval_loss_scheduler, tuner, hypergradient); ``params`` are the schedule's own
-    keyword arguments. ``autolr`` also needs ``model`` and ``loss_fn(model, batch)``."""
-    info = _info(name)
-    if info.kind not in _WRAPPING:
-        raise ConfigError(f"schedule {name} replaces the optimizer (kind {info.kind}); build it with "
-                          "build_optimizer instead of build_scheduler")
-    if name == "lrbench":
-        if "policy" not in params:
-            raise ConfigError("schedule lrbench needs policy=<LRBench policy name>, e.g. policy=TRI")
-        return LRBenchScheduler(optimizer, **params)
-    if name in TORCH_SCHEDULES:
-        return build_torch_scheduler(name, optimizer, total_steps, steps_per_epoch, **params)
-    if name in WARMUP_POLICIES:
-        return build_warmup_policy(name, optimizer, total_steps, steps_per_epoch, **params)
+    """The object of a schedule that wraps ``optimizer`` (kinds scheduler, metric_scheduler,
+    eval_metric_scheduler, eval_loss_scheduler, tuner, hypergradient), for a hand-written training loop;
+    ``params`` are its own keyword arguments (no run-relative defaults). ``autolr`` also needs ``model``
+    and ``loss_fn(model, batch)``."""
+    decl = get_schedule(name)
+    if decl.kind in REPLACING or decl.make is None:
+        raise ConfigError(f"schedule {name} (kind {decl.kind}) is not built with build_scheduler; "
+                          + ("build it with build_optimizer instead" if decl.kind in REPLACING else
+                             "use schedule=" + name + " in mlrsnet.train"))
+    extra = {"model": model, "loss_fn": loss_fn} if decl.kind == "tuner" else {}
+    if decl.kind == "tuner" and (model is None or loss_fn is None):
+        raise ConfigError(f"schedule {name} needs the model and loss_fn(model, batch); pass both")
     try:
-        if name in ("greedy", "greedy_eval"):
-            return GreedyLR(optimizer, **params)
-        if name in ("marthe", "rtho"):
-            if name == "rtho":
-                if "mu" in params:
-                    raise ConfigError("schedule rtho is MARTHE with mu=1; use schedule=marthe to set mu")
-                params = {**params, "mu": 1.0}
-            return MartheTuner(optimizer, **params)
-        if model is None or loss_fn is None:
-            raise ConfigError("schedule autolr needs the model and loss_fn(model, batch); pass both")
-        return AutoLRTuner(optimizer, model, loss_fn, **params)
+        return decl.make(optimizer, total_steps=total_steps, steps_per_epoch=steps_per_epoch, **extra, **params)
     except TypeError as err:
         raise ConfigError(f"schedule {name}: bad parameters ({err}); fix them") from err
 
 
 def build_optimizer(name: str, params: Iterable[Any], lr: float, **kw: Any) -> Optimizer:
-    """Build a schedule that replaces the optimizer (kinds optimizer, train_eval_optimizer,
-    closure_optimizer, loss_optimizer) over ``params`` with initial LR (or step size, or LR multiplier) ``lr``."""
-    info = _info(name)
-    if info.kind in _WRAPPING:
-        raise ConfigError(f"schedule {name} wraps an optimizer (kind {info.kind}); build it with "
+    """The replacement optimiser of schedule ``name`` (kinds optimizer, train_eval_optimizer, closure_optimizer,
+    loss_optimizer) over ``params`` with initial LR (or step size, or LR multiplier) ``lr``."""
+    decl = get_schedule(name)
+    if decl.kind not in REPLACING or decl.make is None:
+        raise ConfigError(f"schedule {name} wraps an optimizer (kind {decl.kind}); build it with "
                           "build_scheduler instead of build_optimizer")
-    if name in PEER_OPTIMIZERS:
-        return build_peer_optimizer(name, params, lr, **kw)
-    cls = {"sgd_hd": SGDHD, "adam_hd": AdamHD, "l4": L4}.get(name)
     try:
-        if cls is not None:
-            return cls(params, lr=lr, **kw)
-        return SGDArmijo(params, init_step_size=lr, **kw)
+        return decl.make(params, lr, **kw)
     except TypeError as err:
         raise ConfigError(f"schedule {name}: bad parameters ({err}); fix them") from err
+
+
+def params_as_dict(params: ScheduleParams) -> dict[str, Any]:
+    """The parameters given a value, ``safe`` included where set: what a run records."""
+    out = given_params(params)
+    if params.safe:
+        out["safe"] = True
+    return out

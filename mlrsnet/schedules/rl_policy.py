@@ -89,11 +89,6 @@ class AgentSpec:
             return int(self.decision_interval)
         return max(1, -(-int(total_steps) // int(self.decisions)))  # ceil: at most `decisions` decisions
 
-    @classmethod
-    def from_config(cls, cfg: dict) -> AgentSpec:
-        names = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in cfg.items() if k in names})
-
 
 @dataclass
 class LRObservation:
@@ -268,14 +263,9 @@ def load_policy(path: str | os.PathLike) -> tuple[FrozenPolicy, AgentSpec, dict]
 
 
 def build_policy_driver(optimizer: torch.optim.Optimizer, model: nn.Module, task: Task, total_steps: int,
-                        params: dict[str, Any]) -> AgentDriver:
-    """``schedule=rl``: a frozen policy (``params["policy"]``: path or shipped name; see :func:`resolve_policy`)
+                        policy_ref: str | os.PathLike | None) -> AgentDriver:
+    """``schedule=rl``: a frozen policy (``policy_ref``: path or shipped name; see :func:`resolve_policy`)
     drives the LR from the optimiser's LR, with the spec it was trained with."""
-    params = dict(params)
-    policy_ref = params.pop("policy", None)
-    if params:
-        raise ConfigError(f"schedule rl: unexpected parameter(s) {', '.join(sorted(params))}; it takes policy "
-                          "and safe")
     path = resolve_policy(policy_ref, task)
     policy, spec, meta = load_policy(path)
     mismatch = optimizer_mismatch(optimizer, ((meta.get("config") or {}).get("optimizer")) or {})

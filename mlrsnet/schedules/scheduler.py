@@ -69,7 +69,8 @@ from mlrsnet.errors import AdaptiveScaleWarning, CheckpointError, SchedulerCompo
 from mlrsnet.net import MLRSNet, State, gamma_statistic, recomputed_gamma
 from mlrsnet.schedules.base import set_lr
 
-__all__ = ["DEFAULT_CHECKPOINT", "MLRSNetScheduler", "load_frozen", "resolve_checkpoint"]
+__all__ = ["DEFAULT_CHECKPOINT", "MLRSNetScheduler", "load_frozen", "resolve_checkpoint", "warn_adaptive_gamma",
+           "without_scale_warning"]
 
 CheckpointLike = str | os.PathLike | MLRSNet
 SCALE_MODES = ("recompute", "checkpoint", "optimizer")
@@ -109,6 +110,20 @@ def load_frozen(checkpoint: CheckpointLike | Sequence[CheckpointLike] | None,
 # Optimizers whose LR is a per-parameter step size of about 1e-3, not an SGD LR (the recomputed gamma warns).
 ADAPTIVE_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW, torch.optim.NAdam, torch.optim.RAdam, torch.optim.Adamax,
                        torch.optim.Adagrad, torch.optim.RMSprop)
+
+
+def warn_adaptive_gamma(optimizer: Optimizer, gamma: float, key: str) -> None:
+    """Warn (one line on stderr) when the paper's gamma, an SGD-scale LR ceiling, drives Adam or AdamW.
+
+    gamma = sqrt(L0) ln(L0 C) / (4 C^0.25) was derived for SGD: about 0.67 on digits, so MLR-SNet's first
+    LR (about gamma / 2) is two orders of magnitude above Adam's usual 1e-3, and Adam does not learn. The
+    gamma is left as the formula gives it (a silent rescale would change what the formula means); the
+    warning names the config key that fixes it."""
+    if isinstance(optimizer, torch.optim.Adam | torch.optim.AdamW):
+        name = type(optimizer).__name__.lower()
+        print(f"warning: optimizer.name={name} with the SGD-scale gamma {gamma:.3g} of the paper's formula: "
+              f"the first LR is about {gamma / 2:.2g}, far above the ~1e-3 {name} trains with; set {key} to "
+              f"about twice the LR you want (e.g. {key}=0.002)", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager

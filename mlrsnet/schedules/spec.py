@@ -1,128 +1,144 @@
-"""The ``schedule`` config group: every schedule's parameters and the optimiser it runs with.
+"""What a schedule is: one self-describing declaration (:class:`Schedule`), one module of
+:mod:`mlrsnet.schedules.catalog` per schedule.
 
-One file per schedule, ``conf/schedule/<name>.yaml`` (shipped as ``mlrsnet.conf``)::
+A declaration holds everything the rest of the package needs to know about a schedule::
 
-    name: <name>                 # the schedule= name
-    optimizer: {momentum: 0.9}   # overrides of the base optimiser this schedule runs with (may be {})
-    <param>: <value>             # every other key is a keyword parameter (null = run-relative default)
+    name         the schedule= name
+    params       its parameter class (a dataclass of typed settings, mlrsnet.typed): defaults, ranges, help.
+                 A field left at None is "run-relative" or "the implementation's own default": the
+                 declaration's `defaults` fills it from the run's length
+    defaults     (run, given) -> the run-relative defaults (e.g. multistep: milestones at T/2 and 3T/4)
+    optimizer    overrides of the base optimiser it runs with ({momentum: 0.9} for the SGDM baselines)
+    kind         how a training loop drives it (mlrsnet.schedules.drivers.KINDS)
+    make         the object itself: a torch scheduler, a tuner, or a replacement optimiser
+    build        for the schedules the kinds do not cover (fixed, mlrsnet, mlrsnet_frozen, rl): the whole build
+    simplicity   its rank from simple to complex (FastSpiker's selection prefers the simpler of two ties)
+    search       its search space for tuning: {parameter: Range}; "lr" is the multiplier of its base LR
+    summary, reference
 
-On the command line the group is chosen and edited as Hydra does it: ``schedule=cosine
-schedule.eta_min=0.001``. Under MLR-SNet (``mlrsnet``, ``mlrsnet_frozen``) the inner SGD has momentum 0,
-as in the reference code's meta-training and meta-test; the hand-designed baselines run SGD with
-momentum 0.9, the paper's "SGDM+..." baselines.
-
-The base optimiser of a run is the ``optimizer`` section with the schedule's overrides filling the keys
-left ``null`` there (``optimizer.momentum`` is ``null`` by default): an explicit
-``optimizer.momentum=0.5`` applies to every schedule of a run, ``schedule.optimizer.momentum=0.5`` to
-the chosen one. A benchmark or a transfer comparison runs every other schedule it names under that
-schedule's own file; ``schedule_params.<name>.<key>=value`` overrides a listed schedule's parameters
-(and is the deprecated alias of ``schedule.<key>`` for the chosen one).
+:mod:`mlrsnet.schedules.registry` finds the declarations, and from them alone derives the names ``schedule=``
+accepts, the ``schedule`` config group (Hydra's ConfigStore, ``schedule=NAME``), the simplicity order and
+the builders. Adding a schedule is adding a module to :mod:`mlrsnet.schedules.catalog`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
+from typing import Any
 
 import torch
+from torch import nn
+from torch.optim import Optimizer
 
-from mlrsnet.errors import ConfigError
+from mlrsnet.schedules.base import LRDriver
+from mlrsnet.tasks.base import Task
+from mlrsnet.typed import setting
 
-__all__ = ["ScheduleSpec", "describe_optimizer", "resolve_optimizer", "schedule_file", "schedule_name",
-           "schedule_spec"]
-
-_RESERVED = ("name", "optimizer")
-# The optimiser keys a null means "the schedule's value", and the value when the schedule gives none.
-_FALLBACK = {"momentum": 0.0}
-
-
-@cache
-def _read_file(name: str) -> dict | None:
-    from omegaconf import OmegaConf
-
-    path = resources.files("mlrsnet.conf") / "schedule" / f"{name}.yaml"
-    if not path.is_file():
-        return None
-    return OmegaConf.to_container(OmegaConf.create(path.read_text()), resolve=True)  # type: ignore[return-value]
-
-
-def schedule_file(name: str) -> dict:
-    """The contents of ``conf/schedule/<name>.yaml`` (a copy); a schedule without a file runs with the
-    base optimiser as it is and its built-in defaults."""
-    data = _read_file(str(name))
-    return {"name": str(name), "optimizer": {}} if data is None else {**data, "optimizer": dict(data.get("optimizer")
-                                                                                            or {})}
-
-
-def schedule_name(cfg: dict) -> str:
-    """The chosen schedule's name: ``cfg["schedule"]`` is the composed group (a dict with ``name``) or,
-    from Python, just the name."""
-    value = cfg.get("schedule", "mlrsnet")
-    if isinstance(value, dict):
-        if "name" not in value:
-            raise ConfigError("schedule has no name; choose one with schedule=NAME (conf/schedule/NAME.yaml)")
-        return str(value["name"])
-    return str(value)
+__all__ = ["BuildContext", "Built", "Range", "Schedule", "ScheduleParams", "given_params", "with_defaults"]
 
 
 @dataclass
-class ScheduleSpec:
-    """A schedule as a run uses it: its name, its optimiser overrides and its keyword parameters (the
-    null ones left out, so that the run-relative defaults of :mod:`mlrsnet.schedules.drivers` apply)."""
+class ScheduleParams:
+    """The parameters every schedule takes; each schedule's class extends it."""
+
+    safe: bool = setting(False, "clip every step's LR to the task's stability bound (the NMF tasks have one)")
+
+
+@dataclass(frozen=True)
+class Range:
+    """One dimension of a search space: ``low`` to ``high``, on a log scale where ``log``."""
+
+    low: float
+    high: float
+    log: bool = True
+
+
+@dataclass
+class BuildContext:
+    """What a schedule is built for: the base optimiser over ``model``'s parameters (built from the run's
+    ``optimizer`` section and the schedule's overrides), the task, the run's length, the multiplier of the
+    schedule's base LR (what a benchmark tunes), and, for MLR-SNet, the run's ``net`` and ``meta`` settings,
+    its initial loss L0, its seed and gradient clipping."""
+
+    optimizer: Optimizer
+    model: nn.Module
+    task: Task
+    total_steps: int
+    steps_per_epoch: int
+    lr_multiplier: float = 1.0
+    l0: float = float("nan")
+    seed: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    net: Any = None  # mlrsnet.net.NetConfig of the run (schedule=mlrsnet)
+    meta: Any = None  # mlrsnet.meta.engine.MetaConfig of the run (schedule=mlrsnet)
+    grad_clip: float | None = None
+    gamma_key: str = "schedule.gamma"  # the key that sets a frozen MLR-SNet's gamma, for warnings
+
+    @property
+    def epochs(self) -> int:
+        return max(1, self.total_steps // self.steps_per_epoch)
+
+    @property
+    def base_lr(self) -> float:
+        """The base optimiser's LR (before the multiplier)."""
+        return float(self.optimizer.param_groups[0]["lr"])
+
+
+@dataclass
+class Built:
+    """A built schedule: the optimiser to train with (the base one, or its replacement), the LR driver of
+    the training loop, for a meta-trained MLR-SNet the net and its meta engine, and what a run records about
+    the schedule (``info``)."""
+
+    optimizer: Optimizer
+    driver: LRDriver
+    net: Any = None
+    engine: Any = None
+    info: dict = field(default_factory=dict)
+
+
+def given_params(params: ScheduleParams) -> dict[str, Any]:
+    """The parameters given a value (not None), ``safe`` left out: the keyword arguments of the schedule's
+    implementation."""
+    return {f.name: getattr(params, f.name) for f in dataclasses.fields(params)
+            if f.name != "safe" and getattr(params, f.name) is not None}
+
+
+def with_defaults(given: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``given`` on top of the run-relative ``defaults``."""
+    return {**defaults, **given}
+
+
+Make = Callable[..., Any]
+Defaults = Callable[[BuildContext, dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A schedule's declaration (the module docstring)."""
 
     name: str
-    optimizer: dict = field(default_factory=dict)
-    params: dict = field(default_factory=dict)
+    summary: str
+    reference: str
+    kind: str
+    params: type[ScheduleParams] = ScheduleParams
+    optimizer: dict[str, Any] = field(default_factory=dict)
+    simplicity: int = 100
+    search: dict[str, Range] = field(default_factory=lambda: {"lr": Range(0.1, 10.0)})
+    defaults: Defaults | None = None
+    make: Make | None = None
+    build: Callable[[BuildContext, ScheduleParams], Built] | None = None
+    # Replacement optimisers: the keys taken over from the base optimiser's group, and the LR when none is given:
+    # "base" (the base LR), "adam" (1e-3 unless the base optimiser is Adam or AdamW) or a number.
+    inherits: tuple[str, ...] = ()
+    default_lr: str | float = "base"
 
+    def __post_init__(self) -> None:
+        if (self.make is None) == (self.build is None):
+            raise ValueError(f"schedule {self.name}: declare exactly one of make and build")
 
-def schedule_spec(cfg: dict, name: str | None = None) -> ScheduleSpec:
-    """The spec of schedule ``name`` (default: the chosen one) in run config ``cfg``: the chosen
-    schedule's composed group, or any other schedule's own file; ``schedule_params[name]`` on top."""
-    chosen = cfg.get("schedule", "mlrsnet")
-    name = schedule_name(cfg) if name is None else str(name)
-    if isinstance(chosen, dict) and str(chosen.get("name")) == name:
-        entry = dict(chosen)
-    else:
-        entry = schedule_file(name)
-    legacy = (cfg.get("schedule_params") or {})
-    if not isinstance(legacy, dict):
-        raise ConfigError("schedule_params must map schedule names to their parameters, e.g. "
-                          "+schedule_params.step.gamma=0.5")
-    extra = dict(legacy.get(name) or {})
-    optimizer = entry.get("optimizer") or {}
-    if not isinstance(optimizer, dict):
-        raise ConfigError(f"schedule.optimizer must be a mapping of optimiser keys, got {optimizer!r}; e.g. "
-                          "schedule.optimizer.momentum=0.9")
-    optimizer = {**optimizer, **dict(extra.pop("optimizer", None) or {})}
-    params = {k: v for k, v in {**entry, **extra}.items() if k not in _RESERVED and v is not None}
-    return ScheduleSpec(name, optimizer, params)
-
-
-def resolve_optimizer(base: dict, overrides: dict) -> dict:
-    """The optimiser section a schedule runs with: ``base`` (the config's ``optimizer``) with its null keys
-    filled from the schedule's ``overrides``, then from the fallbacks (momentum 0)."""
-    out = dict(base)
-    for key, value in overrides.items():
-        if out.get(key) is None:
-            out[key] = value
-    for key, value in _FALLBACK.items():
-        if out.get(key) is None:
-            out[key] = value
-    return out
-
-
-def describe_optimizer(optimizer: torch.optim.Optimizer) -> str:
-    """A short description of the optimiser a run trained with, for result tables: ``SGD(momentum=0,
-    wd=0.0005)``, ``Adam(betas=(0.9, 0.999), wd=0)``..."""
-    group = optimizer.param_groups[0]
-    parts = []
-    if "momentum" in group:
-        parts.append(f"momentum={group['momentum']:g}")
-    if group.get("nesterov"):
-        parts.append("nesterov")
-    if "betas" in group:
-        parts.append(f"betas=({group['betas'][0]:g}, {group['betas'][1]:g})")
-    if "weight_decay" in group:
-        parts.append(f"wd={group['weight_decay']:g}")
-    return f"{type(optimizer).__name__}({', '.join(parts)})"
+    def run_defaults(self, ctx: BuildContext, given: dict[str, Any]) -> dict[str, Any]:
+        """The run-relative defaults of the parameters ``given`` leaves open."""
+        return {} if self.defaults is None else self.defaults(ctx, given)

@@ -33,8 +33,49 @@ from torch import nn
 
 from mlrsnet.errors import ConfigError
 from mlrsnet.tasks.models import build_model
+from mlrsnet.typed import setting
 
 Forward = Callable[..., Any]
+NOISE_KINDS = ("none", "sym", "pair", "unif", "flip")
+
+
+@dataclass(kw_only=True)
+class TaskConfig:
+    """The ``task`` section every task has. Each dataset builder declares the subclass it reads
+    (:func:`mlrsnet.tasks.registry.register_dataset`): its family's own keys and defaults."""
+
+    name: str = setting(help="the task's name (conf/task/NAME.yaml)")
+    dataset: str = setting(help="the dataset builder (mlrsnet.tasks.registry)")
+    model: str = setting(help="the model (mlrsnet.tasks.models)")
+    model_kwargs: dict[str, Any] = setting({}, "keyword arguments of the model")
+    batch_size: int = setting(help="training batch size (the run's batch_size)", ge=1)
+    meta_batch_size: int = setting(help="meta-validation batch size (the run's meta.batch_size)", ge=1)
+    split_seed: int = setting(0, "seed of the fixed train / meta / test split")
+
+
+@dataclass
+class NoiseConfig:
+    """Label noise on the training split (the meta and test splits stay clean)."""
+
+    kind: str = setting("none", "none | sym | pair | unif | flip (unif, flip: the reference code's)",
+                        choices=NOISE_KINDS)
+    rate: float = setting(0.0, "fraction of corrupted training labels", ge=0.0, lt=1.0, example="0.4 (for example)")
+
+    def check(self, prefix: str) -> None:
+        if self.rate > 0 and self.kind == "none":
+            raise ConfigError(f"{prefix}rate={self.rate} has no effect with {prefix}kind=none; add "
+                              f"{prefix}kind=sym (or pair) to corrupt the labels, or drop {prefix}rate")
+
+
+@dataclass(kw_only=True)
+class ClassificationConfig(TaskConfig):
+    """A classification task: a class-balanced meta set carved from the training split, a training subset,
+    label noise."""
+
+    meta_size: int = setting(100, "class-balanced meta-validation set carved from the training split", ge=0)
+    train_fraction: float = setting(1.0, "use this fraction of the (post-meta-split) training set", gt=0.0, le=1.0,
+                                    example="1.0")
+    noise: NoiseConfig = setting(NoiseConfig(), "label noise on the training split")
 
 
 @dataclass

@@ -30,6 +30,7 @@ import math
 import sysconfig
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +39,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from mlrsnet.errors import CheckpointError, ConfigError
-from mlrsnet.tasks.base import Forward, Task, TaskInfo
+from mlrsnet.tasks.base import Forward, Task, TaskConfig, TaskInfo
 from mlrsnet.tasks.offline import cpython_documents, split_documents
 from mlrsnet.tasks.registry import register_dataset
+from mlrsnet.typed import setting
 
 __all__ = [
     "BASE_CHECKPOINT", "BASE_CONFIG", "STDLIB_FILES", "CausalLMTask", "TinyGPT", "encode_bytes", "load_base_model",
@@ -147,13 +149,13 @@ class CausalLMTask(Task):
     Batches are ``(x, y)`` with ``y`` the inputs shifted by one token.
     """
 
-    def __init__(self, info: TaskInfo, streams: dict[str, torch.Tensor], model_cfg: dict[str, Any],
+    def __init__(self, info: TaskInfo, streams: dict[str, torch.Tensor], base: str | None, lora: Any,
                  batch_size: int, block_size: int, meta_batch_size: int, seed: int,
                  eval_batch_size: int = 32) -> None:
         self.info = info
         self.streams = streams
         self.device = streams["train"].device
-        self.model_cfg = dict(model_cfg)
+        self.base, self.lora = base, lora
         self.batch_size = int(batch_size)
         self.block_size = int(block_size)
         self.meta_batch_size = int(meta_batch_size)
@@ -167,12 +169,12 @@ class CausalLMTask(Task):
 
     def build_model(self) -> nn.Module:
         """The pretrained base (``base``: null for the shipped one, or a path), LoRA-wrapped if ``lora``."""
-        base = self.model_cfg.get("base")
+        base = self.base
         model = load_base_model(base)
         if model.config_dict["n_positions"] < self.block_size:
             raise ConfigError(f"task.block_size={self.block_size} exceeds the model's "
                               f"{model.config_dict['n_positions']} positions; lower it")
-        lora = self.model_cfg.get("lora")
+        lora = self.lora
         if lora:
             from peft import LoraConfig, get_peft_model
 
@@ -241,34 +243,42 @@ class CausalLMTask(Task):
         return out
 
 
-@register_dataset("stdlib_source")
-def build_stdlib_source(cfg: dict, seed: int, device: torch.device) -> CausalLMTask:
-    """Fine-tuning on standard-library source files (see the module docstring). Keys: ``train_chars``,
-    ``eval_chars`` (size of the meta, test and pretraining-domain held-out texts), ``test_fraction``,
-    ``meta_fraction``, ``split_seed``, ``block_size``, ``base`` (null: the shipped base), ``lora``."""
+@dataclass(kw_only=True)
+class LLMConfig(TaskConfig):
+    """Fine-tuning the pretrained TinyGPT on standard-library source files."""
+
+    base: str | None = setting(None, "null: the shipped base (mlrsnet/tasks/gpt_cpython_base.pt); or a path")
+    lora: Any = setting(None, "null: full fine-tuning; {r: 8, lora_alpha: 16}: peft LoRA")
+    train_chars: int = setting(12_000, "bytes of source code to fine-tune on", ge=1)
+    eval_chars: int = setting(6_000, "bytes of the meta, test and held-out documentation texts", ge=1)
+    test_fraction: float = setting(0.15, "of the source files (split by file)", gt=0, lt=1)
+    meta_fraction: float = setting(0.15, "of the source files (split by file)", gt=0, lt=1)
+    block_size: int = setting(64, "tokens (bytes) per training window", ge=1)
+
+
+@register_dataset("stdlib_source", LLMConfig)
+def build_stdlib_source(cfg: LLMConfig, seed: int, device: torch.device) -> CausalLMTask:
+    """Fine-tuning on standard-library source files (see the module docstring and :class:`LLMConfig`)."""
     require_llm()
-    if cfg.get("model") != "tiny_gpt2":
-        raise ConfigError(f"task {cfg.get('name')}: dataset stdlib_source trains the model tiny_gpt2, got "
-                          f"model={cfg.get('model')!r}; set task.model=tiny_gpt2")
+    if cfg.model != "tiny_gpt2":
+        raise ConfigError(f"task {cfg.name}: dataset stdlib_source trains the model tiny_gpt2, got "
+                          f"model={cfg.model!r}; set task.model=tiny_gpt2")
     files = stdlib_sources()
     if len(files) < 3:
         raise ConfigError(f"only {len(files)} of the stdlib_source files were found under "
                           f"{sysconfig.get_paths()['stdlib']}; this Python has no standard-library sources")
-    train, meta, test = split_documents(list(files), int(cfg.get("split_seed", 0)),
-                                        float(cfg.get("test_fraction", 0.15)), float(cfg.get("meta_fraction", 0.15)))
-    train_chars, eval_chars = int(cfg.get("train_chars", 20_000)), int(cfg.get("eval_chars", 6_000))
-    _, pretrain_held_out = pretraining_texts(int(cfg.get("split_seed", 0)))
+    train, meta, test = split_documents(list(files), cfg.split_seed, cfg.test_fraction, cfg.meta_fraction)
+    train_chars, eval_chars = cfg.train_chars, cfg.eval_chars
+    _, pretrain_held_out = pretraining_texts(cfg.split_seed)
     streams = {
         "train": encode_bytes("\n\n".join(train)[:train_chars], device),
         "meta": encode_bytes("\n\n".join(meta)[:eval_chars], device),
         "test": encode_bytes("\n\n".join(test)[:eval_chars], device),
         "pretrain": encode_bytes(pretrain_held_out[:eval_chars], device),
     }
-    info = TaskInfo(name=cfg["name"], num_classes=256, loss_scale=math.log(256), metric="perplexity",
+    info = TaskInfo(name=cfg.name, num_classes=256, loss_scale=math.log(256), metric="perplexity",
                     higher_is_better=False)
-    model_cfg = {"base": cfg.get("base"), "lora": cfg.get("lora")}
-    return CausalLMTask(info, streams, model_cfg, cfg["batch_size"], int(cfg.get("block_size", 64)),
-                        cfg["meta_batch_size"], seed)
+    return CausalLMTask(info, streams, cfg.base, cfg.lora, cfg.batch_size, cfg.block_size, cfg.meta_batch_size, seed)
 
 
 def pretrain_base(out: str | Path = BASE_CHECKPOINT, *, steps: int = 600, lr: float = 2e-3, batch_size: int = 32,

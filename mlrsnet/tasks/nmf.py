@@ -46,13 +46,15 @@ step; ``safe=true`` clips any schedule to it, :class:`mlrsnet.schedules.drivers.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from mlrsnet.errors import ConfigError
-from mlrsnet.tasks.base import Forward, Task, TaskInfo
+from mlrsnet.tasks.base import Forward, Task, TaskConfig, TaskInfo
 from mlrsnet.tasks.registry import register_dataset
+from mlrsnet.typed import setting
 
 __all__ = ["NMFModel", "NMFTask", "nmf_stability_bound", "synthetic_nmf_matrix"]
 
@@ -178,45 +180,63 @@ class NMFTask(Task):
         return {"loss": float(0.5 * (r * r).sum() / self.x.shape[0]), "rel_error": err}
 
 
-def _entry_split(n: int, m: int, cfg: dict, generator: torch.Generator) -> torch.Tensor:
+@dataclass(kw_only=True)
+class NMFConfig(TaskConfig):
+    """Stochastic NMF of a nonnegative matrix: entries held out for the meta and test splits."""
+
+    rank: int = setting(8, "rank of the factors W, H", ge=1)
+    meta_fraction: float = setting(0.1, "entries held out for validation (the meta split)", gt=0, lt=1)
+    test_fraction: float = setting(0.1, "entries held out for the reported metric (never used for a choice)", gt=0,
+                                   lt=1)
+
+    def check(self, prefix: str) -> None:
+        if not self.meta_fraction + self.test_fraction < 1:
+            raise ConfigError(f"{prefix}meta_fraction ({self.meta_fraction}) and {prefix}test_fraction "
+                              f"({self.test_fraction}) must be positive and sum to less than 1")
+
+
+@dataclass(kw_only=True)
+class SyntheticNMFConfig(NMFConfig):
+    """A synthetic nonnegative matrix X = W H + noise, a fresh instance per seed."""
+
+    rows: int = setting(300, "rows of X", ge=2)
+    cols: int = setting(60, "columns of X", ge=2)
+    true_rank: int | None = setting(None, "rank of the true W H (null: rank)", ge=1)
+    noise_level: float = setting(0.1, "Gaussian noise, times the std of W H", ge=0)
+    instance_offset: int = setting(0, "instance = instance_offset + seed (RL agents train on offsets 0.., are "
+                                   "evaluated on held-out ones)", ge=0)
+
+
+def _entry_split(n: int, m: int, cfg: NMFConfig, generator: torch.Generator) -> torch.Tensor:
     """0 / 1 / 2 (train / meta / test) for every entry: ``meta_fraction`` and ``test_fraction`` of the entries,
     uniformly at random."""
-    meta, test = float(cfg.get("meta_fraction", 0.1)), float(cfg.get("test_fraction", 0.1))
-    if not (0 < meta and 0 < test and meta + test < 1):
-        raise ConfigError(f"task.meta_fraction ({meta}) and task.test_fraction ({test}) must be positive and sum "
-                          "to less than 1")
+    meta, test = cfg.meta_fraction, cfg.test_fraction
     u = torch.rand(n, m, generator=generator)
     return (u < meta + test).long() + (u < test).long()
 
 
-def _nmf_task(cfg: dict, x: torch.Tensor, split_seed: int, seed: int, device: torch.device) -> NMFTask:
-    rank = int(cfg.get("rank", 10))
-    if rank < 1:
-        raise ConfigError(f"task.rank must be >= 1, got {rank}")
+def _nmf_task(cfg: NMFConfig, x: torch.Tensor, split_seed: int, seed: int, device: torch.device) -> NMFTask:
     split = _entry_split(x.shape[0], x.shape[1], cfg, torch.Generator().manual_seed(split_seed))
-    info = TaskInfo(name=cfg["name"], num_classes=1, metric="rel_error", higher_is_better=False)
-    return NMFTask(info, x, split, rank, cfg["batch_size"], cfg["meta_batch_size"], seed, device)
+    info = TaskInfo(name=cfg.name, num_classes=1, metric="rel_error", higher_is_better=False)
+    return NMFTask(info, x, split, cfg.rank, cfg.batch_size, cfg.meta_batch_size, seed, device)
 
 
-@register_dataset("nmf_synthetic")
-def build_nmf_synthetic(cfg: dict, seed: int, device: torch.device) -> NMFTask:
+@register_dataset("nmf_synthetic", SyntheticNMFConfig)
+def build_nmf_synthetic(cfg: SyntheticNMFConfig, seed: int, device: torch.device) -> NMFTask:
     """A fresh random instance per seed (:func:`synthetic_nmf_matrix` with ``rows``, ``cols``, ``true_rank``,
     ``noise_level``; instance and entry split drawn from ``instance_offset + seed``)."""
-    n, m = int(cfg.get("rows", 500)), int(cfg.get("cols", 100))
-    if n < 2 or m < 2:
-        raise ConfigError(f"task.rows and task.cols must be >= 2, got {n} x {m}")
-    inst = int(cfg.get("instance_offset", 0)) + seed
+    inst = cfg.instance_offset + seed
     g = torch.Generator().manual_seed(1_000_003 * (inst + 1))
-    true_rank = int(cfg.get("true_rank", cfg.get("rank", 10)))
-    x = synthetic_nmf_matrix(n, m, true_rank, float(cfg.get("noise_level", 0.1)), g)
+    true_rank = cfg.rank if cfg.true_rank is None else cfg.true_rank
+    x = synthetic_nmf_matrix(cfg.rows, cfg.cols, true_rank, cfg.noise_level, g)
     return _nmf_task(cfg, x, 1_000_003 * (inst + 1) + 1, seed, device)
 
 
-@register_dataset("nmf_digits")
-def build_nmf_digits(cfg: dict, seed: int, device: torch.device) -> NMFTask:
+@register_dataset("nmf_digits", NMFConfig)
+def build_nmf_digits(cfg: NMFConfig, seed: int, device: torch.device) -> NMFTask:
     """scikit-learn's digits as a 1797 x 64 nonnegative matrix (pixel values / 16); the entry split is fixed
     (``split_seed``), the initialisation and data order follow the seed."""
     from sklearn.datasets import load_digits
 
     x = torch.tensor(load_digits().data, dtype=torch.float32) / 16.0
-    return _nmf_task(cfg, x, int(cfg.get("split_seed", 0)), seed, device)
+    return _nmf_task(cfg, x, cfg.split_seed, seed, device)

@@ -6,13 +6,38 @@ import importlib
 import inspect
 import math
 import warnings
+from dataclasses import dataclass
 
 import torch
 
-from mlrsnet.errors import ConfigError
-from mlrsnet.tasks.base import ClassificationData, ClassificationTask, LanguageModelTask, TaskInfo
+from mlrsnet.tasks.base import (
+    ClassificationConfig,
+    ClassificationData,
+    ClassificationTask,
+    LanguageModelTask,
+    TaskConfig,
+    TaskInfo,
+)
 from mlrsnet.tasks.data.splits import class_balanced_split, corrupt_labels
 from mlrsnet.tasks.registry import register_dataset
+from mlrsnet.typed import setting
+
+
+@dataclass(kw_only=True)
+class DigitsConfig(ClassificationConfig):
+    """scikit-learn's digits (and the spiking tasks built on them)."""
+
+    test_fraction: float = setting(0.3, "fixed stratified test split (never used for any choice)", gt=0, lt=1)
+
+
+@dataclass(kw_only=True)
+class TextConfig(TaskConfig):
+    """Character-level language modelling on CPython's own documentation."""
+
+    test_fraction: float = setting(0.1, "documents held out for the test split", gt=0, lt=1)
+    meta_fraction: float = setting(0.1, "documents held out for the meta split", gt=0, lt=1)
+    max_chars: int = setting(400_000, "characters of the training split", ge=1)
+    bptt: int = setting(35, "truncated back-propagation length", ge=1)
 
 
 def stratified_holdout(
@@ -33,25 +58,20 @@ def stratified_holdout(
 
 
 def split_classification(
-    x: torch.Tensor, y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, num_classes: int, cfg: dict,
-    seed: int, device: torch.device,
+    x: torch.Tensor, y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, num_classes: int,
+    cfg: ClassificationConfig, seed: int, device: torch.device,
 ) -> ClassificationData:
     """Carve the class-balanced meta set from the training data, subsample the training subset
     (``train_fraction``) and corrupt its labels; meta and test labels stay clean."""
-    g = torch.Generator().manual_seed(int(cfg.get("split_seed", 0)))
-    train_idx, meta_idx = class_balanced_split(y, int(cfg["meta_size"]), num_classes, g)
-    frac = float(cfg.get("train_fraction", 1.0))
-    if not 0.0 < frac <= 1.0:
-        raise ConfigError(f"task.train_fraction must be in (0, 1], got {frac}")
+    g = torch.Generator().manual_seed(cfg.split_seed)
+    train_idx, meta_idx = class_balanced_split(y, cfg.meta_size, num_classes, g)
+    frac = cfg.train_fraction
     if frac < 1.0:
         keep = torch.randperm(train_idx.numel(), generator=g)[: max(1, int(round(frac * train_idx.numel())))]
         train_idx = torch.sort(train_idx[keep]).values
     clean = y[train_idx]
-    noise = cfg.get("noise") or {}
-    noisy = corrupt_labels(
-        clean, str(noise.get("kind", "none")), float(noise.get("rate", 0.0)), num_classes,
-        torch.Generator().manual_seed(seed + 104729),
-    )
+    noisy = corrupt_labels(clean, cfg.noise.kind, cfg.noise.rate, num_classes,
+                           torch.Generator().manual_seed(seed + 104729))
     return ClassificationData(
         train_x=x[train_idx].to(device), train_y=noisy.to(device),
         meta_x=x[meta_idx].to(device), meta_y=y[meta_idx].to(device),
@@ -60,8 +80,8 @@ def split_classification(
     )
 
 
-@register_dataset("digits")
-def build_digits(cfg: dict, seed: int, device: torch.device) -> ClassificationTask:
+@register_dataset("digits", DigitsConfig)
+def build_digits(cfg: DigitsConfig, seed: int, device: torch.device) -> ClassificationTask:
     """scikit-learn's 8x8 handwritten digits (1,797 images, 10 classes), scaled to [0, 1] and
     standardised; a fixed 30% stratified test split."""
     from sklearn.datasets import load_digits
@@ -70,12 +90,10 @@ def build_digits(cfg: dict, seed: int, device: torch.device) -> ClassificationTa
     x = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0
     y = torch.tensor(d.target, dtype=torch.long)
     x = (x - 0.3) / 0.4
-    rest, test = stratified_holdout(y, float(cfg.get("test_fraction", 0.3)), 10, seed=1234)
+    rest, test = stratified_holdout(y, cfg.test_fraction, 10, seed=1234)
     data = split_classification(x[rest], y[rest], x[test], y[test], 10, cfg, seed, device)
-    return ClassificationTask(
-        TaskInfo(name=cfg["name"], num_classes=10), data, cfg["model"], dict(cfg.get("model_kwargs") or {}),
-        cfg["batch_size"], cfg["meta_batch_size"], seed,
-    )
+    return ClassificationTask(TaskInfo(name=cfg.name, num_classes=10), data, cfg.model, cfg.model_kwargs,
+                              cfg.batch_size, cfg.meta_batch_size, seed)
 
 
 # Standard-library modules whose docstrings join pydoc's topics in the text corpus (fixed order,
@@ -127,18 +145,16 @@ def split_documents(
     return shuffled[n_test + n_meta:], shuffled[n_test:n_test + n_meta], shuffled[:n_test]
 
 
-@register_dataset("cpython_text")
-def build_cpython_text(cfg: dict, seed: int, device: torch.device) -> LanguageModelTask:
+@register_dataset("cpython_text", TextConfig)
+def build_cpython_text(cfg: TextConfig, seed: int, device: torch.device) -> LanguageModelTask:
     """Character-level language modelling on CPython's own documentation.
 
     Documents are shuffled with a fixed seed and split into train / meta / test by document, so the
     three splits share no text. The vocabulary is the training characters plus ``<unk>``.
     """
-    train_docs, meta_docs, test_docs = split_documents(
-        cpython_documents(), int(cfg.get("split_seed", 0)), float(cfg.get("test_fraction", 0.1)),
-        float(cfg.get("meta_fraction", 0.1)),
-    )
-    max_chars = int(cfg.get("max_chars", 400_000))
+    train_docs, meta_docs, test_docs = split_documents(cpython_documents(), cfg.split_seed, cfg.test_fraction,
+                                                       cfg.meta_fraction)
+    max_chars = cfg.max_chars
 
     def join(parts: list[str], limit: int) -> str:
         return "\n\n".join(parts)[:limit]
@@ -153,10 +169,10 @@ def build_cpython_text(cfg: dict, seed: int, device: torch.device) -> LanguageMo
         return torch.tensor([index.get(ch, 0) for ch in s], dtype=torch.long, device=device)
 
     info = TaskInfo(
-        name=cfg["name"], num_classes=len(vocab), loss_scale=math.log(len(vocab)), metric="perplexity",
+        name=cfg.name, num_classes=len(vocab), loss_scale=math.log(len(vocab)), metric="perplexity",
         higher_is_better=False,
     )
     return LanguageModelTask(
-        info, encode(train_text), encode(meta_text), encode(test_text), cfg["model"],
-        dict(cfg.get("model_kwargs") or {}), cfg["batch_size"], cfg["bptt"], cfg["meta_batch_size"], seed,
+        info, encode(train_text), encode(meta_text), encode(test_text), cfg.model, cfg.model_kwargs, cfg.batch_size,
+        cfg.bptt, cfg.meta_batch_size, seed,
     )

@@ -25,6 +25,7 @@ of hidden neurons that spike per time step. snnTorch and tonic are the optional 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,10 +33,38 @@ import torch
 from torch import nn
 
 from mlrsnet.errors import ConfigError, DataMissingError
-from mlrsnet.tasks.base import ClassificationTask, TaskInfo
+from mlrsnet.tasks.base import ClassificationConfig, ClassificationTask, TaskInfo
 from mlrsnet.tasks.models.snn import snntorch
-from mlrsnet.tasks.offline import split_classification, stratified_holdout
+from mlrsnet.tasks.offline import DigitsConfig, split_classification, stratified_holdout
 from mlrsnet.tasks.registry import register_dataset
+from mlrsnet.typed import setting
+
+
+@dataclass(kw_only=True)
+class SpikeDigitsConfig(DigitsConfig):
+    """Spike-coded digits."""
+
+    time_steps: int = setting(16, "time steps of the spike trains", ge=2)
+    encoding: str = setting("rate", "rate (Bernoulli spikes, p = intensity; seeded by split_seed) | latency (one "
+                            "spike per pixel, brighter earlier)", choices=("rate", "latency"))
+    latency_threshold: float = setting(0.01, "latency coding: pixels below it never fire", ge=0)
+
+
+@dataclass(kw_only=True)
+class EventDigitsConfig(DigitsConfig):
+    """Synthetic event-camera digits."""
+
+    time_steps: int = setting(16, "time steps of the event stream", ge=2)
+    event_threshold: float = setting(0.15, "log-intensity change that fires an event", gt=0)
+    max_shift: int = setting(1, "saccade amplitude in pixels", ge=0)
+
+
+@dataclass(kw_only=True)
+class NMNISTConfig(ClassificationConfig):
+    """N-MNIST from disk."""
+
+    data_root: str | None = setting(None, "where N-MNIST is read from (the run's data.root)")
+    time_steps: int = setting(16, "time bins of the event stream", ge=2)
 
 NMNIST_SENSOR = (34, 34, 2)
 
@@ -141,64 +170,50 @@ def load_nmnist(root: str | Path, time_steps: int) -> tuple[torch.Tensor, torch.
     return out[0], out[1], out[2], out[3]
 
 
-def _task(cfg: dict, x: torch.Tensor, y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, seed: int,
-          device: torch.device) -> SpikingTask:
+def _task(cfg: ClassificationConfig, x: torch.Tensor, y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor,
+          seed: int, device: torch.device) -> SpikingTask:
     data = split_classification(x, y, test_x, test_y, 10, cfg, seed, device)
-    return SpikingTask(
-        TaskInfo(name=cfg["name"], num_classes=10), data, cfg["model"], dict(cfg.get("model_kwargs") or {}),
-        cfg["batch_size"], cfg["meta_batch_size"], seed,
-    )
+    return SpikingTask(TaskInfo(name=cfg.name, num_classes=10), data, cfg.model, cfg.model_kwargs, cfg.batch_size,
+                       cfg.meta_batch_size, seed)
 
 
-def _digits(cfg: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _digits(cfg: DigitsConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     from sklearn.datasets import load_digits
 
     d = load_digits()
     x = torch.tensor(d.images, dtype=torch.float32) / 16.0
     y = torch.tensor(d.target, dtype=torch.long)
-    rest, test = stratified_holdout(y, float(cfg.get("test_fraction", 0.3)), 10, seed=1234)
+    rest, test = stratified_holdout(y, cfg.test_fraction, 10, seed=1234)
     return x[rest], y[rest], x[test], y[test]
 
 
-def _time_steps(cfg: dict) -> int:
-    t = cfg.get("time_steps", 16)
-    if isinstance(t, bool) or not isinstance(t, int) or t < 2:
-        raise ConfigError(f"task.time_steps must be an integer >= 2, got {t!r}")
-    return t
-
-
-@register_dataset("snn_digits")
-def build_snn_digits(cfg: dict, seed: int, device: torch.device) -> SpikingTask:
+@register_dataset("snn_digits", SpikeDigitsConfig)
+def build_snn_digits(cfg: SpikeDigitsConfig, seed: int, device: torch.device) -> SpikingTask:
     """Spike-coded digits (see the module docstring), input ``[T, 1, 8, 8]``."""
     x, y, tx, ty = _digits(cfg)
-    t = _time_steps(cfg)
-    encoding = cfg.get("encoding", "rate")
-    if encoding == "latency":
-        threshold = float(cfg.get("latency_threshold", 0.01))
-        enc = [latency_encode(v.unsqueeze(1), t, threshold) for v in (x, tx)]
-    elif encoding == "rate":
-        g = torch.Generator().manual_seed(int(cfg.get("split_seed", 0)) + 31)
-        enc = [rate_encode(v.unsqueeze(1), t, g) for v in (x, tx)]
+    t = cfg.time_steps
+    if cfg.encoding == "latency":
+        enc = [latency_encode(v.unsqueeze(1), t, cfg.latency_threshold) for v in (x, tx)]
     else:
-        raise ConfigError(f"task.encoding must be latency or rate, got {encoding!r}")
+        g = torch.Generator().manual_seed(cfg.split_seed + 31)
+        enc = [rate_encode(v.unsqueeze(1), t, g) for v in (x, tx)]
     return _task(cfg, enc[0], y, enc[1], ty, seed, device)
 
 
-@register_dataset("snn_events")
-def build_snn_events(cfg: dict, seed: int, device: torch.device) -> SpikingTask:
+@register_dataset("snn_events", EventDigitsConfig)
+def build_snn_events(cfg: EventDigitsConfig, seed: int, device: torch.device) -> SpikingTask:
     """Synthetic event-camera digits (see the module docstring), input ``[T, 2, 8, 8]``."""
     x, y, tx, ty = _digits(cfg)
-    t = _time_steps(cfg)
-    g = torch.Generator().manual_seed(int(cfg.get("split_seed", 0)) + 37)
-    kw = {"threshold": float(cfg.get("event_threshold", 0.15)), "max_shift": int(cfg.get("max_shift", 1))}
+    t = cfg.time_steps
+    g = torch.Generator().manual_seed(cfg.split_seed + 37)
+    kw = {"threshold": cfg.event_threshold, "max_shift": cfg.max_shift}
     return _task(cfg, saccade_events(x, t, g, **kw), y, saccade_events(tx, t, g, **kw), ty, seed, device)
 
 
-@register_dataset("nmnist")
-def build_nmnist(cfg: dict, seed: int, device: torch.device) -> SpikingTask:
+@register_dataset("nmnist", NMNISTConfig)
+def build_nmnist(cfg: NMNISTConfig, seed: int, device: torch.device) -> SpikingTask:
     """N-MNIST from ``data.root`` (see the module docstring), input ``[T, 2, 34, 34]``."""
-    root = cfg.get("data_root")
-    if not root:
-        raise ConfigError(f"task {cfg.get('name')!r} needs task.data_root: set data.root=PATH")
-    x, y, tx, ty = load_nmnist(Path(str(root)).expanduser(), _time_steps(cfg))
+    if not cfg.data_root:
+        raise ConfigError(f"task {cfg.name!r} needs task.data_root: set data.root=PATH")
+    x, y, tx, ty = load_nmnist(Path(cfg.data_root).expanduser(), cfg.time_steps)
     return _task(cfg, x, y, tx, ty, seed, device)
