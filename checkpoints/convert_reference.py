@@ -6,8 +6,11 @@
 writes ``mlrsnet/checkpoints/paper_cifar10_resnet18.pt`` (short name ``paper_cifar10_resnet18``): the nets
 after epochs 1, 100 and 200 of 200 of meta-training on CIFAR-10 with ResNet-18 (Shu et al., TPAMI 2022;
 github.com/xjtushujun/MLR-SNet, MIT license: see checkpoints/README.md and LICENSE-MLR-SNet). Each is
-read by :func:`mlrsnet.checkpoint.load_nets`, which recognises the authors' keys and reorders their gates;
-the files carry no gamma, so each net's gamma is 1 (transfer recomputes it on the task).
+read by :func:`mlrsnet.checkpoint.load_nets`, which recognises the authors' keys; the weights are stored as in
+their files (rows unchanged), with the cell of the authors' meta-test code (``reading="meta_test"``: no
+forget-gate shift, gates input, forget, candidate, output), and the bundle is marked ``reference_weights`` so
+that ``reading=meta_train`` (their meta-train cell) applies to it too. The files carry no gamma, so each net's
+gamma is 1 (transfer recomputes it on the task).
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ def main() -> None:
     if len(sources) != len(EPOCHS):
         raise SystemExit(f"usage: python checkpoints/convert_reference.py <epoch 1 .pth> <epoch 100 .pth> "
                          f"<epoch 200 .pth> (got {len(sources)} files)")
-    nets = [load_nets(p)[0][0] for p in sources]
+    nets = [load_nets(p, reading="meta_test")[0][0] for p in sources]
     dest = shipped_dir() / f"{NAME}.pt"
-    save_bundle(dest, nets, EPOCHS, task="cifar10_resnet", num_classes=10, loss_scale=1.0,
+    save_bundle(dest, nets, EPOCHS, task="cifar10_resnet", num_classes=10, loss_scale=1.0, reference_weights=True,
                 source="github.com/xjtushujun/MLR-SNet meta-test/ (MIT license; Shu, Zhu, Zhao, Meng, Xu, "
                        "MLR-SNet: Transferable LR Schedules for Heterogeneous Tasks, TPAMI 2022)",
                 source_files=[{"name": p.name, "sha256": file_sha256(p)} for p in sources])

@@ -2,6 +2,7 @@
 
     python experiments/cpu_bundle.py            # seeds 0 1 2, 30 epochs; writes experiments/cpu_bundle/
                                                 # and mlrsnet/checkpoints/digits_cnn_sym40.pt
+    python experiments/cpu_bundle.py --results  # only results.csv, from the run directories present
 
 For each seed: ``python -m mlrsnet.train +task=digits_cnn task.noise.kind=sym task.noise.rate=0.4 seed=S``
 with every other key at its default (SGD momentum 0 under MLR-SNet, the reference cell, gamma from the
@@ -12,7 +13,9 @@ three nets of a bundle need to differ.
 The shipped bundle is the ``mlrsnet_bundle.pt`` (nets after epochs 1, N/2, N) of the seed with the best
 final accuracy on the meta split; ties go to the lower meta loss, then the lower seed. The test split
 is reported and never used for the choice. ``results.md`` also checks issue 11's first "done when":
-the last epoch's mean LR at most a tenth of the first epoch's, on every seed.
+the last epoch's mean LR at most a tenth of the first epoch's, on every seed. ``results.csv``: one row per
+seed's run (``experiments/_results.py``); ``runs/`` is not committed (the command remakes it, reusing the
+finished runs).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import json
 import shutil
 import statistics
 from pathlib import Path
+
+from _results import collect, write_results
 
 from mlrsnet.checkpoint import BUNDLE_FILE, shipped_dir
 from mlrsnet.engine.cli import compose
@@ -45,13 +50,34 @@ def run_seed(out: Path, seed: int, epochs: int | None) -> dict:
     return meta_train(compose("train", [*OVERRIDES, *extra, f"seed={seed}"]), run_dir)
 
 
+def results_csv(out: Path) -> Path:
+    """``results.csv``: a row per finished seed under ``out/runs``; ``chosen`` marks the seed whose bundle ships
+    (the best final meta-split accuracy, then meta loss, then the lower seed: ``main``'s rule)."""
+    dirs = sorted((out / "runs").glob("seed*"), key=lambda d: int(d.name[4:]))
+    rows = collect(({"seed": int(d.name[4:])}, d) for d in dirs)
+    for row in rows:
+        epochs = [r for r in read_metrics(Path(row["run_dir"]) / "metrics.jsonl") if r.get("type") == "epoch"]
+        row["first_lr_mean"] = epochs[0]["lr_mean"] if epochs else None
+        row["meta_loss"] = epochs[-1].get("meta_loss") if epochs else None
+        row["gamma"] = json.loads((Path(row["run_dir"]) / "summary.json").read_text()).get("gamma")
+    if rows:
+        best = max(rows, key=lambda r: (r["final_meta"], -r["meta_loss"], -r["seed"]))
+        for row in rows:
+            row["chosen"] = row is best
+    return write_results(out / "results.csv", rows, ("seed", "chosen", "gamma", "first_lr_mean", "meta_loss"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=None, help="default: the task's 30")
     ap.add_argument("--out", type=Path, default=Path("experiments/cpu_bundle"))
     ap.add_argument("--no-ship", action="store_true", help="do not copy the chosen bundle into the package")
+    ap.add_argument("--results", action="store_true", help="only write results.csv from the runs present")
     args = ap.parse_args()
+    if args.results:
+        print(results_csv(args.out))
+        return
     rows = []
     curves = {}
     for seed in args.seeds:
@@ -96,6 +122,7 @@ def main() -> None:
                      f"sha256 `{file_sha256(dest)}`.")
     atomic_write_text(args.out / "results.md", "\n".join(lines) + "\n")
     plot_lr_curves(curves, args.out / "lr_curves.png", f"{NAME}: learned LR while meta-training, by seed")
+    results_csv(args.out)
     print("\n".join(lines))
 
 

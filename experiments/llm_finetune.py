@@ -3,6 +3,7 @@
     OMP_NUM_THREADS=1 python experiments/llm_finetune.py                      # every run, then the report
     python experiments/llm_finetune.py --policies warmup_linear,greedy_eval   # a subset (parallel shards)
     python experiments/llm_finetune.py --report                               # only the report, from the records
+    python experiments/llm_finetune.py --results      # only experiments/llm_finetune_results.csv, from the records
 
 Every (policy, LR multiplier, seed) trains the shipped tiny GPT-2 with mlrsnet.bench.train_run (the
 bench's run: same split, data order and initialisation per seed) for `epochs` epochs, evaluating the test
@@ -23,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from _results import collect, write_results
 
 from mlrsnet.bench import train_run
 from mlrsnet.engine.build import build_run
@@ -42,6 +44,7 @@ TRAIN_CHARS, EVAL_CHARS = 8000, 4000
 OUT = Path("runs/llm_finetune")
 DOC = Path("experiments/llm_finetune.md")
 FIG = Path("experiments/llm_finetune_curves.png")
+RESULTS = Path("experiments/llm_finetune_results.csv")  # one row per run (experiments/_results.py)
 COMMAND = "OMP_NUM_THREADS=1 python experiments/llm_finetune.py"
 
 
@@ -75,6 +78,16 @@ def run_all(policies: list[str]) -> None:
                     last = rec.history[-1] if rec.history else {}
                     print(f"[{policy} x{m:g} seed {seed}] {rec.status} test ppl "
                           f"{last.get('test_perplexity', math.nan):.3f} in {rec.wall_time_s:.0f} s", flush=True)
+
+
+def results_csv() -> Path | None:
+    """``RESULTS``: a row per finished run in ``OUT`` (None, and nothing written, where ``OUT`` holds none)."""
+    rows = collect(({"policy": p, "multiplier": m, "seed": s}, _path(p, m, s))
+                   for p in POLICIES for m in GRID for s in SEEDS)
+    if not rows:
+        print(f"no finished runs in {OUT}: {RESULTS} left as it is")
+        return None
+    return write_results(RESULTS, rows, ("policy", "multiplier", "seed"))
 
 
 def _base_scores() -> dict:
@@ -199,6 +212,7 @@ def report() -> None:
             lines.append(f"| {p} | {h[0]['lr_min']:.2e} | "
                          f"{max(x['lr_max'] for x in h):.2e} | {h[-1]['lr_last']:.2e} |")
     atomic_write_text(DOC, "\n".join(lines) + "\n")
+    results_csv()
     print("\n".join(lines))
 
 
@@ -231,7 +245,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--report", action="store_true", help="only write the report from existing records")
+    parser.add_argument("--results", action="store_true", help=f"only write {RESULTS} from existing records")
     args = parser.parse_args()
+    if args.results:
+        results_csv()
+        return
     torch.set_num_threads(1)
     if not args.report:
         run_all(args.policies.split(","))

@@ -1,24 +1,58 @@
 """MLR-SNet vs a fixed LR started at the same value, on digits with symmetric label noise.
 
     python experiments/noisy_digits.py --seeds 0 1 2 --rate 0.4 --epochs 30 --out experiments/noisy_digits
+    python experiments/noisy_digits.py --results   # only results.csv, from the run directories in --out
 
 For each seed: meta-train MLR-SNet (``schedule=mlrsnet``) on ``digits_cnn`` with noisy training
 labels (the meta and test splits stay clean), read the LR it used at the first step, then train the
 same task, seed, data order and initialisation under ``schedule=fixed`` at exactly that LR and with MLR-SNet's
 optimiser (SGD without momentum, the reference's; ``schedule=fixed`` alone would take SGDM 0.9).
-Writes ``results.md`` (the table, with the command) and ``results.csv`` in ``--out``.
+Writes ``results.md`` (the table, with the command) and ``results.csv`` (one row per run:
+``experiments/_results.py``; ``final_test`` is a fraction) in ``--out``. The run directories (``--out/runs/``,
+not committed) are reused where a finished run of the same epochs is there.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from pathlib import Path
 
+from _results import collect, write_results
+
 from mlrsnet.engine.cli import compose
 from mlrsnet.engine.log import read_metrics
 from mlrsnet.train import meta_train
+
+
+def _train(overrides: list[str], run_dir: Path, epochs: int) -> dict:
+    """The summary of the finished run of ``epochs`` in ``run_dir``, else of the run trained there now."""
+    try:
+        s = json.loads((run_dir / "summary.json").read_text())
+        if s.get("status") == "complete" and s.get("epochs") == epochs:
+            return s
+    except (OSError, ValueError):
+        pass
+    return meta_train(compose("train", overrides), run_dir)
+
+
+def _first_lr(run_dir: Path) -> float:
+    return next(r["lr"] for r in read_metrics(run_dir / "metrics.jsonl") if r["type"] == "step")
+
+
+def results_csv(out: Path) -> Path:
+    """``results.csv``: a row per finished run under ``out/runs/seed<k>/{mlrsnet,fixed}`` (``lr0``: MLR-SNet's
+    first-step LR, the fixed run's LR)."""
+    runs = []
+    for seed_dir in sorted((out / "runs").glob("seed*"), key=lambda d: int(d.name[4:])):
+        if not (seed_dir / "mlrsnet" / "metrics.jsonl").is_file():
+            continue
+        lr0 = _first_lr(seed_dir / "mlrsnet")
+        runs += [({"seed": int(seed_dir.name[4:]), "schedule": name, "lr0": lr0}, seed_dir / name)
+                 for name in ("mlrsnet", "fixed")]
+    return write_results(out / "results.csv", collect(runs), ("seed", "schedule", "lr0"))
 
 
 def main() -> None:
@@ -29,17 +63,20 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--task", default="digits_cnn")
     ap.add_argument("--out", type=Path, default=Path("experiments/noisy_digits"))
+    ap.add_argument("--results", action="store_true", help="only write results.csv from the runs in --out")
     args = ap.parse_args()
+    if args.results:
+        print(results_csv(args.out))
+        return
     base = [f"+task={args.task}", f"epochs={args.epochs}", f"task.noise.kind={args.kind}",
             f"task.noise.rate={args.rate}", "progress=false"]
     rows = []
     for seed in args.seeds:
         run = args.out / "runs" / f"seed{seed}"
-        s_ml = meta_train(compose("train", [*base, f"seed={seed}"]), run / "mlrsnet")
-        first_lr = next(r["lr"] for r in read_metrics(run / "mlrsnet" / "metrics.jsonl") if r["type"] == "step")
-        s_fx = meta_train(compose("train", [*base, f"seed={seed}", "schedule=fixed", f"optimizer.lr={first_lr}",
-                                             "optimizer.momentum=0"]),
-                          run / "fixed")
+        s_ml = _train([*base, f"seed={seed}"], run / "mlrsnet", args.epochs)
+        first_lr = _first_lr(run / "mlrsnet")
+        s_fx = _train([*base, f"seed={seed}", "schedule=fixed", f"optimizer.lr={first_lr}", "optimizer.momentum=0"],
+                      run / "fixed", args.epochs)
         for name, s in (("mlrsnet", s_ml), ("fixed", s_fx)):
             rows.append({"seed": seed, "schedule": name, "lr0": first_lr,
                          "final": s["final_test_accuracy"], "best": s["best_test_accuracy"],
@@ -52,10 +89,7 @@ def main() -> None:
         return f"{100 * statistics.mean(vals):.2f} ± {100 * sd:.2f}"
 
     args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "results.csv", "w") as f:
-        f.write("seed,schedule,lr0,final_test_acc,best_test_acc,final_meta_acc\n")
-        for r in rows:
-            f.write(f"{r['seed']},{r['schedule']},{r['lr0']:.6g},{r['final']:.6f},{r['best']:.6f},{r['meta']:.6f}\n")
+    results_csv(args.out)
     wins = sum(
         1 for s in args.seeds
         if next(r["final"] for r in rows if r["seed"] == s and r["schedule"] == "mlrsnet")

@@ -5,8 +5,12 @@
     python experiments/paper_claims.py --tables         # tables and figures from the finished parts
     python experiments/paper_claims.py --part extra-noisy --seeds 3,4   # not in the default: more seeds for 6a
 
-Writes ``experiments/paper_claims/`` (``README.md``: the tables; ``fig_6a_<task>.png``: the three-panel
-figures; ``runs/``: every run's records). Every run is cached: a rerun skips what is done.
+    python experiments/paper_claims.py --results        # only results.csv, from the run directories present
+
+Writes ``experiments/paper_claims/`` (``README.md``: the tables; ``results.csv``: one row per run, what the
+tables and the top-level README's numbers are computed from; ``fig_6a_<task>.png``: the three-panel figures;
+``runs/``: every run's records, not committed: the command remakes them). Every run is cached: a rerun skips
+what is done.
 
 **6a, meta-train stage** (an analogue of the paper's Fig. 3). Per task, 3 seeds: MLR-SNet meta-trained in
 place (``python -m mlrsnet.train`` defaults: SGD momentum 0, gamma from the formula, on the language model
@@ -49,6 +53,8 @@ import shutil
 import statistics
 from pathlib import Path
 
+from _results import collect, write_results
+
 from mlrsnet.bench import bench, train_run
 from mlrsnet.engine.cli import compose
 from mlrsnet.engine.config import parse_config
@@ -65,6 +71,7 @@ BASELINES = ["fixed", "multistep", "exponential", "sgdr", "sgd_hd"]
 LABELS = {"fixed": "SGDM+Fixed", "multistep": "SGDM+MultiStep", "exponential": "SGDM+Exponential",
           "sgdr": "SGDM+SGDR", "sgd_hd": "SGD-HD", "adam": "Adam", "cosine": "SGDM+Cosine",
           "mlrsnet": "MLR-SNet", "mlrsnet_cpu": "MLR-SNet (CPU bundle)", "mlrsnet_paper": "MLR-SNet (paper bundle)",
+          "mlrsnet_paper_meta_train": "MLR-SNet (paper bundle, reading=meta_train)",
           }
 # 6a tasks: name -> (overrides, epochs, LR-multiplier grid of the baselines' tuning)
 GRID = [0.03, 0.1, 0.3, 1.0, 3.0]
@@ -85,6 +92,22 @@ DONE_WHEN = {"epochs": "digits_cnn_epochs10", "architecture": "digits_mlp", "dat
 SCALE = ("none: every task and query at its own epochs. The text baselines' LR multipliers are tuned over "
          "[0.3, 1, 3, 10, 30] (an SGD language model with gradient clipping 0.25 wants LRs far above 1; PTB's "
          "standard is 20), the digits' over [0.03, 0.1, 0.3, 1, 3].")
+
+
+def text_default_note() -> str:
+    """6a text's MLR-SNet runs predate issue 30's default for the task; the runs of that default (with the same
+    seeds) are ``experiments/text_fidelity``'s ``abc`` variant."""
+    finals = [s["final_test_perplexity"] for s in (_done(Path("experiments/text_fidelity/runs/abc") / f"seed{seed}"
+                                                         / "summary.json") for seed in SEEDS) if s]
+    now = f"{_ms(finals)} test perplexity on the same seeds" if finals else "not run yet"
+    return ("The MLR-SNet row was meta-trained with this task's settings before issue 30 (a meta update every step, "
+            "the image cell, random meta windows). The task now follows the reference's language-modeling code "
+            "(`meta.counter=epoch_start meta.interval=300 net.cell=lm task.meta_windows=sequential`): "
+            f"{now} (`experiments/text_fidelity/README.md`, which says why).")
+
+
+# Where a 6a table's MLR-SNet runs no longer use the task's default (the runs stay as they were made).
+NOTES_6A = {"text": text_default_note}
 
 
 def _done(path: Path) -> dict | None:
@@ -162,10 +185,13 @@ def part_6b(query: str, seeds: list[int] | None = None) -> None:
         if not (s and "comparison" in s):
             transfer(compose("transfer", [*base, f"seed={seed}", "compare=[multistep,cosine]"]),
                      root / "cpu" / f"seed{seed}")
-    for seed in seeds:
-        if not _done(root / "paper" / f"seed{seed}" / "summary.json"):
-            transfer(compose("transfer", [*base, f"seed={seed}", "checkpoint=paper_cifar10_resnet18"]),
-                     root / "paper" / f"seed{seed}")
+    # The authors' bundle under both readings (issue 30): their meta-test cell (the default, runs/.../paper_meta_test)
+    # and their meta-train cell (runs/.../paper: every run before issue 30 read the bundle so).
+    for sub, reading in (("paper_meta_test", "auto"), ("paper", "meta_train")):
+        for seed in seeds:
+            if not _done(root / sub / f"seed{seed}" / "summary.json"):
+                transfer(compose("transfer", [*base, f"seed={seed}", "checkpoint=paper_cifar10_resnet18",
+                                              f"reading={reading}"]), root / sub / f"seed{seed}")
     for name, extra in (("exponential", []), ("adam", ["optimizer.name=adam", "optimizer.lr=0.001"])):
         for seed in seeds:
             run_dir = root / name / f"seed{seed}"
@@ -205,7 +231,8 @@ TRIED = {
 TRIED_ONLY = {"gamma_from_loss": ("text_lstm",)}
 LABELS.update({f"mlrsnet_{k}": v[0] for k, v in TRIED.items()})
 # Reported against issue 11's transfer check, the default first
-CHECKED = ("mlrsnet_cpu", "mlrsnet_paper", "mlrsnet_clean_bundle", "mlrsnet_gamma_min_0.1", "mlrsnet_gamma_min_0.3")
+CHECKED = ("mlrsnet_cpu", "mlrsnet_paper", "mlrsnet_paper_meta_train", "mlrsnet_clean_bundle", "mlrsnet_gamma_min_0.1",
+           "mlrsnet_gamma_min_0.3")
 
 
 def part_tried(query: str, variants: list[str] | None = None, seeds: list[int] | None = None) -> None:
@@ -266,7 +293,9 @@ def table_tried_6a(name: str, best: str, best_finals: list[float], metric: str) 
     row first for reference (the meta-split column: a choice among the rows may only look at it)."""
     root = OUT / "runs" / "tried6a" / name
     scale = 100.0 if metric == "accuracy" else 1.0
-    runs = [("MLR-SNet (the default: meta.interval=1)", [_mlrsnet_6a(name, s) for s in SEEDS])]
+    label = ("MLR-SNet (6a's runs: meta.interval=1, the default until issue 30)" if name == "text"
+             else "MLR-SNet (the default: meta.interval=1)")
+    runs = [(label, [_mlrsnet_6a(name, s) for s in SEEDS])]
     runs += [(label, [root / v / f"seed{s}" for s in SEEDS]) for v, (label, _) in TRIED_6A[name].items()]
     rows = []
     for label, dirs in runs:
@@ -337,7 +366,11 @@ def _multiplier(name: str, sched: str) -> str:
         return "—"
     sub, run = ("adam", "fixed") if sched == "adam" else ("bench", sched)
     rec = _run(OUT / "runs" / "6a" / name / sub / "runs" / run / f"seed{SEEDS[0]}")
-    return f"x{rec['lr_multiplier']:g}" if rec else "—"
+    if not rec:
+        return "—"
+    grid = TASKS_6A[name][2]
+    edge = rec["lr_multiplier"] in (min(grid), max(grid))  # the best may lie beyond the grid
+    return f"x{rec['lr_multiplier']:g}" + (" (grid edge)" if edge else "")
 
 
 def _metric(histories: list[list[dict]]) -> str:
@@ -384,13 +417,13 @@ def rerun_note() -> list[str]:
     if not path.is_file():
         return []
     rows = [r for r in csv.DictReader(path.open()) if r["schedule"] == "mlrsnet"]
-    theirs = {int(r["seed"]): float(r["final_test_acc"]) for r in rows}
+    theirs = {int(r["seed"]): float(r["final_test"]) for r in rows}
     ours = {}
     for seed in theirs:
         s = _done(Path("experiments/cpu_bundle/runs") / f"seed{seed}" / "summary.json")
         if s is not None:
             ours[seed] = float(s["final_test_accuracy"])
-    same = [seed for seed in ours if abs(ours[seed] - theirs[seed]) < 1e-6]  # results.csv has 6 decimals
+    same = [seed for seed in ours if abs(ours[seed] - theirs[seed]) < 1e-9]
     text = (f"The MLR-SNet rows are the runs of `experiments/cpu_bundle` (the shipped bundle's own meta-training). "
             f"`experiments/noisy_digits` made the same command and seeds separately: "
             f"{', '.join(f'{100 * theirs[s]:.2f}' for s in sorted(theirs))}; ")
@@ -411,10 +444,27 @@ def run_commits() -> list[str]:
     return [f"`{c}` ({n} runs)" for c, n in sorted(counts.items(), key=lambda kv: -kv[1])]
 
 
+def run_threads() -> str:
+    """The torch thread counts and ``OMP_NUM_THREADS`` values the runs under ``runs/`` recorded, most runs first
+    (``environment.json``; runs made before it recorded threads say ``not recorded``)."""
+    counts: dict[str, int] = {}
+    for path in (OUT / "runs").rglob("environment.json"):
+        threads = json.loads(path.read_text()).get("threads")
+        if threads is None:
+            key = "not recorded"
+        else:
+            omp = (threads.get("env") or {}).get("OMP_NUM_THREADS")
+            key = f"{threads.get('torch_threads')} torch threads, OMP_NUM_THREADS {'unset' if omp is None else omp}"
+        counts[key] = counts.get(key, 0) + 1
+    return "; ".join(f"{k} ({n} runs)" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"
+
+
 def table_6a() -> tuple[list[str], list[dict]]:
     lines = ["## 6a. Meta-train stage (analogue of Fig. 3)", "",
              "Final test metric (mean ± std over seeds), each baseline's LR multiplier tuned on the meta split "
-             "(the multiplier column; MLR-SNet is untuned, its gamma from the formula).", ""]
+             "(the multiplier column; MLR-SNet is untuned, its gamma from the formula). `(grid edge)` marks a "
+             "multiplier at the end of the tuning grid: that baseline's best LR may lie beyond it, so its row may "
+             "understate it.", ""]
     verdicts = []
     for name in TASKS_6A:
         curves, optimizers = curves_6a(name)
@@ -438,6 +488,8 @@ def table_6a() -> tuple[list[str], list[dict]]:
                          f"{_ms([h[-1]['train_loss'] for h in hs], 1, 4)} | "
                          f"{_ms([h[-1]['lr_mean'] for h in hs], 1, 5)} |")
         lines.append("")
+        if name in NOTES_6A:
+            lines += [NOTES_6A[name](), ""]
         figure_6a(name, curves, metric)
         lines += [f"![6a {name}](fig_6a_{name}.png)", ""]
         missing = [LABELS[b] for b in [*BASELINES, "adam"] if len(finals.get(b, [])) < len(SEEDS)]
@@ -548,9 +600,10 @@ def results_6b(query: str) -> dict[str, list[float]] | None:
         if s and "comparison" in s:
             for name, value in s["comparison"].items():
                 finals.setdefault("mlrsnet_cpu" if name == "mlrsnet" else name, []).append(value)
-        p = _done(root / "paper" / f"seed{seed}" / "summary.json")
-        if p:
-            finals.setdefault("mlrsnet_paper", []).append(p[f"final_test_{p['metric']}"])
+        for sub, key in (("paper_meta_test", "mlrsnet_paper"), ("paper", "mlrsnet_paper_meta_train")):
+            p = _done(root / sub / f"seed{seed}" / "summary.json")
+            if p:
+                finals.setdefault(key, []).append(p[f"final_test_{p['metric']}"])
         for name in ("exponential", "adam"):
             a = _run(root / name / f"seed{seed}")
             if a:
@@ -569,28 +622,36 @@ def table_6b() -> tuple[list[str], list[dict], list[dict]]:
              "(digits: SGDM 0.9, lr 0.1; text: the task's own SGD, lr 1, momentum 0, clipping 0.25; Adam lr 1e-3), "
              "same seeds, initialisation and data order. Final test metric, "
              "mean ± std over seeds.", "",
+             "The paper bundle is read as the authors' meta-test code reads it (the default since issue 30); the "
+             "column `(paper bundle, reading=meta_train)` reads the same weights with their meta-train cell, as "
+             "every run before issue 30 did (README, \"Where we differ\"). On the text query the SGDM columns are "
+             "the text task's own SGD (momentum 0, lr 1, untuned), marked so; the tuned baselines of the same task, "
+             "seeds and epochs are 6a text's (the table after this one). "
              "The last columns are not defaults, what was tried where the default loses: the CPU bundle with its "
              "stored gammas (`gamma=checkpoint`), a bundle meta-trained on clean digits (6a clean's MLR-SNet "
              "run with the best meta-split accuracy, `checkpoint=<its mlrsnet_bundle.pt>`), and on the text query "
              "the gamma recomputed from the loss instead of the perplexity (`gamma_from=loss`), and a "
              "floor on the recomputed gamma (`gamma_min=0.1`, `gamma_min=0.3`; it starts at 0.67 on the digits).", "",
              "| axis | query | MLR-SNet (CPU bundle) | MLR-SNet (paper bundle) | SGDM+MultiStep | SGDM+Cosine | "
-             "SGDM+Exponential | Adam | " + " | ".join(v[0].removeprefix("MLR-SNet ") for v in TRIED.values()) + " |",
-             "|---|---|---|---|---|---|---|---|" + "---|" * len(TRIED)]
+             "SGDM+Exponential | Adam | (paper bundle, reading=meta_train) | "
+             + " | ".join(v[0].removeprefix("MLR-SNet ") for v in TRIED.values()) + " |",
+             "|---|---|---|---|---|---|---|---|---|" + "---|" * len(TRIED)]
     verdicts, done_when = [], []
     for query, axis in QUERIES_6B.items():
         finals = results_6b(query)
         if not finals:
-            lines.append(f"| {axis} | {query} | not run |" + " |" * (6 + len(TRIED)))
+            lines.append(f"| {axis} | {query} | not run |" + " |" * (7 + len(TRIED)))
             continue
         higher = not query.startswith("text")
         scale = 100.0 if higher else 1.0
         cells = [_ms(finals.get(k, []), scale) for k in
                  ("mlrsnet_cpu", "mlrsnet_paper", "multistep", "cosine", "exponential", "adam",
-                  *(f"mlrsnet_{v}" for v in TRIED))]
+                  "mlrsnet_paper_meta_train", *(f"mlrsnet_{v}" for v in TRIED))]
+        if not higher:  # the text query's baselines run its own SGD (momentum 0, lr 1), untuned: say so in the cell
+            cells[2:5] = [f"{c} (SGD, untuned)" if c != "—" else c for c in cells[2:5]]
         lines.append(f"| {axis} | {query} | " + " | ".join(cells) + " |")
         if "mlrsnet_cpu" in finals:
-            for ours in ("mlrsnet_cpu", "mlrsnet_paper", *(f"mlrsnet_{v}" for v in TRIED)):
+            for ours in ("mlrsnet_cpu", "mlrsnet_paper", "mlrsnet_paper_meta_train", *(f"mlrsnet_{v}" for v in TRIED)):
                 if ours in finals:
                     sub = {k: v for k, v in finals.items() if k == ours or not k.startswith("mlrsnet")}
                     verdicts.append(_verdict(f"6b {axis}: {query}", ours, sub, higher))
@@ -599,7 +660,40 @@ def table_6b() -> tuple[list[str], list[dict], list[dict]]:
                     if ours in finals:
                         sub = {k: v for k, v in finals.items() if k in (ours, "multistep", "cosine")}
                         done_when.append(_verdict(f"{axis}: {query}", ours, sub, higher))
-    return lines + [""] + table_gammas(), verdicts, done_when
+    text_lines, text_verdicts = table_text_tuned()
+    return lines + [""] + text_lines + table_gammas(), verdicts + text_verdicts, done_when
+
+
+def table_text_tuned() -> tuple[list[str], list[dict]]:
+    """The text query's MLR-SNet transfers against tuned baselines: 6a text's runs are the same task
+    (``text_lstm`` is ``text_lstm_cpython``), seeds, initialisation, data order and epochs, each baseline's LR
+    multiplier tuned on the meta split; the 6b table's text baselines are the task's SGD at lr 1, untuned."""
+    finals = results_6b("text_lstm") or {}
+    curves, optimizers = curves_6a("text")
+    ours = {k: v for k, v in finals.items() if k in ("mlrsnet_cpu", "mlrsnet_paper", "mlrsnet_paper_meta_train")}
+    if not ours or not curves:
+        return [], []
+    lines = ["### The text query against tuned baselines", "",
+             "The 6b row above compares the transfers with the text task's own SGD at lr 1, untuned (labelled "
+             "SGDM in the column heads, which hold for the digits rows only). Tuned, the same task's baselines "
+             "(6a text: the same seeds, initialisation, data order and 4 epochs; LR multipliers tuned on the meta "
+             "split) do much better:", "",
+             "| schedule | optimizer | LR multiplier | final test perplexity |", "|---|---|---|---|"]
+    for key, values in ours.items():
+        lines.append(f"| {LABELS[key]} (transfer) | SGD(momentum=0, wd=0) | — | {_ms(values)} |")
+    tuned: dict[str, list[float]] = {}
+    for sched, hs in curves.items():
+        if sched == "mlrsnet":
+            continue
+        tuned[sched] = [h[-1]["test_perplexity"] for h in hs]
+        label = LABELS.get(sched, sched)
+        if "momentum=0," in optimizers.get(sched, ""):
+            label = label.replace("SGDM+", "SGD+")
+        lines.append(f"| {label} (tuned) | {optimizers.get(sched, '')} | {_multiplier('text', sched)} | "
+                     f"{_ms(tuned[sched])} |")
+    verdicts = [_verdict("6b modality: text_lstm, against 6a text's tuned baselines", key, {key: v, **tuned}, False)
+                for key, v in ours.items()]
+    return lines + [""], verdicts
 
 
 def table_gammas() -> list[str]:
@@ -622,6 +716,57 @@ def table_gammas() -> list[str]:
         lines.append(f"| {query} | " + " | ".join(f"{v:.4g}" for v in mean) +
                      f" | {statistics.fmean(r['final_train_loss'] for r in runs):.4g} |")
     return lines + [""]
+
+
+# ---------------------------------------------------------------- results.csv
+RESULT_KEYS = ("part", "setting", "variant", "label", "seed")
+
+
+def result_runs() -> list[tuple[dict, Path]]:
+    """Every run the tables read, as ``(keys, run_dir)``: ``part`` (6a: seeds beyond ``SEEDS`` are the ``extra-``
+    parts' runs; tried6a; 6b; tried), ``setting`` (6a's task or 6b's query), ``variant`` (the tables' key:
+    ``mlrsnet``, a baseline, ``adam``, ``mlrsnet_cpu``, ``mlrsnet_paper``..., a tried variant), its label and the
+    seed. 6a noisy's MLR-SNet runs are ``experiments/cpu_bundle``'s, as in the tables."""
+    out: list[tuple[dict, Path]] = []
+
+    def add(part: str, setting: str, variant: str, label: str, seed: int, run_dir: Path) -> None:
+        out.append(({"part": part, "setting": setting, "variant": variant, "label": label, "seed": seed}, run_dir))
+
+    seeds_6a = sorted({*SEEDS, *(int(p.name[4:]) for p in (OUT / "runs" / "extra").glob("*/*/seed*")),
+                       *(int(p.name[4:]) for p in (OUT / "runs" / "extra").glob("*/*/runs/*/seed*"))})
+    for name in TASKS_6A:
+        for seed in seeds_6a:
+            add("6a", name, "mlrsnet", LABELS["mlrsnet"], seed, _mlrsnet_6a(name, seed))
+            for sub, sched in [("bench", b) for b in BASELINES] + [("adam", "fixed")]:
+                key = "adam" if sub == "adam" else sched
+                add("6a", name, key, LABELS[key], seed, _root_6a(name, seed) / sub / "runs" / sched / f"seed{seed}")
+    for name, variants in TRIED_6A.items():
+        for variant, (label, _) in variants.items():
+            for seed in SEEDS:
+                add("tried6a", name, variant, label, seed, OUT / "runs" / "tried6a" / name / variant / f"seed{seed}")
+    for query in QUERIES_6B:
+        root = OUT / "runs" / "6b" / query
+        for seed in SEEDS:
+            add("6b", query, "mlrsnet_cpu", LABELS["mlrsnet_cpu"], seed, root / "cpu" / f"seed{seed}")
+            for name in ("multistep", "cosine"):
+                add("6b", query, name, LABELS[name], seed, root / "cpu" / f"seed{seed}" / "compare" / name)
+            add("6b", query, "mlrsnet_paper", LABELS["mlrsnet_paper"], seed, root / "paper_meta_test" / f"seed{seed}")
+            add("6b", query, "mlrsnet_paper_meta_train", LABELS["mlrsnet_paper_meta_train"], seed,
+                root / "paper" / f"seed{seed}")
+            for name in ("exponential", "adam"):
+                add("6b", query, name, LABELS[name], seed, root / name / f"seed{seed}")
+            for variant in TRIED:
+                add("tried", query, f"mlrsnet_{variant}", LABELS[f"mlrsnet_{variant}"], seed,
+                    OUT / "runs" / "tried" / query / variant / f"seed{seed}")
+    return out
+
+
+def results_csv() -> Path:
+    """``results.csv``: a row per finished run of ``result_runs`` (``experiments/_results.py``)."""
+    rows = collect(result_runs())
+    path = write_results(OUT / "results.csv", rows, RESULT_KEYS)
+    print(f"{path}: {len(rows)} runs")
+    return path
 
 
 def tables() -> None:
@@ -656,12 +801,17 @@ def tables() -> None:
     head = ["# The paper's claims at CPU scale", "",
             "Command: `python experiments/paper_claims.py`, then `python experiments/paper_claims.py --part "
             "extra-noisy --seeds 3,4` and `python experiments/paper_claims.py --tables` (parts can also run as "
-            "parallel processes with `--part NAME`), on the 2-core CPU machine, `OMP_NUM_THREADS=1`. The commits "
-            f"the runs recorded: {', '.join(run_commits()) or 'none'}.", "",
+            "parallel processes with `--part NAME`), on the 2-core CPU machine. The torch threads the runs recorded "
+            f"(`environment.json`): {run_threads()}. The commits the runs recorded: "
+            f"{', '.join(run_commits()) or 'none'}.", "",
+            "One row per run (config keys, seed, final and best metrics, wall time, commit): `results.csv`, which "
+            "`python experiments/paper_claims.py --results` rebuilds from the run directories; those (`runs/`) are "
+            "not committed, and the commands above remake them.", "",
             f"Scale cuts relative to issue 11: {SCALE}", "",
             "Rows marked `not run` or `(k/3 seeds)` did not finish within the session's CPU budget; the same command "
             "completes them, reusing every finished run.", ""]
     atomic_write_text(OUT / "README.md", "\n".join(head + a_lines + table_extra() + b_lines + c))
+    results_csv()
     print("\n".join(c))
 
 
@@ -676,8 +826,12 @@ def main() -> None:
                     f"({', '.join(TRIED)}; tried6a: {', '.join(v for t in TRIED_6A.values() for v in t)})")
     ap.add_argument("--seeds", help="6b and tried parts: only these comma-separated seeds, to split a part over "
                     "processes; extra parts: the seeds beyond the issue's (default 3,4)")
-    ap.add_argument("--tables", action="store_true", help="only write the tables and figures")
+    ap.add_argument("--tables", action="store_true", help="only write the tables, figures and results.csv")
+    ap.add_argument("--results", action="store_true", help="only write results.csv (no training, no tables)")
     args = ap.parse_args()
+    if args.results:
+        results_csv()
+        return
     if not args.tables:
         for part in args.part or parts:
             kind, name = part.split("-", 1)

@@ -10,7 +10,8 @@ invocations over different queries can run side by side. Hydra overrides for eve
 (e.g. ``-- device=cuda``). The table (mean and standard deviation of the final test metric over seeds, and
 for each baseline the number of seeds on which MLR-SNet ends strictly better) is printed and written to
 ``<out>/table.md``; ``<out>/lr_schedules.png`` plots the LR of every schedule against iteration on the
-first seed of each query.
+first seed of each query, and ``<out>/results.csv`` one row per run (each schedule of each (query, seed):
+``experiments/_results.py``); ``--results`` writes only that CSV, from the runs in ``--out``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import argparse
 import json
 import statistics
 from pathlib import Path
+
+from _results import collect, write_results
 
 from mlrsnet.engine.cli import compose
 from mlrsnet.transfer import transfer
@@ -34,6 +37,17 @@ def run(query: str, seed: int, compare: list[str], out: Path, overrides: list[st
     cfg = compose("transfer", [f"+query={query}", f"seed={seed}", f"compare=[{','.join(compare)}]", "progress=false",
                                *overrides])
     return transfer(cfg, run_dir)
+
+
+def results_csv(out: Path) -> Path:
+    """``<out>/results.csv``: a row per schedule of every finished ``<out>/<query>/seed<k>`` transfer (the
+    comparison schedules' runs are its ``compare/<name>``)."""
+    runs = []
+    for run_dir in sorted(out.glob("*/seed*")):
+        keys = {"query": run_dir.parent.name, "seed": int(run_dir.name[4:])}
+        runs.append(({**keys, "schedule": "mlrsnet"}, run_dir))
+        runs += [({**keys, "schedule": c.name}, c) for c in sorted((run_dir / "compare").glob("*"))]
+    return write_results(out / "results.csv", collect(runs), ("query", "schedule", "seed"))
 
 
 def table(results: dict[str, list[dict]], compare: list[str]) -> str:
@@ -95,8 +109,12 @@ def main() -> None:
                         default=["text_lstm", "digits_mlp", "digits_cnn_epochs10", "digits_cnn_epochs90"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--compare", nargs="+", default=["multistep", "cosine"])
+    parser.add_argument("--results", action="store_true", help="only write <out>/results.csv from the runs there")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run, e.g. device=cuda")
     args = parser.parse_args()
+    if args.results:
+        print(results_csv(args.out))
+        return
     results = {}
     for query in args.queries:
         results[query] = []
@@ -109,6 +127,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table.md").write_text(text)
     plot_lrs(results, args.compare, args.out / "lr_schedules.png")
+    results_csv(args.out)
     print(text)
 
 

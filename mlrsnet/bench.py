@@ -43,6 +43,11 @@ Outputs in ``out_dir`` (null: Hydra's run directory):
 - with ``select=fastest``: FastSpiker's choice of policy (:mod:`mlrsnet.engine.selection`, on the meta split
   only) in ``selection.json`` and as a section of ``results.md``.
 
+Runs go ``jobs`` at a time (null: the CPUs this process may use) as separate processes, one torch thread each
+(:func:`mlrsnet.engine.parallel.run_jobs`): the tuning candidates of every schedule, then every seed. ``jobs=1``
+runs them one after another in this process with ``threads`` threads (the numbers of an earlier version's
+sequential bench: the thread count moves the last digits).
+
 Every run goes through the runner: a locked run directory, its state saved every epoch and on SIGTERM / SIGUSR1 /
 SIGUSR2 (exit code 75; the same command resumes the run in flight). Every run record carries its fingerprint
 (:mod:`mlrsnet.engine.fingerprint`); a finished run with the current fingerprint is reused instead of rerun, and
@@ -60,17 +65,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mlrsnet.engine.build import Run
+from mlrsnet.engine.build import Run, usable_cpus
 from mlrsnet.engine.config import BenchConfig, ScheduleChoice, parse_config, schedule_choice
 from mlrsnet.engine.figures import plot_lr_curves, plot_metric_curves
-from mlrsnet.engine.fingerprint import fingerprint
+from mlrsnet.engine.fingerprint import MACHINE, fingerprint
 from mlrsnet.engine.log import RunLogger, csv_text, read_metrics
+from mlrsnet.engine.parallel import run_jobs
 from mlrsnet.engine.record import save_probabilities
 from mlrsnet.engine.resume import StopSignals
-from mlrsnet.engine.runner import RunRecord, execute, finished, read_record
+from mlrsnet.engine.runner import RunRecord, execute, finished, read_record, stopped_between_runs
 from mlrsnet.engine.selection import select_fastest, selection_table
 from mlrsnet.errors import ConfigError
 from mlrsnet.io import atomic_write_json, atomic_write_text
+from mlrsnet.rundir import exclusive
 from mlrsnet.tasks.base import ClassificationTask
 
 __all__ = ["bench", "summarise", "train_run", "tune_lr", "validate_bench"]
@@ -91,9 +98,10 @@ def validate_bench(cfg: Any) -> BenchConfig:
 
 
 def config_fingerprint(cfg: BenchConfig) -> str:
-    """The fingerprint of the bench's config, the chosen schedule and the run's seed and length aside: the runs
-    of one out_dir with this fingerprint form one table."""
-    return fingerprint(cfg, drop=frozenset({"schedule", "seed", "epochs"}))
+    """The fingerprint of the bench's config, the chosen schedule, the run's seed and length and the machine
+    (device, threads: they move only the last digits) aside: the runs of one out_dir with this fingerprint form
+    one table."""
+    return fingerprint(cfg, drop=frozenset({"schedule", "seed", "epochs"}) | MACHINE)
 
 
 def run_fingerprint(cfg: BenchConfig, schedule: str, seed: int, lr_multiplier: float, epochs: int,
@@ -154,31 +162,62 @@ def _multiplier_tag(m: float) -> str:
     return f"x{m:g}"
 
 
-def tune_lr(cfg: BenchConfig, schedule: str, out_dir: Path, stop: StopSignals) -> dict:
-    """Choose ``schedule``'s LR multiplier from ``lr_grid`` by the meta-validation metric at the end of a
-    ``tune_epochs`` run with seed ``tune_seed`` (only the meta split is evaluated). Returns
-    ``{"schedule", "chosen", "candidates": [{"lr_multiplier", "status", "score"}]}``."""
-    if not cfg.tune:
-        return {"schedule": schedule, "chosen": 1.0, "candidates": []}
-    epochs, seed = cfg.tune_epochs or cfg.epochs, cfg.tune_seed
-    candidates = []
-    for m in sorted(float(x) for x in cfg.lr_grid):
-        rec = train_run(cfg, schedule, seed, m, out_dir / "tuning" / schedule / _multiplier_tag(m), stop,
-                        epochs=epochs, eval_splits=("meta",))
-        score = rec.final_meta if rec.status == "complete" else None
-        candidates.append({"lr_multiplier": m, "status": rec.status, "score": score, "metric": rec.metric,
-                           "higher_is_better": rec.higher_is_better})
+@dataclasses.dataclass
+class _Job:
+    """One run of the benchmark, as a worker process takes it."""
+
+    cfg: BenchConfig
+    schedule: str
+    seed: int
+    lr_multiplier: float
+    run_dir: Path
+    epochs: int
+    eval_splits: tuple[str, ...]
+
+
+def _run_job(job: _Job) -> RunRecord:
+    with StopSignals() as stop:
+        record = train_run(job.cfg, job.schedule, job.seed, job.lr_multiplier, job.run_dir, stop, epochs=job.epochs,
+                           eval_splits=job.eval_splits)
+        stopped_between_runs(stop, job.run_dir)
+    return record
+
+
+def choose(schedule: str, candidates: list[dict]) -> float:
+    """The tuned multiplier: the best meta score (ties: the multiplier closest to 1); every candidate diverged:
+    the smallest."""
     finite = [c for c in candidates if c["score"] is not None and math.isfinite(c["score"])]
     if finite:
         sign = 1.0 if finite[0]["higher_is_better"] else -1.0
-        best = max(finite, key=lambda c: (sign * c["score"], -abs(math.log(c["lr_multiplier"]))))
-        chosen = best["lr_multiplier"]
+        chosen = max(finite, key=lambda c: (sign * c["score"], -abs(math.log(c["lr_multiplier"]))))["lr_multiplier"]
     else:
-        chosen = candidates[0]["lr_multiplier"]  # every candidate diverged: the smallest LR
+        chosen = candidates[0]["lr_multiplier"]
     print(f"[tune {schedule}] " + ", ".join(
         f"x{c['lr_multiplier']:g}: {'diverged' if c['score'] is None else format(c['score'], '.4g')}"
         for c in candidates) + f" -> x{chosen:g}", flush=True)
-    return {"schedule": schedule, "chosen": chosen, "candidates": candidates}
+    return chosen
+
+
+def tune_lr(cfg: BenchConfig, schedules: list[str], out_dir: Path, jobs: int = 1) -> dict[str, dict]:
+    """Choose each schedule's LR multiplier from ``lr_grid`` by the meta-validation metric at the end of a
+    ``tune_epochs`` run with seed ``tune_seed`` (only the meta split is evaluated); the candidates of every
+    schedule run ``jobs`` at a time. Returns, per schedule, ``{"schedule", "chosen", "candidates":
+    [{"lr_multiplier", "status", "score", "higher_is_better"}]}``; ``tune=false``: 1, no candidates."""
+    if not cfg.tune:
+        return {name: {"schedule": name, "chosen": 1.0, "candidates": []} for name in schedules}
+    epochs, seed = cfg.tune_epochs or cfg.epochs, cfg.tune_seed
+    grid = sorted(float(x) for x in cfg.lr_grid)
+    planned = [_Job(cfg, name, seed, m, out_dir / "tuning" / name / _multiplier_tag(m), epochs, ("meta",))
+               for name in schedules for m in grid]
+    records = run_jobs(_run_job, planned, jobs)
+    out = {}
+    for name in schedules:
+        candidates = [{"lr_multiplier": job.lr_multiplier, "status": rec.status,
+                       "score": rec.final_meta if rec.status == "complete" else None,
+                       "higher_is_better": rec.higher_is_better}
+                      for job, rec in zip(planned, records, strict=True) if job.schedule == name]
+        out[name] = {"schedule": name, "chosen": choose(name, candidates), "candidates": candidates}
+    return out
 
 
 def _reached(history: list[dict], key: str, target: float, higher: bool) -> tuple[float, float]:
@@ -215,12 +254,13 @@ def result_row(rec: RunRecord, target: float | None) -> dict:
 
 
 def _fmt(values: Sequence[float], digits: int) -> str:
-    """``mean ± std`` (sample std) of the finite values, ``(k/n)`` when some are missing, ``—`` if none."""
+    """``mean ± std`` (sample std) of the finite values (``± n/a`` for one value), ``(k/n)`` when some are
+    missing, ``—`` if none."""
     finite = [v for v in values if isinstance(v, int | float) and math.isfinite(v)]
     if not finite:
         return "—"
-    std = statistics.stdev(finite) if len(finite) > 1 else 0.0
-    text = f"{statistics.fmean(finite):.{digits}f} ± {std:.{digits}f}"
+    std = f"{statistics.stdev(finite):.{digits}f}" if len(finite) > 1 else "n/a"
+    text = f"{statistics.fmean(finite):.{digits}f} ± {std}"
     return text if len(finite) == len(values) else f"{text} ({len(finite)}/{len(values)})"
 
 
@@ -229,18 +269,18 @@ def summarise(rows: list[dict], metric: str, target: float | None, seeds: list[i
     """The Markdown table: one row per schedule, mean ± std over its seeds. Schedules in ``grid_edge``
     had their multiplier chosen at an end of the tuning grid (a wider grid might do better)."""
     tgt = "target" if target is None else f"{target:g}"
-    header = ["schedule", "optimizer", "LR ×", "peak LR", f"final test {metric}", f"best test {metric}",
+    header = ["schedule", "optimizer", "n", "LR ×", "peak LR", f"final test {metric}", f"best test {metric}",
               f"epochs to {tgt}", f"seconds to {tgt}", "wall time (s)", "test−train loss gap",
               "confidence (correct) mean", "confidence (correct) std"]
-    lines = [f"Mean ± std over seeds {seeds}. LR ×: the tuned multiplier of the schedule's base LR "
-             "((edge): chosen at an end of the grid).", "",
+    lines = [f"Mean ± std over the seeds each schedule has finished (n; of {seeds}). LR ×: the tuned multiplier "
+             "of the schedule's base LR ((edge): chosen at an end of the grid).", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name in dict.fromkeys(r["schedule"] for r in rows):
         mine = [r for r in rows if r["schedule"] == name]
         diverged = sum(r["status"] != "complete" for r in mine)
         label = name if not diverged else f"{name} ({diverged} diverged)"
         edge = " (edge)" if name in grid_edge else ""
-        cells = [label, str(mine[0].get("optimizer", "")), f"{mine[0]['lr_multiplier']:g}{edge}",
+        cells = [label, str(mine[0].get("optimizer", "")), str(len(mine)), f"{mine[0]['lr_multiplier']:g}{edge}",
                  _fmt([r["peak_lr"] for r in mine], 4)]
         cells += [_fmt([r[k] for r in mine], 4) for k in ("final_test", "best_test")]
         cells += [_fmt([r["epochs_to_target"] for r in mine], 1), _fmt([r["seconds_to_target"] for r in mine], 1),
@@ -282,16 +322,20 @@ def bench(cfg: Any, out_dir: str | Path) -> dict:
     typed = validate_bench(cfg)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with StopSignals() as stop:
-        for name in typed.schedules:
-            m = tune_lr(typed, name, out_dir, stop)["chosen"]
-            for seed in typed.seeds:
-                rec = train_run(typed, name, seed, m, out_dir / "runs" / name / f"seed{seed}", stop,
-                                epochs=typed.epochs, eval_splits=("test", "meta"))
-                shown = rec.history[-1].get(f"test_{rec.metric}", math.nan) if rec.history else math.nan
-                print(f"[{name} seed {seed}] {rec.status}: test {rec.metric} {shown:.4f}, {rec.wall_time_s:.1f} s",
-                      flush=True)
-    return write_outputs(typed, out_dir)
+    jobs = typed.jobs or usable_cpus()
+    if jobs > 1:  # separate processes share the cores: one torch thread each
+        typed = dataclasses.replace(typed, threads=1, progress=False)
+    with StopSignals():
+        chosen = {name: t["chosen"] for name, t in tune_lr(typed, list(typed.schedules), out_dir, jobs).items()}
+        planned = [_Job(typed, name, seed, chosen[name], out_dir / "runs" / name / f"seed{seed}", typed.epochs,
+                        ("test", "meta")) for name in typed.schedules for seed in typed.seeds]
+        for job, rec in zip(planned, run_jobs(_run_job, planned, jobs), strict=True):
+            shown = rec.history[-1].get(f"test_{rec.metric}", math.nan) if rec.history else math.nan
+            print(f"[{job.schedule} seed {job.seed}] {rec.status}: test {rec.metric} {shown:.4f}, "
+                  f"{rec.wall_time_s:.1f} s", flush=True)
+    # Multirun jobs sharing out_dir write the tables one at a time, each from every run finished by then.
+    with exclusive(out_dir / ".tables.lock"):
+        return write_outputs(typed, out_dir)
 
 
 def write_outputs(cfg: BenchConfig, out_dir: Path) -> dict:

@@ -4,9 +4,17 @@ One definition, used by meta-training (:mod:`mlrsnet.meta`), transfer and
 :class:`mlrsnet.schedules.scheduler.MLRSNetScheduler`.
 
     gates_t = MLP_ih(x_t) + MLP_hh(h_{t-1}),   MLP = Linear(in, hidden // 2)-ReLU-Linear(hidden // 2, 4 hidden)
-    i, f, g, o = sigmoid(i), sigmoid(f - 1), tanh(g), sigmoid(o)      (forget gate shifted by -1)
+    i, f, g, o = sigmoid(i), sigmoid(f + b_f), tanh(g), sigmoid(o)      (forget-gate shift b_f)
     c_t = f * c_{t-1} + i * g,   h_t = o * tanh(c_t)
     lr_t = gamma * sigmoid(W h_t + b)
+
+The reference code has two cells. Its meta-train modules (``meta-train/*/module.py``) shift the forget gate
+by b_f = -1 and split the gate rows as input, forget, output, candidate; its meta-test cell
+(``meta-test/model/network.py``), which reads the authors' published nets, has no shift (b_f = 0) and splits
+them as input, forget, candidate, output. :class:`MLRSNetConfig` records both (``forget_bias``,
+``gate_order``), and every checkpoint stores its config, so a file always loads as it was trained: ours as
+the meta-train cell (b_f = -1, rows input, forget, candidate, output), the authors' nets as their meta-test
+code reads them (:mod:`mlrsnet.checkpoint`).
 
 The input x_t is the mini-batch training loss (divided by ln(vocab) for language models). The state
 (h, c) is carried across steps and detached every step by the caller (:meth:`MLRSNet.step`), so the
@@ -27,7 +35,9 @@ State = tuple[torch.Tensor, torch.Tensor]
 
 
 GAMMA_FROM = ("auto", "loss", "perplexity")
-L0_OVER = ("train", "batches")
+L0_OVER = ("train", "train_augmented", "batches")
+CELLS = ("image", "lm")
+LM_INIT_RANGE = 0.1  # the reference language-modeling cell's U(-0.1, 0.1) on the maps' weights
 
 
 @dataclass
@@ -42,8 +52,30 @@ class NetConfig:
                               "language-modeling meta_train.py) | auto (perplexity for a language model, the loss "
                               "otherwise)", choices=GAMMA_FROM)
     l0_over: str = setting("train", "L0 in eval mode over: train (the whole training split, as the reference's "
-                           "meta_train.py) | batches (4 random training batches; the earlier default)",
-                           choices=L0_OVER)
+                           "meta_train.py, with the evaluation transform) | train_augmented (the same with the "
+                           "training augmentation, as the reference measures it on its augmented loader; image "
+                           "tasks) | batches (4 random training batches; the earlier default)", choices=L0_OVER)
+    cell: str = setting("image", "the cell meta-trained in place: image (MLP maps of width hidden // 2, torch's "
+                        "default init: the reference's meta-train/image-classification/module.py) | lm (width "
+                        "hidden, the maps' weights U(-0.1, 0.1): its language-modeling/module.py; the LSTM "
+                        "language-model tasks set it)", choices=CELLS)
+
+
+def fresh_mlrsnet(hidden_size: int = 50, gamma: float = 1.0, cell: str = "image") -> MLRSNet:
+    """A freshly initialised MLR-SNet of the reference's ``cell``: ``image`` (MLP width hidden // 2, torch's
+    default init, as ``meta-train/image-classification/module.py``: its ``init_weights`` tests for MetaLinear
+    layers the maps do not have, so it changes nothing) or ``lm`` (width hidden, the four map weights drawn
+    from U(-0.1, 0.1), biases and head left at torch's default, as ``meta-train/language-modeling/module.py``,
+    whose maps are MetaLinear layers, so its ``init_weights`` applies)."""
+    if cell not in CELLS:
+        raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
+    net = MLRSNet(MLRSNetConfig(hidden_size=hidden_size, mlp_ratio=1.0 if cell == "lm" else 0.5), gamma=gamma)
+    if cell == "lm":
+        with torch.no_grad():
+            for layer in (*net.hh, *net.ih):
+                if isinstance(layer, nn.Linear):
+                    layer.weight.uniform_(-LM_INIT_RANGE, LM_INIT_RANGE)
+    return net
 
 
 def resolve_gamma_from(gamma_from: str, metric: str) -> str:
@@ -111,11 +143,26 @@ class MLRSNetConfig:
     # units, as in the authors' published nets). Checkpoints written before this default (width 2 x
     # hidden) store mlp_ratio 2 and are rebuilt with it.
     mlp_ratio: float = 0.5
+    # The forget-gate shift b_f and the order of the gate blocks in the rows of the maps' last Linear (i input,
+    # f forget, g candidate, o output). Ours: the meta-train cell's shift -1, rows i, f, g, o. The authors'
+    # published nets as their meta-test code reads them: shift 0, rows i, f, g, o; as their meta-train code
+    # wrote them: shift -1, rows i, f, o, g (mlrsnet.checkpoint.READINGS). Checkpoints written before these
+    # fields store neither and load with these defaults, as they were trained.
     forget_bias: float = -1.0
+    gate_order: str = "ifgo"
+
+    def __post_init__(self) -> None:
+        if sorted(self.gate_order) != sorted("ifgo"):
+            raise ValueError(f"gate_order must order the four gates i, f, g, o (e.g. 'ifgo'), got {self.gate_order!r}")
 
     @property
     def mlp_width(self) -> int:
         return max(1, int(round(self.hidden_size * self.mlp_ratio)))
+
+    @property
+    def gate_index(self) -> tuple[int, int, int, int]:
+        """Positions of the input, forget, candidate and output blocks in the gate rows."""
+        return tuple(self.gate_order.index(k) for k in "ifgo")  # type: ignore[return-value]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -134,6 +181,7 @@ class MLRSNet(nn.Module):
         self.ih = nn.Sequential(nn.Linear(self.config.input_size, w), nn.ReLU(), nn.Linear(w, 4 * h))
         self.hh = nn.Sequential(nn.Linear(h, w), nn.ReLU(), nn.Linear(w, 4 * h))
         self.head = nn.Linear(h, 1)
+        self._gate_index = self.config.gate_index
         self.register_buffer("gamma", torch.tensor(float(gamma)))
         self._state: State | None = None
 
@@ -159,8 +207,8 @@ class MLRSNet(nn.Module):
         if state is None:
             state = self.zero_state(device=x.device)
         h_prev, c_prev = state
-        gates = self.ih(x) + self.hh(h_prev)
-        i, f, g, o = gates.chunk(4, dim=1)
+        blocks = (self.ih(x) + self.hh(h_prev)).chunk(4, dim=1)
+        i, f, g, o = (blocks[k] for k in self._gate_index)
         c = torch.sigmoid(f + self.config.forget_bias) * c_prev + torch.sigmoid(i) * torch.tanh(g)
         h = torch.sigmoid(o) * torch.tanh(c)
         lr = self.gamma * torch.sigmoid(self.head(h)).reshape(())

@@ -13,7 +13,12 @@ writes PNGs into ``RUN_DIR/plots`` (or ``--out``):
   lr = MLR-SNet(loss | h, c), at the snapshots saved during training (``snapshots/``), each from the
   LSTM state (h, c) it had at that point; the dot marks that epoch's mean training loss.
 
-Given a sweep directory (no ``metrics.jsonl`` of its own), every run below it is plotted.
+- ``comparison/overlay.png`` (a transfer run with ``compare=[...]``): the frozen MLR-SNet's and every compared
+  schedule's LR (log scale, the bundle's net swaps marked on ``lr.png``) and test metric.
+
+Given a sweep directory (no ``metrics.jsonl`` of its own), every run below it is plotted, and
+``plots/overlay.png`` overlays the LR and test-metric curves of all of them (its legend names each run's task,
+schedule and seed).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mlrsnet.engine.figures import plot_run
+from mlrsnet.engine.figures import plot_overlay, plot_run, run_label
 from mlrsnet.errors import MLRSNetError
 
 
@@ -44,6 +49,13 @@ def main(argv: list[str] | None = None) -> int:
         for run in runs:
             out = Path(args.out) / run.relative_to(root) if args.out else None
             for path in plot_run(run, out):
+                print(path)
+        if len(runs) > 1:
+            labels = {}
+            for run in runs:
+                label = run_label(run)
+                labels[label if label not in labels else f"{label} ({run.relative_to(root)})"] = run
+            for path in plot_overlay(labels, Path(args.out) if args.out else root / "plots", f"{root.name}: every run"):
                 print(path)
     except MLRSNetError as e:
         print(f"error: {e}", file=sys.stderr)

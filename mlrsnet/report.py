@@ -6,8 +6,8 @@ Command line::
 
 Every ``summary.json`` below ``SWEEP_DIR`` is one run; its ``config.yaml`` (next to it) says what it
 ran. A benchmark directory (:mod:`mlrsnet.bench`) holds one run directory per (schedule, seed) under ``runs/``,
-each a run of its schedule and LR multiplier; its tuning runs (``tuning/``, scored on the meta split only) are
-left out.
+each a run of its schedule and LR multiplier, and a suite directory (:mod:`mlrsnet.suite`) one per (workload,
+schedule, seed); their tuning runs (``tuning/``, ``trial<k>/``: scored on the meta split only) are left out.
 
 A *configuration* is the set of config values that differ between the runs, leaving out the seed, the keys that
 do not change results and the commands' own keys (:mod:`mlrsnet.engine.fingerprint`: ``progress``,
@@ -57,7 +57,8 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
     root = Path(sweep_dir)
     runs = []
     for path in sorted(root.rglob("summary.json")):
-        if "tuning" in path.relative_to(root).parts[:-1]:
+        parts = path.relative_to(root).parts[:-1]
+        if "tuning" in parts or (parts and parts[-1].startswith("trial")):  # a bench's or a suite's tuning runs
             continue
         summary = json.loads(path.read_text())
         config_file = path.parent / "config.yaml"

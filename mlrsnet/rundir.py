@@ -20,7 +20,7 @@ from types import TracebackType
 
 from mlrsnet.errors import ConfigError, WriteError
 
-__all__ = ["LOCK_FILE", "RunDirLock", "open_run_dir", "register_resolvers", "run_id", "write_error"]
+__all__ = ["LOCK_FILE", "RunDirLock", "exclusive", "open_run_dir", "register_resolvers", "run_id", "write_error"]
 
 LOCK_FILE = ".lock"
 
@@ -99,6 +99,25 @@ class RunDirLock:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the flock
             self._fd = None
+
+
+@contextmanager
+def exclusive(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (created if missing), waiting for it if another process holds
+    it: for short sections that several processes take in turn (writing a shared table)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except (ImportError, OSError):  # no flock here: the section runs unlocked
+            pass
+        yield
+    finally:
+        os.close(fd)
 
 
 @contextmanager

@@ -18,6 +18,9 @@ reference meta-test's:
   ``paper_cifar10_resnet18``, the authors' three CIFAR-10 nets; a run's ``mlrsnet_bundle.pt``; or a list
   of files, each one net, a bundle or an authors' ``.pth``): its nets are swapped at equal fractions of
   the run (1/3 and 2/3 for three), the LSTM state carried across;
+- ``reading=auto`` (default): the authors' published nets are read with their meta-test cell (input, forget
+  without shift, candidate, output gates), as their ``meta_test.py`` loads them; ``reading=meta_train`` reads
+  them with their meta-train cell instead; our own files always load as they were trained;
 - ``gamma=recompute`` (default): gamma = |sqrt(L) ln(L C) / (4 C^0.25)| at the start and at each swap,
   with L the mean loss over the whole training split in eval mode at that moment and C the class count
   (vocabulary size for a language model); ``checkpoint``: each net's stored gamma; a number: that gamma.
@@ -97,7 +100,7 @@ def transfer(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) -> d
     run_dir = Path(run_dir)
     frozen = typed.frozen()
     # Loaded once, before any seeding, so that building them draws nothing from the seeded generators.
-    nets = load_frozen(frozen.checkpoint, "cpu")
+    nets = load_frozen(frozen.checkpoint, "cpu", frozen.reading)
     records = _checkpoint_records(frozen.checkpoint)
     choice = ScheduleChoice(FROZEN, dict(get_schedule(FROZEN).optimizer),
                             dataclasses.replace(frozen, checkpoint=nets))

@@ -14,7 +14,6 @@ from mlrsnet import bench as bench_module
 from mlrsnet.bench import _fmt, _reached, bench, summarise, tune_lr, validate_bench
 from mlrsnet.engine.build import build_run
 from mlrsnet.engine.cli import compose
-from mlrsnet.engine.resume import StopSignals
 from mlrsnet.errors import ConfigError
 from mlrsnet.tasks.base import ClassificationTask
 from tests.conftest import REPO, run_cli
@@ -117,8 +116,7 @@ def test_tuning_never_evaluates_the_test_split(cfg, tmp_path, monkeypatch):
         return evaluate(self, model, split)
 
     monkeypatch.setattr(ClassificationTask, "evaluate", spy)
-    with StopSignals() as stop:
-        choice = tune_lr(validate_bench({**cfg, "epochs": 1}), "cosine", tmp_path, stop)
+    choice = tune_lr(validate_bench({**cfg, "epochs": 1}), ["cosine"], tmp_path)["cosine"]
     # the meta split scores the candidates; the training split is read once per candidate run, for its L0
     # (net.l0_over=train); the test split never
     assert set(splits) == {"meta", "train"} and splits.count("train") == len(choice["candidates"])
@@ -141,7 +139,7 @@ def test_time_to_target_and_formatting():
     assert all(math.isnan(v) for v in _reached(history, "m", 0.9, higher=True))
     assert _reached(history, "m", 0.6, higher=False) == (1.0, 1.5)
     assert _fmt([1.0, 3.0], 1) == "2.0 ± 1.4"
-    assert _fmt([1.0, math.nan], 2) == "1.00 ± 0.00 (1/2)"
+    assert _fmt([1.0, math.nan], 2) == "1.00 ± n/a (1/2)"
     assert _fmt([math.nan], 2) == "—"
     row = {"schedule": "x", "status": "diverged", "lr_multiplier": 1.0, "peak_lr": 1.0, "wall_time_s": 1.0,
            **{k: math.nan for k in ("final_test", "best_test", "epochs_to_target", "seconds_to_target",

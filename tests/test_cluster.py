@@ -5,7 +5,9 @@ The same paths against a real slurmctld: tests/test_slurm.py."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -136,6 +138,27 @@ def test_environment_json_records_the_cpu_its_kernels_and_a_missing_cpuinfo(tmp_
     monkeypatch.setattr("platform.processor", lambda: "")
     missing = cpu_info(tmp_path / "absent")
     assert missing["model"] is None and missing["torch_capability"] == cpu["torch_capability"]
+    assert cpu_info(fake)["simd_flags"] == [] and missing["simd_flags"] == []
+
+
+def test_environment_json_records_the_instruction_set_pinning_a_bit_exact_rerun_needs():
+    """Run with PIN_AVX2 set, torch's kernels are AVX2 ones whatever the CPU offers, and environment.json says so
+    and what a rerun elsewhere must set; unset, it records the variables as null and no recipe."""
+    from mlrsnet.engine.log import PIN_AVX2
+
+    code = ("import json; from mlrsnet.engine.log import environment; print(json.dumps(environment()['cpu']))")
+    base = {k: v for k, v in os.environ.items() if k not in PIN_AVX2}
+    runs = {}
+    for name, extra in (("pinned", PIN_AVX2), ("plain", {})):
+        out = subprocess.run([sys.executable, "-c", code], env={**base, **extra}, capture_output=True, text=True,
+                             timeout=120, check=True)
+        runs[name] = json.loads(out.stdout.strip().splitlines()[-1])
+    pinned, plain = runs["pinned"], runs["plain"]
+    assert pinned["pinned_avx2"] and pinned["torch_capability"] == "AVX2"
+    assert pinned["isa_env"]["ONEDNN_MAX_CPU_ISA"] == "AVX2" and pinned["reproduce"].split() == [
+        f"{k}={v}" for k, v in PIN_AVX2.items()]
+    assert not plain["pinned_avx2"] and plain["reproduce"] == "" and plain["isa_env"]["ATEN_CPU_CAPABILITY"] is None
+    assert pinned["simd_flags"] == plain["simd_flags"]  # what the CPU offers; the pin caps what is used
 
 
 def test_git_commit_is_dirty_for_code_not_for_results_a_script_rewrites(tmp_path, monkeypatch):

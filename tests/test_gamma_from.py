@@ -134,5 +134,5 @@ def test_l0_over_the_whole_training_split_as_the_reference(tmp_path):
     assert abs(batches - full) > 1e-6
     assert meta_train(compose("train", [*overrides, "net.l0_over=batches"]), tmp_path / "b")["initial_loss"] == (
         pytest.approx(batches, rel=1e-6))
-    with pytest.raises(ConfigError, match="net.l0_over='all' is not one of train, batches"):
+    with pytest.raises(ConfigError, match="net.l0_over='all' is not one of train, train_augmented, batches"):
         meta_train(compose("train", [*overrides, "net.l0_over=all"]), tmp_path / "c")

@@ -66,3 +66,27 @@ def test_not_a_run_directory_is_one_line(tmp_path, capsys):
     assert main([str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: no runs (metrics.jsonl) under")
+
+
+def test_a_sweep_directory_gets_an_overlay_of_every_run(tmp_path):
+    for seed in (0, 1):
+        meta_train(compose(overrides=[*TINY, f"seed={seed}", "schedule=fixed"]), tmp_path / "sweep" / f"{seed}")
+    assert main([str(tmp_path / "sweep")]) == 0
+    assert_png(tmp_path / "sweep" / "plots" / "overlay.png")
+
+
+def test_a_transfer_run_plots_its_comparison_on_a_log_scale_with_the_swaps():
+    from mlrsnet.engine.figures import swap_steps
+
+    assert swap_steps({"num_nets": 3, "steps": 90}) == [30, 60]
+    assert swap_steps({"num_nets": 1, "steps": 90}) == [] and swap_steps({}) == []
+
+
+def test_transfer_comparison_overlay(tmp_path):
+    from mlrsnet.transfer import transfer
+
+    transfer(compose("transfer", ["+query=digits_mlp", "task.train_fraction=0.3", "epochs=2", "progress=false",
+                                  "compare=[cosine]"]), tmp_path / "t")
+    written = [str(p) for p in plot_run(tmp_path / "t")]
+    assert str(tmp_path / "t" / "plots" / "comparison" / "overlay.png") in written
+    assert_png(tmp_path / "t" / "plots" / "comparison" / "overlay.png")

@@ -48,9 +48,12 @@ CASES = {
                        "task.model_kwargs.dropout=0.5"],
     "fixed_lr": ["+task=digits_mlp", "task.train_fraction=0.3", "batch_size=32", "schedule=fixed"],
 }
+# Sequential meta windows (the reference's): where the meta stream stands and its carried state resume too.
+CASES["language_model_sequential_meta"] = [*CASES["language_model"], "task.meta_windows=sequential"]
 
 
-@pytest.mark.parametrize("case,stop_at", [("mlrsnet_meta_interval", 17), ("language_model", 40), ("fixed_lr", 13)])
+@pytest.mark.parametrize("case,stop_at", [("mlrsnet_meta_interval", 17), ("language_model", 40), ("fixed_lr", 13),
+                                           ("language_model_sequential_meta", 40)])
 def test_interrupt_mid_epoch_then_resume_is_exact(tmp_path, monkeypatch, case, stop_at):
     overrides = [*CASES[case], "epochs=2", "progress=false"]
     reference = meta_train(compose(overrides=overrides), tmp_path / "ref")

@@ -118,7 +118,7 @@ def test_the_message_of_an_interrupt_outside_the_loop_names_the_saved_state(tmp_
 def test_each_rollback_prints_one_line(tmp_path, capsys):
     summary = meta_train(compose(overrides=[
         *TINY, "schedule=fixed", "optimizer.lr=1e4", "epochs=2", "guard.on_divergence=rollback",
-        "guard.lr_factor=1e-5",
+        "guard.lr_factor=1e-5", "guard.max_loss_factor=null",  # the non-finite rule, not the explosion rule
     ]), tmp_path)
     assert summary["rollbacks"] == 1
     lines = [line for line in capsys.readouterr().out.splitlines() if "rolled back" in line]

@@ -29,6 +29,7 @@ from mlrsnet.schedules.base import LRDriver
 from mlrsnet.schedules.optim import build_base_optimizer, describe_optimizer, resolve_optimizer
 from mlrsnet.schedules.spec import BuildContext
 from mlrsnet.tasks import Task, build_task
+from mlrsnet.tasks.base import ClassificationTask
 
 __all__ = ["Run", "apply_speed_options", "build_run", "initial_loss", "resolve_device", "set_threads",
            "usable_cpus"]
@@ -66,10 +67,17 @@ def resolve_device(name: str) -> torch.device:
 @torch.no_grad()
 def initial_loss(task: Task, model: torch.nn.Module, seed: int, over: str = "train") -> float:
     """L0: the mean training loss of the freshly initialised model in eval mode (BatchNorm statistics
-    untouched): over the whole training split (``over="train"``, as the reference's ``meta_train.py``), or
-    over 4 random training batches from a dedicated generator (``"batches"``)."""
+    untouched): over the whole training split (``over="train"``, as the reference's ``meta_train.py``), the same
+    with the training augmentation drawn from a dedicated generator (``"train_augmented"``, as the reference
+    measures it on its augmented training loader; tasks with an augmentation only), or over 4 random training
+    batches from a dedicated generator (``"batches"``)."""
     if over == "train":
         return float(task.evaluate(model, "train")["loss"])
+    if over == "train_augmented":
+        if not (isinstance(task, ClassificationTask) and task.transform_train is not None):
+            raise ConfigError(f"net.l0_over=train_augmented: task {task.info.name} has no training augmentation; "
+                              "set net.l0_over=train")
+        return float(task.evaluate(model, "train", augment=torch.Generator().manual_seed(seed + 15485863))["loss"])
     saved = task.meta_generator.get_state()
     task.meta_generator.manual_seed(seed + 15485863)
     was_training = model.training
@@ -129,11 +137,16 @@ class Run:
         """The loop settings of this run's config (``overrides`` win): epochs, meta interval, gradient
         clipping, progress and step logging, and the divergence guard where the config has one."""
         cfg = self.cfg
-        kwargs: dict[str, Any] = {"epochs": cfg.epochs, "grad_clip": cfg.grad_clip, "progress": cfg.progress,
-                                  "log_steps": cfg.log_steps, "desc": desc}
+        bar = cfg.progress_bar
+        kwargs: dict[str, Any] = {"epochs": cfg.epochs, "grad_clip": cfg.grad_clip, "progress": bar,
+                                  "epoch_lines": cfg.progress == "auto" and not bar, "log_steps": cfg.log_steps,
+                                  "desc": desc}
         if isinstance(cfg, TrainConfig):
             kwargs["meta_interval"] = cfg.meta.interval
-            kwargs["guard"] = Guard(cfg.guard.lr_min, cfg.guard.lr_max)
+            kwargs["meta_counter"] = cfg.meta.counter
+            factor = cfg.guard.max_loss_factor
+            kwargs["guard"] = Guard(cfg.guard.lr_min, cfg.guard.lr_max,
+                                    None if factor is None or not self.l0 > 0 else factor * self.l0)
         kwargs.update(overrides)
         return LoopConfig(**kwargs)
 
@@ -171,8 +184,9 @@ def build_run(
     :func:`~mlrsnet.engine.config.schedule_choice`; or a :class:`ScheduleChoice`). The base optimiser is
     ``cfg.optimizer`` with its null keys filled by the schedule's optimiser overrides (momentum 0 under
     MLR-SNet, 0.9 for the SGDM baselines). ``l0`` is the initial loss to use (a resumed run's), else it is
-    measured (:func:`initial_loss`). ``lr_multiplier`` scales the schedule's base LR (what a benchmark
-    tunes); ``gamma_key`` is the key a warning about a frozen MLR-SNet's gamma names."""
+    measured (:func:`initial_loss`): over ``net.l0_over`` for a schedule that reads it (``needs_l0``), over 4
+    training batches (the divergence guard's reference) for the others. ``lr_multiplier`` scales the schedule's
+    base LR (what a benchmark tunes); ``gamma_key`` is the key a warning about a frozen MLR-SNet's gamma names."""
     seed = cfg.seed if seed is None else int(seed)
     choice = schedule if isinstance(schedule, ScheduleChoice) else schedule_choice(cfg, schedule)
     device = resolve_device(cfg.device)
@@ -184,8 +198,9 @@ def build_run(
     train_model = apply_speed_options(cfg, task, model, device)
     optimizer = build_base_optimizer(model.parameters(), resolve_optimizer(cfg.optimizer, choice.optimizer))
     net_cfg = getattr(cfg, "net", None) or NetConfig()
-    if l0 is None:
-        l0 = initial_loss(task, model, seed, net_cfg.l0_over)
+    if l0 is None:  # the whole training split only for a schedule that reads L0; 4 batches for the guard else
+        l0 = initial_loss(task, model, seed, net_cfg.l0_over if registry.get_schedule(choice.name).needs_l0
+                          else "batches")
     ctx = BuildContext(optimizer, model, task, cfg.epochs * task.steps_per_epoch, task.steps_per_epoch,
                        lr_multiplier, l0=l0, seed=seed, device=device, net=net_cfg, meta=getattr(cfg, "meta", None),
                        grad_clip=cfg.grad_clip, gamma_key=gamma_key)

@@ -195,7 +195,8 @@ def run_hydra(task_function: Callable[[Any], Any], config_name: str, group: str,
 
     global _validator
     _validator = validate
-    sys.argv = [sys.argv[0], *check_group_arg(sys.argv[1:], group, command)]
+    if group:  # the config group the command takes its task from (+task=NAME, +query=NAME)
+        sys.argv = [sys.argv[0], *check_group_arg(sys.argv[1:], group, command)]
     if "-m" in sys.argv or "--multirun" in sys.argv:
         watch_slurm_jobs()  # a sweep may go to SLURM: read job states from squeue where sacct fails
         sys.argv = [sys.argv[0], *_task_overrides_for_sweep(sys.argv[1:])]

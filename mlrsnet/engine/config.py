@@ -15,6 +15,7 @@ config groups (``logger``, ``schedule``) and its own Hydra settings. A task file
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -28,7 +29,7 @@ from mlrsnet.schedules.optim import OptimizerConfig
 from mlrsnet.schedules.registry import get_schedule, parse_params
 from mlrsnet.schedules.rl_policy import DEFAULT_ACTIONS, AgentSpec
 from mlrsnet.schedules.spec import ScheduleParams
-from mlrsnet.tasks import TaskConfig, parse_task
+from mlrsnet.tasks import parse_task
 from mlrsnet.typed import defaults, help_of, parse, setting
 
 __all__ = ["CONFIGS", "BenchConfig", "DataConfig", "EnsembleConfig", "GuardConfig", "LoggerConfig", "QueryConfig",
@@ -46,8 +47,9 @@ class DataConfig:
 
 @dataclass
 class LoggerConfig:
-    name: str = setting("none", "none | wandb (mirror to Weights & Biases; local files are always written)",
-                        choices=("none", "wandb"))
+    name: str = setting("none", "none | wandb (mirror to Weights & Biases) | tensorboard (event files in "
+                        "<run dir>/tensorboard); the local files are always written", choices=("none", "wandb",
+                                                                                             "tensorboard"))
     project: str | None = setting(None, "wandb project")
     entity: str | None = setting(None, "your wandb user or team; null: the account's default")
     group: str | None = setting(None, "e.g. the sweep's name, to group its runs")
@@ -55,7 +57,8 @@ class LoggerConfig:
     run_name: str | None = setting(None, "null: wandb picks one")
     mode: str | None = setting(None, "online | offline | disabled; null: the WANDB_MODE environment variable, else "
                                "online")
-    dir: str | None = setting(None, "where wandb keeps its files; null: WANDB_DIR, else the run directory")
+    dir: str | None = setting(None, "where wandb (null: WANDB_DIR, else the run directory) or TensorBoard (null: "
+                              "<run dir>/tensorboard) keeps its files")
     log_checkpoint: bool = setting(True, "upload mlrsnet.pt as a `model` artifact at the end of the run")
 
 
@@ -71,6 +74,9 @@ class GuardConfig:
     lr_factor: float = setting(0.5, "rollback scales MLR-SNet's gamma (schedule=mlrsnet) or optimizer.lr", gt=0,
                                lt=1, example="0.5")
     max_rollbacks: int = setting(3, "then stop as with on_divergence=stop", ge=0)
+    max_loss_factor: float | None = setting(1000.0, "a finite training loss above max_loss_factor x L0 (the initial "
+                                            "loss) is a divergence too (an explosion); null: only non-finite ones",
+                                            gt=1)
 
     def check(self, prefix: str) -> None:
         if self.lr_max is not None and self.lr_max <= self.lr_min:
@@ -107,13 +113,16 @@ class RunConfig:
     task: Any = setting(None, "the task: +task=NAME (conf/task/NAME.yaml); a TaskConfig of its dataset once parsed")
     schedule_params: dict[str, Any] = setting({}, "per-schedule parameters of the schedules a command compares: "
                                               "+schedule_params.<name>.<key>=value")
-    progress: bool = setting(True, "a progress bar")
+    progress: Any = setting("auto", "auto: a progress bar where stderr is a terminal, else one line per epoch (SLURM "
+                            "and other logs) | true: a bar | false: neither")
     log_steps: bool = setting(True, "per-step LR and loss lines in metrics.jsonl")
 
     def check(self, prefix: str) -> None:
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"grad_clip must be a positive gradient norm or null (no clipping), got "
                               f"{self.grad_clip:g}; set grad_clip=null or grad_clip=1.0")
+        if self.progress not in ("auto", True, False):
+            raise ConfigError(f"progress must be auto, true or false, got {self.progress!r}; set progress=auto")
         try:
             torch.device(self.device)
         except (RuntimeError, ValueError):
@@ -125,8 +134,9 @@ class RunConfig:
                               "+schedule_params.step.gamma=0.5")
 
     @property
-    def task_config(self) -> TaskConfig:
-        return self.task
+    def progress_bar(self) -> bool:
+        """Whether to draw a progress bar (``progress=auto``: where stderr is a terminal)."""
+        return sys.stderr.isatty() if self.progress == "auto" else bool(self.progress)
 
 
 @dataclass
@@ -172,6 +182,9 @@ class BenchConfig(TrainConfig):
                                  choices=("fastest",))
     select_params: dict[str, Any] = setting({"tolerance": 0.01, "alpha": 0.05, "test": "ttest", "unit": "epochs"},
                                             "FastSpiker's selection: test ttest | wilcoxon; unit epochs | seconds")
+    jobs: int | None = setting(None, "runs at a time, as separate processes with one torch thread each (the tuning "
+                               "candidates, then the seeds); null: the CPUs this process may use; 1: one run at a "
+                               "time in this process, with `threads` threads", ge=1)
 
     def check(self, prefix: str) -> None:
         super().check(prefix)
@@ -181,8 +194,9 @@ class BenchConfig(TrainConfig):
             get_schedule(str(name))
         if len(set(self.schedules)) != len(self.schedules):
             raise ConfigError(f"schedules lists a name twice: {self.schedules}")
-        if not self.seeds:
-            raise ConfigError(f"seeds must be a non-empty list of integers, e.g. seeds=[0,1,2]; got {self.seeds}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds must be a non-empty list of distinct integers, e.g. seeds=[0,1,2]; got "
+                              f"{self.seeds}")
         if not self.lr_grid or not all(m > 0 for m in self.lr_grid):
             raise ConfigError(f"lr_grid must be a non-empty list of positive LR multipliers, e.g. "
                               f"lr_grid=[0.3,1,3]; got {self.lr_grid}")
@@ -198,14 +212,15 @@ class QueryConfig:
 
 @dataclass
 class TransferConfig(RunConfig):
-    """``python -m mlrsnet.transfer``: conf/transfer.yaml + a query. ``checkpoint``, ``gamma``, ``gamma_min``
-    and ``gamma_from`` are the parameters of the query's frozen MLR-SNet (``schedule=mlrsnet_frozen``)."""
+    """``python -m mlrsnet.transfer``: conf/transfer.yaml + a query. ``checkpoint``, ``reading``, ``gamma``,
+    ``gamma_min`` and ``gamma_from`` are the parameters of the query's frozen MLR-SNet (``schedule=mlrsnet_frozen``)."""
 
     meta: MetaConfig = setting(MetaConfig(), "the meta batch size the task configs refer to; transfer takes no meta "
                                "steps")
     net: NetConfig = setting(NetConfig(), "read by no transfer run; a query's task may set it")
     query: QueryConfig = setting(QueryConfig(), "the query (conf/query/NAME.yaml)")
     checkpoint: Any = setting(FrozenParams.checkpoint, help_of(FrozenParams, "checkpoint"))
+    reading: str = setting(FrozenParams.reading, help_of(FrozenParams, "reading"))
     gamma: Any = setting(FrozenParams.gamma, help_of(FrozenParams, "gamma"))
     gamma_min: float = setting(FrozenParams.gamma_min, help_of(FrozenParams, "gamma_min"), ge=0)
     gamma_from: str = setting(FrozenParams.gamma_from, help_of(FrozenParams, "gamma_from"))
@@ -214,8 +229,8 @@ class TransferConfig(RunConfig):
 
     def frozen(self) -> FrozenParams:
         """The parameters of the query's frozen MLR-SNet."""
-        return parse(FrozenParams, {"checkpoint": self.checkpoint, "gamma": self.gamma, "gamma_min": self.gamma_min,
-                                    "gamma_from": self.gamma_from}, "")
+        return parse(FrozenParams, {"checkpoint": self.checkpoint, "reading": self.reading, "gamma": self.gamma,
+                                    "gamma_min": self.gamma_min, "gamma_from": self.gamma_from}, "")
 
     def check(self, prefix: str) -> None:
         super().check(prefix)
@@ -274,6 +289,12 @@ class RLSection:
                                   "stable_baselines3.PPO keyword arguments")
 
     def check(self, prefix: str) -> None:
+        n_steps = int(self.ppo.get("n_steps", 2048))
+        if self.total_timesteps < n_steps:
+            raise ConfigError(f"{prefix}total_timesteps={self.total_timesteps} is less than one PPO rollout "
+                              f"({prefix}ppo.n_steps={n_steps}): PPO would take {n_steps} agent steps; raise "
+                              f"{prefix}total_timesteps to {n_steps} or more, or lower {prefix}ppo.n_steps (and "
+                              f"{prefix}ppo.batch_size) to at most {self.total_timesteps}")
         if len(self.seed_range) != 2 or not 0 <= self.seed_range[0] < self.seed_range[1]:
             raise ConfigError(f"{prefix}seed_range must be [low, high) with 0 <= low < high, got {self.seed_range}")
         self.spec()

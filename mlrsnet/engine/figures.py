@@ -36,22 +36,74 @@ def save_figure(fig: Any, path: Path) -> Path:
     return path
 
 
-def plot_lr(steps: list[tuple[int, float]], path: Path, title: str) -> Path:
-    """The learning rate against iteration."""
-    fig, ax = _pyplot().subplots(figsize=(6, 3.2))
-    ax.plot([s for s, _ in steps], [lr for _, lr in steps], lw=1)
+def plot_lr(steps: list[tuple[int, float]], path: Path, title: str, swaps: list[int] | None = None) -> Path:
+    """The learning rate against iteration, on a log scale when every LR is positive (a frozen MLR-SNet's LR
+    falls by orders of magnitude at its swaps); ``swaps``: the iterations where a bundle's next net takes over,
+    marked with dashed lines."""
+    fig, ax = _pyplot().subplots(figsize=(6.4, 3.4))
+    ax.plot([s for s, _ in steps], [lr for _, lr in steps], lw=1, label="learning rate")
+    if steps and all(lr > 0 for _, lr in steps):
+        ax.set_yscale("log")
+    for i, step in enumerate(swaps or []):
+        ax.axvline(step, color="0.4", ls="--", lw=0.8, label="net swap" if i == 0 else None)
     ax.set_xlabel("iteration")
-    ax.set_ylabel("learning rate")
+    ax.set_ylabel("learning rate" + (" (log scale)" if ax.get_yscale() == "log" else ""))
     ax.set_title(title)
+    if swaps:
+        ax.legend(fontsize="small", loc="best")
     fig.tight_layout()
     return save_figure(fig, path)
 
 
-def save_lr_schedule(run_dir: Path, history_steps: list[tuple[int, float]], title: str) -> None:
-    """Write the LR against iteration as ``lr_schedule.csv`` and ``lr_schedule.png``."""
+def swap_steps(summary: dict) -> list[int]:
+    """The iterations where a frozen MLR-SNet bundle swaps nets (equal fractions of the run), from a run's
+    summary; none for other schedules."""
+    n, total = int(summary.get("num_nets") or 1), int(summary.get("steps") or 0)
+    return [round(k * total / n) for k in range(1, n)] if n > 1 and total else []
+
+
+def plot_overlay(runs: dict[str, Path], out_dir: Path, title: str) -> list[Path]:
+    """Every run of ``runs`` (label -> run directory) in one figure: the learning rate against iteration (log
+    scale when positive) and the test metric against epoch; the legend sits outside the axes."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4.2))
+    lr_ax, metric_ax = fig.subplots(1, 2)
+    positive, metric = True, None
+    for label, run in runs.items():
+        records = read_metrics(run / "metrics.jsonl")
+        steps = [(r["step"], r["lr"]) for r in records if r.get("type") == "step"]
+        epochs = [r for r in records if r.get("type") == "epoch"]
+        if steps:
+            lr_ax.plot([a for a, _ in steps], [b for _, b in steps], lw=1, label=label)
+            positive = positive and all(b > 0 for _, b in steps)
+        elif epochs:
+            lr_ax.plot([e["step"] for e in epochs], [e["lr_mean"] for e in epochs], lw=1, label=label)
+        if epochs:
+            metric = metric or _metric(run, epochs[0])
+            metric_ax.plot([e["epoch"] for e in epochs], [e.get(f"test_{metric}", math.nan) for e in epochs],
+                           marker=".", lw=1, label=label)
+    if positive:
+        lr_ax.set_yscale("log")
+    lr_ax.set_xlabel("iteration")
+    lr_ax.set_ylabel("learning rate" + (" (log scale)" if positive else ""))
+    metric_ax.set_xlabel("epoch")
+    metric_ax.set_ylabel(f"test {metric or 'metric'}")
+    handles, labels = lr_ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(0.83, 0.5), fontsize="small", frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0, 0.82, 1))
+    out = out_dir / "overlay.png"
+    return [save_figure(fig, out)]
+
+
+def save_lr_schedule(run_dir: Path, history_steps: list[tuple[int, float]], title: str,
+                     swaps: list[int] | None = None) -> None:
+    """Write the LR against iteration as ``lr_schedule.csv`` and ``lr_schedule.png`` (``swaps``: a frozen
+    bundle's net swaps, marked)."""
     rows = "".join(f"{s},{lr:.8g}\n" for s, lr in history_steps)
     atomic_write_text(run_dir / "lr_schedule.csv", "step,lr\n" + rows)
-    plot_lr(history_steps, run_dir / "lr_schedule.png", title)
+    plot_lr(history_steps, run_dir / "lr_schedule.png", title, swaps)
 
 
 def plot_lr_epochs(epochs: list[dict], path: Path, title: str) -> Path:
@@ -132,8 +184,9 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> list[Path]:
     epochs = [r for r in records if r.get("type") == "epoch"]
     name = run_label(run_dir)
     written = []
+    summary = _summary(run_dir)
     if steps:
-        written.append(plot_lr(steps, out_dir / "lr.png", f"{name}: learning rate"))
+        written.append(plot_lr(steps, out_dir / "lr.png", f"{name}: learning rate", swap_steps(summary)))
     elif epochs:
         written.append(plot_lr_epochs(epochs, out_dir / "lr.png", f"{name}: learning rate"))
     if epochs:
@@ -146,7 +199,20 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> list[Path]:
         losses = {e["epoch"]: e["train_loss"] for e in epochs}
         path = out_dir / "mlrsnet_response.png"
         written.append(plot_response(snapshots, path, f"{name}: MLR-SNet output against input loss", losses))
+    compared = sorted(p for p in (run_dir / "compare").glob("*") if (p / "metrics.jsonl").is_file())
+    if compared:  # a transfer run with compare=[...]: the frozen MLR-SNet against its baselines
+        runs = {f"{summary.get('schedule', 'mlrsnet')} (frozen)": run_dir, **{p.name: p for p in compared}}
+        written += plot_overlay(runs, out_dir / "comparison", f"{name}: against the compared schedules")
     return written
+
+
+def _summary(run_dir: Path) -> dict:
+    import json
+
+    try:
+        return json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def run_label(run_dir: Path) -> str:
@@ -278,5 +344,30 @@ def plot_team_diversity(points: dict[str, Any], path: Path, title: str) -> Path:
         ax.set_title(f"{split} split")
     axes[0].legend(fontsize="small", loc="lower left")
     fig.suptitle(title, fontsize="medium")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_profiles(rho: dict[str, list[float]], taus: list[float], path: Path, title: str) -> Path:
+    """Performance profiles (:func:`mlrsnet.engine.stats.performance_profiles`): the fraction of workloads on
+    which each algorithm is within a factor tau of the fastest, tau on a log axis."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.subplots()
+    for name, values in sorted(rho.items(), key=lambda kv: -sum(kv[1])):
+        ax.step(taus, values, where="post", lw=1.5, label=name)
+    from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
+
+    ax.set_xscale("log")
+    ax.set_xlim(taus[0], taus[-1])
+    ax.xaxis.set_major_locator(FixedLocator([t for t in (1, 1.25, 1.5, 2, 3, 4, 6, 8, 16, 32) if t <= taus[-1]]))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("tau (time to target / the fastest's), log scale")
+    ax.set_ylabel("fraction of workloads within tau")
+    ax.set_title(title)
+    ax.legend(fontsize="small", loc="lower right", ncol=2)
     fig.tight_layout()
     return save_figure(fig, path)

@@ -26,7 +26,7 @@ NEUTRAL = frozenset({"progress", "log_steps", "logger", "resume", "save_every", 
 MACHINE = frozenset({"device", "threads"})
 COMMAND = frozenset({"schedules", "seeds", "lr_grid", "tune", "tune_epochs", "tune_seed", "target_metric", "select",
                      "select_params", "from_bench", "pool", "methods", "combiners", "max_team_size", "max_teams",
-                     "greedy", "focal", "rl"})
+                     "greedy", "focal", "rl", "jobs"})
 # May differ between a run and its resumption (a longer run continues; the guard may be loosened to get past a
 # divergence).
 RESUMABLE = NEUTRAL | MACHINE | {"guard"}

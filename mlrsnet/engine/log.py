@@ -80,24 +80,43 @@ def threads_info() -> dict[str, Any]:
     }
 
 
+# The variables that cap the instruction set of torch's own kernels (ATen), MKL's and oneDNN's; set to
+# PIN_AVX2 before Python starts, a run takes the same kernels on any x86-64 CPU with AVX2 (README, "Reproducing a
+# run bit for bit"). MKL_CBWR (MKL's conditional numerical reproducibility) is recorded too where set.
+PIN_AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+_ISA_VARS = (*PIN_AVX2, "MKL_CBWR")
+_SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+               "avx512_fp16", "amx_tile", "amx_bf16")
+
+
 def cpu_info(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> dict[str, Any]:
     """Which CPU a run ran on, the other half of its last digits: the same seed, code, packages and threads
-    give the same numbers on the same kind of CPU, but torch picks its vectorised kernels by the CPU's
-    instruction set (``torch_capability``: DEFAULT, AVX2, AVX512, ...), so another CPU may differ in the
-    last digits. ``model`` is the name ``cpuinfo`` gives the CPU (else the platform's; null where neither says)."""
+    give the same numbers on the same kind of CPU, but torch, MKL and oneDNN pick their vectorised kernels by
+    the CPU's instruction set (``torch_capability``: DEFAULT, AVX2, AVX512, ...; ``simd_flags``: what the CPU
+    offers), so another CPU may differ in the last digits unless both runs cap the instruction set alike:
+    ``isa_env`` records the variables that do (null where unset), ``pinned_avx2`` whether they held
+    :data:`PIN_AVX2`, and ``reproduce`` the environment a rerun elsewhere needs to take these kernels (empty where
+    only the same kind of CPU can). ``model`` is the name ``cpuinfo`` gives the CPU (else the platform's; null
+    where neither says)."""
     import torch
 
-    model = None
+    model, flags = None, set()
     try:
         with open(cpuinfo, encoding="utf-8", errors="replace") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.startswith("model name") and model is None:
                     model = line.split(":", 1)[1].strip()
-                    break
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
+    isa_env = {name: os.environ.get(name) for name in _ISA_VARS}
+    pinned = all((isa_env[k] or "").lower() == v.lower() for k, v in PIN_AVX2.items())
     return {"model": model or platform.processor() or None, "machine": platform.machine(),
-            "torch_capability": torch.backends.cpu.get_cpu_capability()}
+            "torch_capability": torch.backends.cpu.get_cpu_capability(),
+            "simd_flags": sorted(flags & set(_SIMD_FLAGS)), "isa_env": isa_env, "pinned_avx2": pinned,
+            "reproduce": " ".join(f"{k}={v}" for k, v in PIN_AVX2.items()) if pinned else "",
+            "mkl": torch.backends.mkl.is_available(), "mkldnn": torch.backends.mkldnn.is_available()}
 
 
 def environment() -> dict[str, Any]:
@@ -238,6 +257,64 @@ class WandbSink:
 
     def close(self) -> None:
         self.run.finish()
+
+
+class TensorBoardSink:
+    """Mirrors a run to TensorBoard (``logger=tensorboard``; files in ``<run dir>/tensorboard`` or ``logger.dir``):
+    per step the LR and the loss (``train/*``, against the iteration), per epoch every numeric record
+    (``epoch/*``, against the epoch), the LR curve as an image, and at the end the hyperparameters (the config,
+    flattened) with the final metrics (TensorBoard's HParams view). ``resume_step`` continues a resumed run: the
+    events after that iteration, written by the part being redone, are discarded."""
+
+    def __init__(self, run_dir: Path, config: dict[str, Any], options: dict[str, Any],
+                 resume_step: int | None = None) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ConfigError("logger=tensorboard needs the tensorboard package; pip install 'mlrsnet[tensorboard]', "
+                              "or use logger=none") from None
+        self.config = config
+        self.writer = SummaryWriter(log_dir=str(options.get("dir") or Path(run_dir) / "tensorboard"),
+                                    purge_step=resume_step)
+
+    def log(self, record: dict[str, Any]) -> None:
+        kind = record.get("type")
+        if kind == "step":
+            self.writer.add_scalar("train/lr", record["lr"], record["step"])
+            self.writer.add_scalar("train/loss", record["loss"], record["step"])
+        elif kind == "epoch":
+            for k, v in record.items():
+                if k not in ("type", "epoch") and isinstance(v, int | float) and not isinstance(v, bool):
+                    self.writer.add_scalar(f"epoch/{k}", v, record["epoch"])
+
+    def summary(self, summary: dict[str, Any]) -> None:
+        hparams = {k: v if isinstance(v, int | float | str | bool) else str(v)
+                   for k, v in _flatten(self.config).items() if v is not None}
+        metrics = {f"hparam/{k}": v for k, v in summary.items()
+                   if k.startswith(("final_", "best_")) and isinstance(v, int | float) and not isinstance(v, bool)}
+        self.writer.add_hparams(hparams, metrics, run_name=".")
+
+    def artifact(self, path: Path, name: str, kind: str) -> None:
+        """TensorBoard keeps no files: the artifact stays in the run directory."""
+
+    def image(self, key: str, path: Path) -> None:
+        import numpy as np
+        from PIL import Image
+
+        with Image.open(path) as img:
+            self.writer.add_image(key, np.asarray(img.convert("RGB")), dataformats="HWC")
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(tree, dict):
+        return {prefix.rstrip("."): tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(_flatten(value, f"{prefix}{key}."))
+    return out
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:

@@ -9,7 +9,8 @@ with saving and signals; the RL environment steps it between its decisions.
 
 An *LR driver* (:class:`mlrsnet.schedules.base.LRDriver`: when the LR is set, how the step is taken, what
 happens around evaluation) decides the learning rate. When a :class:`~mlrsnet.meta.engine.MetaEngine` is given,
-a meta step runs every ``meta_interval`` iterations between the backward pass and the real step.
+a meta step runs every ``meta_interval`` iterations (counted over the run, or within each epoch:
+``meta_counter``, :func:`mlrsnet.meta.engine.meta_update_due`) between the backward pass and the real step.
 
 Nothing in the step reads a device value on the host: per-step losses and LRs are written into device buffers
 and read once per epoch. The same buffers feed the optional divergence :class:`Guard`, checked once per epoch
@@ -36,6 +37,7 @@ from tqdm.auto import tqdm
 
 from mlrsnet.engine.log import RunLogger
 from mlrsnet.errors import DivergenceError
+from mlrsnet.meta.engine import meta_update_due
 from mlrsnet.schedules.base import LRDriver
 from mlrsnet.tasks.base import Task
 
@@ -54,11 +56,13 @@ class Diverged(DivergenceError):
 
 @dataclass
 class Guard:
-    """Divergence checks on an epoch's per-step buffers: a non-finite loss or meta loss, or an LR
-    outside ``[lr_min, lr_max]``, raises :class:`Diverged` before the epoch is evaluated or logged."""
+    """Divergence checks on an epoch's per-step buffers: a non-finite loss or meta loss, a finite loss above
+    ``loss_max`` (an explosion: the run's ``guard.max_loss_factor`` x L0), or an LR outside ``[lr_min, lr_max]``,
+    raises :class:`Diverged` before the epoch is evaluated or logged."""
 
     lr_min: float = 0.0
     lr_max: float | None = None
+    loss_max: float | None = None
 
     def check(
         self, losses: torch.Tensor, lrs: torch.Tensor, meta_losses: torch.Tensor, meta_mask: torch.Tensor,
@@ -66,7 +70,8 @@ class Guard:
     ) -> None:
         """Raise :class:`Diverged` for the first bad step of an epoch (one host sync per epoch)."""
         lr_max = math.inf if self.lr_max is None else self.lr_max
-        bad_loss = ~torch.isfinite(losses)
+        loss_max = math.inf if self.loss_max is None else self.loss_max
+        bad_loss = ~torch.isfinite(losses) | (losses > loss_max)
         bad_lr = ~torch.isfinite(lrs) | (lrs < self.lr_min) | (lrs > lr_max)
         bad_meta = meta_mask.to(meta_losses.device) & ~torch.isfinite(meta_losses)
         bad = (bad_loss | bad_lr | bad_meta).cpu()
@@ -75,7 +80,7 @@ class Guard:
         i = int(bad.nonzero()[0, 0])
         loss, lr = float(losses[i]), float(lrs[i])
         if bool(bad_loss[i]):
-            reason = "non-finite loss"
+            reason = "non-finite loss" if not math.isfinite(loss) else f"loss above the guard's bound {loss_max:.4g}"
         elif not math.isfinite(lr):
             reason = "non-finite learning rate"
         elif bool(bad_lr[i]):
@@ -112,8 +117,10 @@ class EpochProgress:
 class LoopConfig:
     epochs: int
     meta_interval: int = 1
+    meta_counter: str = "global"  # how meta_interval counts (mlrsnet.meta.engine.meta_update_due)
     grad_clip: float | None = None
-    progress: bool = True
+    progress: bool = True  # a progress bar
+    epoch_lines: bool = False  # one line per epoch on stdout instead (a log that is not a terminal)
     log_steps: bool = True
     eval_splits: tuple[str, ...] = ("test", "meta")
     desc: str = "train"
@@ -209,7 +216,7 @@ class Trainer:
             loss.backward()
             if cfg.grad_clip:
                 nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            if self.engine is not None and self.global_step % cfg.meta_interval == 0:
+            if self.engine is not None and meta_update_due(cfg.meta_counter, cfg.meta_interval, self.global_step, i):
                 ep.meta_losses[i] = self.engine.meta_step(batch, loss)
                 ep.meta_mask[i] = True
             driver.before_step(loss)
@@ -259,8 +266,13 @@ class Trainer:
         driver.after_epoch(record)
         metric = task.info.metric
         shown = record.get(f"test_{metric}", math.nan)
+        label = _SHORT.get(metric, f"test_{metric}")
         self._bar.set_postfix(epoch=epoch + 1, loss=f"{record['train_loss']:.3f}", lr=f"{record['lr_last']:.3g}",
-                              **{_SHORT.get(metric, f"test_{metric}"): f"{shown:.4g}"})
+                              **{label: f"{shown:.4g}"})
+        if cfg.epoch_lines:
+            print(f"{cfg.desc} epoch {epoch + 1}/{cfg.epochs}: loss {record['train_loss']:.4f}, lr "
+                  f"{record['lr_last']:.4g}" + ("" if math.isnan(shown) else f", {label} {shown:.4g}")
+                  + f" ({record['epoch_time']:.1f} s)", flush=True)
         self._open = None
         self.epochs_done += 1
         if self.done:

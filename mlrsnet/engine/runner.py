@@ -22,24 +22,30 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlrsnet.checkpoint import SNAPSHOT_DIR
 from mlrsnet.engine.build import Run, build_run
 from mlrsnet.engine.config import RunConfig, ScheduleChoice, TrainConfig, schedule_choice
-from mlrsnet.engine.figures import save_lr_schedule
+from mlrsnet.engine.figures import save_lr_schedule, swap_steps
 from mlrsnet.engine.fingerprint import config_dict
-from mlrsnet.engine.log import RunLogger, WandbSink, dump_config, read_metrics
+from mlrsnet.engine.log import RunLogger, TensorBoardSink, WandbSink, dump_config, read_metrics
 from mlrsnet.engine.loop import Diverged, Trainer
 from mlrsnet.engine.resume import RUN_STATE, Checkpointer, StopSignals, loop_position, previous_state
 from mlrsnet.errors import DivergenceError, RunInterrupted
 from mlrsnet.rundir import open_run_dir
 
-__all__ = ["SUMMARY", "RunRecord", "execute", "finished", "read_record"]
+__all__ = ["SUMMARY", "RunRecord", "execute", "finished", "read_record", "stopped_between_runs"]
 
 SUMMARY = "summary.json"
+# What a run writes in its directory besides metrics.jsonl and config.yaml (which a fresh run overwrites): a
+# fresh start removes an earlier run's, so nothing of it is mistaken for this run's (plots, bundles, tables).
+RUN_OUTPUTS = ("run_state.pt", SUMMARY, "lr_schedule.csv", "lr_schedule.png", "mlrsnet.pt", "mlrsnet_bundle.pt",
+               "probs.npz")
 
 
 @dataclass
@@ -132,6 +138,20 @@ def finished(run_dir: str | Path, fingerprint: str) -> RunRecord | None:
     return record
 
 
+def _clear_outputs(run_dir: Path) -> None:
+    """Remove an earlier run's outputs from ``run_dir`` (``resume=false`` into a used directory)."""
+    shutil.rmtree(run_dir / SNAPSHOT_DIR, ignore_errors=True)
+    for name in RUN_OUTPUTS:
+        (run_dir / name).unlink(missing_ok=True)
+
+
+def stopped_between_runs(stop: StopSignals, run_dir: str | Path) -> None:
+    """For a run that holds its own signals inside a command of many: a signal that came during its last step
+    let it finish; the command stops now, before its next run (exit code 75; the same command goes on)."""
+    if stop.signum is not None:
+        raise RunInterrupted(f"stopped by {stop.name} after {run_dir} finished; rerun the same command to continue")
+
+
 def execute(
     cfg: RunConfig, run_dir: str | Path, stop: StopSignals, *, schedule: str | ScheduleChoice | None = None,
     seed: int | None = None, lr_multiplier: float = 1.0, desc: str | None = None,
@@ -172,6 +192,9 @@ def _execute(cfg: RunConfig, run_dir: Path, stop: StopSignals, schedule: str | S
     if isinstance(cfg, TrainConfig) and cfg.logger.name == "wandb":
         logger.sinks.append(WandbSink(run_dir, plain, asdict(cfg.logger),
                                       run_id=None if saved is None else saved["wandb_id"]))
+    if isinstance(cfg, TrainConfig) and cfg.logger.name == "tensorboard":
+        logger.sinks.append(TensorBoardSink(run_dir, plain, asdict(cfg.logger),
+                                            resume_step=None if saved is None else int(saved["global_step"])))
     label = desc or f"{task.info.name} [{run.schedule}" + ("" if lr_multiplier == 1.0 else f" x{lr_multiplier:g}") + \
         ("" if seed is None else f" seed {run.seed}") + "]"
     loop_cfg = run.loop_config(label, eval_splits=eval_splits)
@@ -180,6 +203,7 @@ def _execute(cfg: RunConfig, run_dir: Path, stop: StopSignals, schedule: str | S
                       on_epoch_end=ckpt.on_epoch_end)
     record_kw = {"lr_multiplier": lr_multiplier, "run_dir": str(run_dir), "fingerprint": fingerprint}
     if saved is None:
+        _clear_outputs(run_dir)
         trainer.init()
         ckpt.snapshot(0)
         ckpt.save(trainer.position())
@@ -221,7 +245,8 @@ def _execute(cfg: RunConfig, run_dir: Path, stop: StopSignals, schedule: str | S
     if plot_lr:
         steps = [(r["step"], r["lr"]) for r in read_metrics(run_dir / "metrics.jsonl") if r.get("type") == "step"]
         if steps:
-            save_lr_schedule(run_dir, steps, f"{task.info.name}: {run.schedule} LR (seed {run.seed})")
+            save_lr_schedule(run_dir, steps, f"{task.info.name}: {run.schedule} LR (seed {run.seed})",
+                             swap_steps(record.summary()))
             logger.image("lr_schedule", run_dir / "lr_schedule.png")
     if finish is not None:
         finish(run, record, run_dir, logger)

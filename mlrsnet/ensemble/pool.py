@@ -232,8 +232,13 @@ def bench_pool(bench_dir: str | Path, seed: int, task_name: str | None = None) -
         files.append((name, run["schedule"], {"status": "complete", "path": str(path), "seed": seed,
                                                "wall_time_s": run.get("wall_time_s")}))
     if not files:
-        raise ConfigError(f"no run of seed {seed} in {bench_dir} has saved probabilities ({PROBS_FILE}); rerun "
-                          "the benchmark with this version of mlrsnet.bench (it saves them after each run)")
+        have = sorted({int(p.parent.name[len("seed"):]) for p in (bench_dir / "runs").glob(f"*/seed*/{PROBS_FILE}")
+                       if p.parent.name[len("seed"):].isdigit()})
+        if have:
+            raise ConfigError(f"the bench in {bench_dir} has no run of seed {seed}; its runs have seeds {have}: set "
+                              f"seeds=[{','.join(map(str, have))}]")
+        raise ConfigError(f"no run in {bench_dir} has saved probabilities ({PROBS_FILE}); rerun the benchmark with "
+                          "this version of mlrsnet.bench (it saves them after each run of a classification task)")
     pool = Pool.from_files(files)
     for rec, meta, test in zip(pool.records, pool.meta_probs, pool.test_probs, strict=True):
         rec["meta_accuracy"] = float(np.mean(meta.argmax(-1) == pool.meta_labels))

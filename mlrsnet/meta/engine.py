@@ -64,6 +64,23 @@ from mlrsnet.tasks.base import Task
 from mlrsnet.typed import setting
 
 BACKENDS = ("exact", "higher", "unroll")
+COUNTERS = ("global", "epoch", "epoch_start")
+
+
+def meta_update_due(counter: str, interval: int, global_step: int, step_in_epoch: int) -> bool:
+    """Whether the step about to be taken (``global_step`` of the run, ``step_in_epoch`` of its epoch, both from
+    0) starts with a meta update: ``global``, every ``interval`` steps of the run from its first (ours);
+    ``epoch``, ``(i + 1) % interval == 0`` with ``i`` counted within the epoch, as the reference's
+    image-classification meta_train.py (so ``floor(steps_per_epoch / interval)`` per epoch: one per CIFAR epoch
+    of 383 steps at 300, none in an epoch shorter than ``interval``); ``epoch_start``, ``i % interval == 0``
+    within the epoch, as its language-modeling meta_train.py (the epoch's first step always has one)."""
+    if counter == "global":
+        return global_step % interval == 0
+    if counter == "epoch":
+        return (step_in_epoch + 1) % interval == 0
+    if counter == "epoch_start":
+        return step_in_epoch % interval == 0
+    raise ValueError(f"meta counter must be one of {', '.join(COUNTERS)}, got {counter!r}")
 
 
 @dataclass
@@ -78,7 +95,12 @@ class MetaConfig:
     lookahead_advances_state: bool = setting(
         False, "true: the reference's double read (the lookahead's call advances the net's LSTM state, the real "
         "step advances it again on the same loss); false: read once")
-    interval: int = setting(1, "meta step every `interval` inner iterations", ge=1)
+    interval: int = setting(1, "meta step every `interval` inner iterations (counted per `counter`)", ge=1)
+    counter: str = setting("global", "how `interval` counts: global (every `interval` steps of the run, from its "
+                           "first) | epoch ((i + 1) % interval == 0, i the step within the epoch: the reference's "
+                           "image-classification meta_train.py; none in an epoch under `interval` steps) | "
+                           "epoch_start (i % interval == 0 within the epoch: its language-modeling meta_train.py)",
+                           choices=COUNTERS)
     lr: float = setting(1e-3, "Adam on MLR-SNet's weights", gt=0)
     weight_decay: float = setting(1e-4, "Adam's weight decay on MLR-SNet's weights", ge=0)
     batch_size: int = setting(100, "meta-validation batch size", ge=1)
@@ -194,7 +216,7 @@ class MetaEngine:
         for _ in range(1, self.K):
             state = (state[0].detach(), state[1].detach())
             thetas, opt_states, state = self._inner_step(rule, at, thetas, opt_states, state)
-        meta_loss = self.task.loss(at(thetas), self.task.meta_batch())
+        meta_loss = self.task.meta_loss(at(thetas), self.task.meta_batch())
         # lr_1 .. lr_{K-1} reach phi inside the graph; lr_0 is chained in below.
         net_params = list(self.net.parameters()) if self.K > 1 else []
         grads = torch.autograd.grad(meta_loss, theta1 + net_params, allow_unused=True)
@@ -254,7 +276,7 @@ class MetaEngine:
                     if k == 0:
                         self._advance(state)
                     diffopt.step(inner_loss, override={"lr": [lr] * n_groups}, grad_callback=self._clip)
-                meta_loss = self.task.loss(fmodel, self.task.meta_batch())
+                meta_loss = self.task.meta_loss(fmodel, self.task.meta_batch())
                 meta_loss.backward(inputs=list(self.net.parameters()))
         finally:
             with torch.no_grad():

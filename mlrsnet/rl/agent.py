@@ -157,7 +157,7 @@ def _train_agent(typed: RLConfig, run_dir: Path, config_yaml: str | None) -> dic
 
     with StopSignals() as stop:
         bar = tqdm(total=math.ceil(total / episode_len), initial=len(rows),
-                   desc=f"PPO {typed.task.name} (episodes)", unit="ep", disable=not typed.progress,
+                   desc=f"PPO {typed.task.name} (episodes)", unit="ep", disable=not typed.progress_bar,
                    dynamic_ncols=True)
 
         class Episodes(BaseCallback):

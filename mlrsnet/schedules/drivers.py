@@ -349,7 +349,7 @@ class HypergradientDriver(LRDriver):
         self.name = name
 
     def _val_loss(self) -> torch.Tensor:
-        return self.task.loss(self.model, self.task.meta_batch())
+        return self.task.meta_loss(self.model, self.task.meta_batch())
 
     def step_optimizer(self, optimizer: Optimizer, closure: Callable[[], torch.Tensor]) -> None:
         self.tuner.step(closure, self._val_loss)

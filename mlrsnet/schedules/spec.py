@@ -134,6 +134,10 @@ class Schedule:
     # "base" (the base LR), "adam" (1e-3 unless the base optimiser is Adam or AdamW) or a number.
     inherits: tuple[str, ...] = ()
     default_lr: str | float = "base"
+    # The schedule reads the initial loss L0 (MLR-SNet's gamma): measured over ``net.l0_over`` (by default the
+    # whole training split). The other schedules get a cheap estimate, 4 training batches, for the divergence
+    # guard only (``guard.max_loss_factor``).
+    needs_l0: bool = False
 
     def __post_init__(self) -> None:
         if (self.make is None) == (self.build is None):

@@ -6,6 +6,8 @@ A task is the only thing the training loop (:mod:`mlrsnet.engine.loop`) and the 
 - ``build_model()``: a freshly initialised model;
 - ``train_batches(epoch)``: the epoch's training batches, in a seeded order;
 - ``meta_batch()``: a batch from the meta-validation split (disjoint from training);
+- ``meta_loss(forward, batch)``: the meta loss of a meta batch (``loss``; a language model whose meta windows
+  are sequential also carries the meta LSTM state it ends in to the next one);
 - ``loss(forward, batch)``: a *pure* mean loss, where ``forward`` may be the model, a
   ``torch.func.functional_call`` closure or a ``higher`` functional model;
 - ``train_loss(model, batch)``: the loss of a real training step (language models carry their hidden
@@ -37,6 +39,11 @@ from mlrsnet.typed import setting
 
 Forward = Callable[..., Any]
 NOISE_KINDS = ("none", "sym", "pair", "unif", "flip")
+META_WINDOWS = ("random", "sequential")
+META_WINDOWS_HELP = ("meta batches of a language model: random (meta_batch_size windows at random places of the meta "
+                     "stream, each from a zero state) | sequential (the meta stream in meta_batch_size rows, one BPTT "
+                     "slice per meta update in order, the meta LSTM state carried: the reference's "
+                     "language-modeling meta_train.py)")
 
 
 @dataclass(kw_only=True)
@@ -72,7 +79,7 @@ class ClassificationConfig(TaskConfig):
     """A classification task: a class-balanced meta set carved from the training split, a training subset,
     label noise."""
 
-    meta_size: int = setting(100, "class-balanced meta-validation set carved from the training split", ge=0)
+    meta_size: int = setting(100, "class-balanced meta-validation set carved from the training split", ge=1)
     train_fraction: float = setting(1.0, "use this fraction of the (post-meta-split) training set", gt=0.0, le=1.0,
                                     example="1.0")
     noise: NoiseConfig = setting(NoiseConfig(), "label noise on the training split")
@@ -129,6 +136,10 @@ class Task:
     def train_loss(self, model: nn.Module, batch: tuple) -> torch.Tensor:
         return self.loss(model, batch)
 
+    def meta_loss(self, forward: Forward, batch: tuple) -> torch.Tensor:
+        """The meta loss of a meta batch (:meth:`meta_batch`) at the weights ``forward`` runs with."""
+        return self.loss(forward, batch)
+
     def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
         raise NotImplementedError
 
@@ -172,7 +183,9 @@ class ClassificationTask(Task):
     """Image / tabular classification with in-memory tensors.
 
     ``transform_train(x, generator)`` turns a stored batch into model input (e.g. batched on-device
-    augmentation of uint8 images); ``transform_eval(x)`` does the same without randomness.
+    augmentation of uint8 images); ``transform_eval(x)`` does the same without randomness. Meta batches get
+    ``transform_eval`` (the meta set is a validation set), or with ``meta_augment`` the training transform, as
+    the reference's meta loader (its meta images carry the training transform).
     """
 
     def __init__(
@@ -187,6 +200,7 @@ class ClassificationTask(Task):
         transform_train: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
         transform_eval: Callable[[torch.Tensor], torch.Tensor] | None = None,
         eval_batch_size: int = 1024,
+        meta_augment: bool = False,
     ) -> None:
         self.info = info
         self.data = data
@@ -198,6 +212,7 @@ class ClassificationTask(Task):
         self.device = data.train_x.device
         self.transform_train = transform_train
         self.transform_eval = transform_eval
+        self.meta_augment = bool(meta_augment)
         self.generator = torch.Generator().manual_seed(seed)
         self.meta_generator = torch.Generator().manual_seed(seed + 7919)
 
@@ -242,7 +257,10 @@ class ClassificationTask(Task):
             idx = torch.randperm(n, generator=self.meta_generator)[: self.meta_batch_size]
         idx = idx.to(self.device, non_blocking=True)
         x = self.data.meta_x[idx]
-        x = self.transform_eval(x) if self.transform_eval else x
+        if self.meta_augment and self.transform_train:
+            x = self.transform_train(x, self.meta_generator)
+        elif self.transform_eval:
+            x = self.transform_eval(x)
         return x, self.data.meta_y[idx]
 
     def loss(self, forward: Forward, batch: tuple) -> torch.Tensor:
@@ -274,7 +292,10 @@ class ClassificationTask(Task):
         return torch.cat(out), y.cpu()
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, split: str = "test") -> dict[str, float]:
+    def evaluate(self, model: nn.Module, split: str = "test", augment: torch.Generator | None = None
+                 ) -> dict[str, float]:
+        """Metrics of ``split`` in eval mode; ``augment``: the inputs get the training transform, drawn from
+        that generator (the reference measures L0 so, on its augmented training loader)."""
         x, y = self._split(split)
         was_training = model.training
         model.eval()
@@ -284,7 +305,10 @@ class ClassificationTask(Task):
         conf_sq_sum = torch.zeros((), device=self.device)
         for s in range(0, y.numel(), self.eval_batch_size):
             xb = x[s:s + self.eval_batch_size]
-            xb = self.transform_eval(xb) if self.transform_eval else xb
+            if augment is not None and self.transform_train:
+                xb = self.transform_train(xb, augment)
+            elif self.transform_eval:
+                xb = self.transform_eval(xb)
             with self.autocast():
                 logits = _full_precision(model(xb))
             yb = y[s:s + self.eval_batch_size]
@@ -320,6 +344,12 @@ class LanguageModelTask(Task):
 
     Batches are ``(x, y, hidden)``; ``hidden`` is the carried state at the time the batch is drawn,
     so :meth:`loss` is pure and the meta engine can re-evaluate a training batch.
+
+    Meta batches (``meta_windows``): ``random``, ``meta_batch_size`` windows of ``bptt`` tokens at random
+    places of the meta stream, each from a zero state; ``sequential``, as the reference's language-modeling
+    meta_train.py: the meta stream in ``meta_batch_size`` contiguous rows, read one BPTT slice per meta update
+    in order, the meta LSTM state carried (detached) from one meta update's slice to the next (it is the state
+    the looked-ahead model ends the slice in), back to the first slice and a zero state after the last.
     """
 
     def __init__(
@@ -335,7 +365,10 @@ class LanguageModelTask(Task):
         meta_batch_size: int,
         seed: int,
         eval_batch_size: int = 10,
+        meta_windows: str = "random",
     ) -> None:
+        if meta_windows not in META_WINDOWS:
+            raise ValueError(f"meta_windows must be one of {', '.join(META_WINDOWS)}, got {meta_windows!r}")
         self.info = info
         self.device = train.device
         self.model_name = model
@@ -346,9 +379,13 @@ class LanguageModelTask(Task):
         self.eval_batch_size = eval_batch_size
         self.streams = {"train": train, "meta": meta, "test": test}
         self.train_rows = batchify(train, self.batch_size)
+        self.meta_windows = meta_windows
+        self.meta_rows = batchify(meta, self.meta_batch_size) if meta_windows == "sequential" else None
         self.generator = torch.Generator().manual_seed(seed)
         self.meta_generator = torch.Generator().manual_seed(seed + 7919)
         self._carry: Any = None
+        self._meta_slice = 0  # sequential meta windows: the next slice, and the state the previous one ended in
+        self._meta_carry: Any = None
 
     def build_model(self) -> nn.Module:
         return build_model(self.model_name, vocab_size=self.info.num_classes, **self.model_kwargs).to(self.device)
@@ -375,16 +412,36 @@ class LanguageModelTask(Task):
         return self._windows(self.streams["train"], self.batch_size, self.meta_generator)
 
     def rng_state(self) -> dict:
-        # The LSTM state carried across BPTT slices is part of where an interrupted epoch stands.
-        return {**super().rng_state(), "carry": self._carry}
+        # The LSTM states carried across BPTT slices (training, and sequential meta windows) and the next meta
+        # slice are part of where an interrupted run stands.
+        return {**super().rng_state(), "carry": self._carry, "meta_slice": self._meta_slice,
+                "meta_carry": self._meta_carry}
 
     def set_rng_state(self, state: dict) -> None:
         super().set_rng_state(state)
-        carry = state.get("carry")
-        self._carry = None if carry is None else type(carry)(h.to(self.device) for h in carry)
+        self._carry = self._to_device(state.get("carry"))
+        self._meta_slice = int(state.get("meta_slice", 0))
+        self._meta_carry = self._to_device(state.get("meta_carry"))
+
+    def _to_device(self, hidden: Any) -> Any:
+        return None if hidden is None else type(hidden)(h.to(self.device) for h in hidden)
 
     def meta_batch(self) -> tuple:
-        return self._windows(self.streams["meta"], self.meta_batch_size, self.meta_generator)
+        if self.meta_rows is None:
+            return self._windows(self.streams["meta"], self.meta_batch_size, self.meta_generator)
+        slices = max(1, (self.meta_rows.shape[1] - 1) // self.bptt)
+        if self._meta_slice >= slices:
+            self._meta_slice, self._meta_carry = 0, None
+        i = self._meta_slice * self.bptt
+        self._meta_slice += 1
+        hidden = None if i == 0 else self._meta_carry
+        return self.meta_rows[:, i:i + self.bptt], self.meta_rows[:, i + 1:i + 1 + self.bptt], hidden
+
+    def meta_loss(self, forward: Forward, batch: tuple) -> torch.Tensor:
+        loss, hidden = self._logits_loss(forward, batch)
+        if self.meta_rows is not None:
+            self._meta_carry = _detach(hidden)
+        return loss
 
     def _logits_loss(self, forward: Forward, batch: tuple) -> tuple[torch.Tensor, Any]:
         x, y, hidden = batch

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 
 from mlrsnet.tasks.base import (
+    META_WINDOWS,
+    META_WINDOWS_HELP,
     ClassificationConfig,
     ClassificationData,
     ClassificationTask,
@@ -38,6 +40,7 @@ class TextConfig(TaskConfig):
     meta_fraction: float = setting(0.1, "documents held out for the meta split", gt=0, lt=1)
     max_chars: int = setting(400_000, "characters of the training split", ge=1)
     bptt: int = setting(35, "truncated back-propagation length", ge=1)
+    meta_windows: str = setting("random", META_WINDOWS_HELP, choices=META_WINDOWS)
 
 
 def stratified_holdout(
@@ -174,5 +177,5 @@ def build_cpython_text(cfg: TextConfig, seed: int, device: torch.device) -> Lang
     )
     return LanguageModelTask(
         info, encode(train_text), encode(meta_text), encode(test_text), cfg.model, cfg.model_kwargs, cfg.batch_size,
-        cfg.bptt, cfg.meta_batch_size, seed,
+        cfg.bptt, cfg.meta_batch_size, seed, meta_windows=cfg.meta_windows,
     )

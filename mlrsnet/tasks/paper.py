@@ -27,7 +27,15 @@ from functools import partial
 import torch
 
 from mlrsnet.errors import ConfigError
-from mlrsnet.tasks.base import ClassificationConfig, ClassificationTask, LanguageModelTask, TaskConfig, TaskInfo
+from mlrsnet.tasks.base import (
+    META_WINDOWS,
+    META_WINDOWS_HELP,
+    ClassificationConfig,
+    ClassificationTask,
+    LanguageModelTask,
+    TaskConfig,
+    TaskInfo,
+)
 from mlrsnet.tasks.data.augment import augment_batch, normalize_batch
 from mlrsnet.tasks.data.cifar import load_cifar10, load_cifar100
 from mlrsnet.tasks.data.svhn import load_svhn
@@ -51,6 +59,8 @@ class ImageConfig(ClassificationConfig):
     download: bool = setting(True, "download it there when missing (the run's data.download)")
     crop_pad: int = setting(4, "zero padding of the random crop", ge=0)
     flip: bool = setting(True, "random horizontal flips")
+    meta_augment: bool = setting(False, "meta batches get the training augmentation, as the reference's meta loader "
+                                 "(false: only normalised, as a validation set)")
     eval_batch_size: int = setting(1024, "batch size of evaluation passes", ge=1)
 
 
@@ -65,6 +75,7 @@ class CorpusConfig(TaskConfig):
     meta_tokens: int = setting(0, "tokens of the meta stream with meta_split=train_tail", ge=0)
     bptt: int = setting(35, "truncated back-propagation length", ge=1)
     eval_batch_size: int = setting(10, "batch size (parallel streams) of evaluation passes", ge=1)
+    meta_windows: str = setting("random", META_WINDOWS_HELP, choices=META_WINDOWS)
 
 
 def image_task(splits: ImageSplits, cfg: ImageConfig, seed: int, device: torch.device) -> ClassificationTask:
@@ -78,7 +89,7 @@ def image_task(splits: ImageSplits, cfg: ImageConfig, seed: int, device: torch.d
         cfg.meta_batch_size, seed,
         transform_train=partial(_augment, mean=splits.mean, std=splits.std, crop_pad=cfg.crop_pad, flip=cfg.flip),
         transform_eval=partial(normalize_batch, mean=splits.mean, std=splits.std),
-        eval_batch_size=cfg.eval_batch_size,
+        eval_batch_size=cfg.eval_batch_size, meta_augment=cfg.meta_augment,
     )
 
 
@@ -113,6 +124,7 @@ def language_model_task(splits: TextSplits, cfg: CorpusConfig, seed: int, device
     return LanguageModelTask(
         info, train.to(device), meta.to(device), splits.test.to(device), cfg.model, cfg.model_kwargs,
         cfg.batch_size, cfg.bptt, cfg.meta_batch_size, seed, eval_batch_size=cfg.eval_batch_size,
+        meta_windows=cfg.meta_windows,
     )
 
 

@@ -6,21 +6,22 @@ reference meta_train.py (--momentum 0)."""
 import torch
 
 from mlrsnet.meta.engine import MetaEngine
-from mlrsnet.net import MLRSNet, MLRSNetConfig, compute_gamma, gamma_statistic
+from mlrsnet.net import MLRSNet, compute_gamma, fresh_mlrsnet, gamma_statistic
 from mlrsnet.schedules.drivers import MLRSNetDriver
 from mlrsnet.schedules.scheduler import warn_adaptive_gamma
 from mlrsnet.schedules.spec import BuildContext, Built, Schedule, ScheduleParams
 
 
 def build_net(ctx: BuildContext) -> MLRSNet:
-    """A fresh MLR-SNet from the run's ``net`` settings: gamma from the formula (``net.gamma: null``; its L is the
-    initial loss, or for a language model the initial perplexity, per ``net.gamma_from``) or fixed."""
+    """A fresh MLR-SNet of the run's ``net.cell`` (:func:`~mlrsnet.net.fresh_mlrsnet`): gamma from the formula
+    (``net.gamma: null``; its L is the initial loss, or for a language model the initial perplexity, per
+    ``net.gamma_from``) or fixed."""
     net_cfg = ctx.net
     gamma = net_cfg.gamma
     if gamma is None:
         stat = gamma_statistic(ctx.l0, net_cfg.gamma_from, ctx.task.info.metric)
         gamma = compute_gamma(stat, ctx.task.info.num_classes, net_cfg.gamma_min)
-    return MLRSNet(MLRSNetConfig(hidden_size=net_cfg.hidden_size), gamma=float(gamma)).to(ctx.device)
+    return fresh_mlrsnet(net_cfg.hidden_size, float(gamma), net_cfg.cell).to(ctx.device)
 
 
 def _build(ctx: BuildContext, params: ScheduleParams) -> Built:
@@ -42,4 +43,5 @@ SCHEDULE = Schedule(
     name="mlrsnet", summary="MLR-SNet meta-trained in place: an LSTM maps each step's training loss to its LR",
     reference="Shu et al., MLR-SNet: Transferable LR Schedules for Heterogeneous Tasks, TPAMI 2022",
     kind="meta_trained", optimizer={"momentum": 0.0}, simplicity=260, build=_build,
+    needs_l0=True,
 )

@@ -3,6 +3,7 @@
 
 from mlrsnet.tasks.models import (  # noqa: F401  (registers models)
     lm,
+    mnist,
     mobilenetv2,
     preact_resnet,
     resnet,

@@ -1,0 +1,129 @@
+"""python -m mlrsnet.suite: workloads with targets on the meta split, both tuning rulesets, scores and paired
+tests, a killed suite that resumes without rerunning finished trials, and bad input in one line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+
+import pytest
+
+from mlrsnet.engine.cli import compose
+from mlrsnet.engine.resume import StopSignals
+from mlrsnet.errors import ConfigError, RunInterrupted
+from mlrsnet.suite import plan_trials, suite, validate_suite
+from tests.conftest import run_cli
+
+TINY = ["schedules=[fixed,cosine]", "seeds=[0,1]", "jobs=1",
+        "workloads=[{name: mlp, task: digits_mlp, epochs: 2, target: 0.5, overrides: ['task.train_fraction=0.3']},"
+        "{name: nmf, task: nmf_synthetic, epochs: 2, target: 0.9, overrides: ['task.rows=60', 'task.cols=20']}]"]
+
+
+def test_the_self_ruleset_scores_every_schedule_on_every_workload(tmp_path):
+    out = suite(compose("suite", TINY), tmp_path)
+    assert {(r["workload"], r["schedule"]) for r in out["per_workload"]} == {
+        (w, s) for w in ("mlp", "nmf") for s in ("fixed", "cosine")}
+    assert all(r["n"] == 2 for r in out["per_workload"])
+    with open(tmp_path / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 8 and {r["seed"] for r in rows} == {"0", "1"}
+    for r in rows:  # time to target read off the meta split's epoch records
+        history = [json.loads(line) for line in open(tmp_path / "runs" / r["workload"] / r["schedule"] /
+                                                      f"seed{r['seed']}" / "metrics.jsonl")]
+        epochs = [h for h in history if h["type"] == "epoch"]
+        key = f"meta_{r['metric']}"
+        reached = [h["epoch"] for h in epochs if (h[key] >= 0.5 if r["workload"] == "mlp" else h[key] <= 0.9)]
+        assert float(r["epochs_to_target"]) == (float(reached[0]) if reached else math.inf)
+    assert set(out["scores"]) == {"fixed", "cosine"} and all(0 <= v <= 1 for v in out["scores"].values())
+    assert len(out["paired"]) == 2 and all(t["n"] == 2 and t["a"] == "fixed" for t in out["paired"])
+    assert (tmp_path / "profiles.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| rank | schedule |" in (tmp_path / "scores.md").read_text()
+
+
+def test_the_external_ruleset_draws_sobol_trials_from_the_declared_space_and_chooses_on_the_meta_split(tmp_path):
+    cfg, _, _ = validate_suite(compose("suite", [*TINY, "ruleset=external", "trials=4"]))
+    trials = plan_trials("cosine", cfg)
+    assert len(trials) == 4 and all(0.1 <= t.lr_multiplier <= 10 for t in trials)
+    assert len({t.lr_multiplier for t in trials}) == 4
+    assert [t.lr_multiplier for t in plan_trials("cosine", cfg)] == [t.lr_multiplier for t in trials]  # seeded
+    wsd = plan_trials("wsd", cfg)
+    assert all(0.1 <= t.params["decay_fraction"] <= 0.5 for t in wsd)
+    out = suite(compose("suite", [*TINY, "ruleset=external", "trials=4", "schedules=[cosine]",
+                                  "seeds=[0]"]), tmp_path)
+    with open(tmp_path / "trials.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 8 and sum(r["chosen"] == "True" for r in rows) == 2
+    for w in ("mlp", "nmf"):
+        mine = [r for r in rows if r["workload"] == w]
+        scores = [float(r["meta_score"]) for r in mine if r["meta_score"]]
+        best = max(scores) if w == "mlp" else min(scores)
+        assert float(next(r for r in mine if r["chosen"] == "True")["meta_score"]) == best
+    chosen = {r["workload"]: float(r["lr_multiplier"]) for r in rows if r["chosen"] == "True"}
+    assert {r["workload"]: r["lr_multiplier"] for r in out["per_workload"]} == pytest.approx(chosen)
+
+
+def test_a_killed_suite_resumes_without_rerunning_finished_trials(tmp_path, monkeypatch):
+    real, calls = StopSignals.requested, {"n": 0}
+
+    def requested(self):
+        calls["n"] += 1
+        if calls["n"] == 20:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self)
+
+    monkeypatch.setattr(StopSignals, "requested", requested)
+    with pytest.raises(RunInterrupted):
+        suite(compose("suite", TINY), tmp_path)
+    monkeypatch.undo()
+    done = {p.parent: p.stat().st_mtime_ns for p in tmp_path.rglob("summary.json")}
+    assert done  # some runs finished before the stop
+    suite(compose("suite", TINY), tmp_path)
+    assert all(p.stat().st_mtime_ns == t for p, t in ((d / "summary.json", t) for d, t in done.items()))
+    assert len(list(tmp_path.rglob("summary.json"))) == 8
+
+
+def test_parallel_jobs_give_the_runs_of_one_thread_each(tmp_path):
+    out = suite(compose("suite", [*TINY, "jobs=2", "seeds=[0]"]), tmp_path / "par")
+    seq = suite(compose("suite", [*TINY, "jobs=1", "seeds=[0]", "overrides=['threads=1']"]), tmp_path / "seq")
+    assert [r["final_test"] for r in out["rows"]] == [r["final_test"] for r in seq["rows"]]
+
+
+@pytest.mark.parametrize(("overrides", "fragment"), [
+    (["schedules=[cosin]"], "unknown schedule 'cosin'"),
+    (["trials=0"], "trials must be >= 1"),
+    (["workloads=[{name: a, task: no_such_task, epochs: 1, target: 0.5}]"], "workload a: cannot compose"),
+    (["workloads=[{name: a, task: digits_mlp, epochs: 0, target: 0.5}]"], "workloads[0].epochs must be >= 1"),
+    (["workloads=[]"], "the suite has no workloads"),
+])
+def test_bad_input_is_one_line(overrides, fragment):
+    with pytest.raises(ConfigError) as info:
+        validate_suite(compose("suite", [*TINY, *overrides]))
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_command_line_runs_the_suite_and_refuses_bad_input(tmp_path):
+    proc = run_cli(["mlrsnet.suite", *TINY, "seeds=[0]", "out_dir=out"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "out" / "scores.md").is_file() and "Benchmark score" in proc.stdout
+    bad = run_cli(["mlrsnet.suite", "ruleset=internal"], cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error: ruleset='internal' is not one of")
+
+
+@pytest.mark.parametrize(("schedule", "over"), [("cosine", "batches"), ("fixed", "batches"), ("mlrsnet", "train"),
+                                                ("mlrsnet_frozen", "train")])
+def test_only_a_schedule_that_reads_l0_measures_it_over_the_training_split(monkeypatch, schedule, over):
+    """Work no schedule needs is dropped: the whole-split L0 only where a schedule reads it (MLR-SNet's gamma);
+    the baselines get the guard's 4-batch estimate, which leaves every RNG stream and result as it was."""
+    import mlrsnet.engine.build as build
+    from mlrsnet.engine.config import parse_config
+
+    seen = []
+    real = build.initial_loss
+    monkeypatch.setattr(build, "initial_loss", lambda task, model, seed, o="train": seen.append(o) or
+                        real(task, model, seed, o))
+    cfg = parse_config(compose("train", ["+task=digits_mlp", "epochs=1", f"schedule={schedule}"]), "train")
+    run = build.build_run(cfg)
+    assert seen == [over] and math.isfinite(run.l0) and run.l0 > 0
