@@ -142,6 +142,26 @@ def make_trainee(cfg: TrainConfig, device: torch.device, seed: int = 0, meta: di
     return Trainee(cfg, task, model, optimizer, made, None, net)
 
 
+
+class EpochRun:
+    """A training run advanced ``epochs`` epochs per call through the real loop (:func:`train_loop`), with a
+    meta step every ``interval`` steps and ``eval_splits`` evaluated after every epoch, as a run does."""
+
+    def __init__(self, trainee: Trainee, interval: int, epochs: int, eval_splits: tuple[str, ...] = ()) -> None:
+        self.t, self.interval, self.epochs, self.eval_splits = trainee, interval, epochs, eval_splits
+        self.epoch, self.global_step = 0, 0
+
+    def __call__(self) -> None:
+        from mlrsnet.engine.loop import LoopConfig, train_loop
+
+        cfg = LoopConfig(epochs=self.epoch + self.epochs, meta_interval=self.interval, progress=False,
+                         log_steps=False, eval_splits=self.eval_splits)
+        t = self.t
+        train_loop(t.task, t.model, t.optimizer, t.driver, cfg, engine=t.engine, start_epoch=self.epoch,
+                   global_step=self.global_step)
+        self.epoch += self.epochs
+        self.global_step += self.epochs * t.task.steps_per_epoch
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()

@@ -19,7 +19,6 @@ from __future__ import annotations
 import _common as C
 import torch
 
-from mlrsnet.engine.loop import LoopConfig, train_loop
 from mlrsnet.schedules.base import TorchSchedulerDriver
 
 TARGET = 1.05
@@ -31,30 +30,15 @@ def step_lr(optimizer: torch.optim.Optimizer, _net) -> TorchSchedulerDriver:
     return TorchSchedulerDriver(torch.optim.lr_scheduler.StepLR(optimizer, step_size=1000, gamma=0.5), "steplr")
 
 
-class Run:
-    """A training run advanced a few epochs at a time through the real loop."""
-
-    def __init__(self, trainee: C.Trainee, interval: int, epochs: int) -> None:
-        self.t, self.interval, self.epochs = trainee, interval, epochs
-        self.epoch, self.global_step = 0, 0
-
-    def __call__(self) -> None:
-        cfg = LoopConfig(epochs=self.epoch + self.epochs, meta_interval=self.interval, progress=False,
-                         log_steps=False, eval_splits=())
-        t = self.t
-        train_loop(t.task, t.model, t.optimizer, t.driver, cfg, engine=t.engine, start_epoch=self.epoch,
-                   global_step=self.global_step)
-        self.epoch += self.epochs
-        self.global_step += self.epochs * t.task.steps_per_epoch
-
 
 def bench_task(task: str, intervals: list[int], args, device) -> tuple[int, dict[str, float]]:
     cfg = C.compose(task, OVERRIDES.get(task, []))
     default = cfg.meta.interval
     epochs = EPOCHS_PER_ROUND.get(task, 2)
-    runs = {"plain StepLR": Run(C.make_trainee(cfg, device, args.seed, driver=step_lr), 1, epochs)}
+    runs = {"plain StepLR": C.EpochRun(C.make_trainee(cfg, device, args.seed, driver=step_lr), 1, epochs)}
     for k in sorted({default, 1, *intervals}):
-        runs[f"meta interval={k}"] = Run(C.make_trainee(cfg, device, args.seed, meta={"backend": "exact"}), k, epochs)
+        trainee = C.make_trainee(cfg, device, args.seed, meta={"backend": "exact"})
+        runs[f"meta interval={k}"] = C.EpochRun(trainee, k, epochs)
     timings = C.interleaved(runs, args.rounds, device)
     wall, cpu = C.total_ratios(timings.wall, "plain StepLR"), C.total_ratios(timings.cpu, "plain StepLR")
     steps = runs["plain StepLR"].t.task.steps_per_epoch

@@ -29,7 +29,6 @@ from pathlib import Path
 import _common as C
 import torch
 
-from mlrsnet.engine.loop import LoopConfig, train_loop
 from mlrsnet.tasks.data.idx import FILES, MNIST_FAMILY, load_mnist_family
 
 BASELINE = "digits_cnn plain"
@@ -42,22 +41,6 @@ VARIANTS = {
     "fmnist_resnet plain": ("fmnist_resnet", False, 1),
 }
 
-
-class Run:
-    """A training run advanced a few epochs at a time through the real loop, evaluating as a run does."""
-
-    def __init__(self, trainee: C.Trainee, interval: int, epochs: int) -> None:
-        self.t, self.interval, self.epochs = trainee, interval, epochs
-        self.epoch, self.global_step = 0, 0
-
-    def __call__(self) -> None:
-        cfg = LoopConfig(epochs=self.epoch + self.epochs, meta_interval=self.interval, progress=False,
-                         log_steps=False, eval_splits=("test", "meta"))
-        t = self.t
-        train_loop(t.task, t.model, t.optimizer, t.driver, cfg, engine=t.engine, start_epoch=self.epoch,
-                   global_step=self.global_step)
-        self.epoch += self.epochs
-        self.global_step += self.epochs * t.task.steps_per_epoch
 
 
 def load() -> str:
@@ -110,7 +93,7 @@ def main() -> None:
     for name, (task, meta, epochs) in VARIANTS.items():
         cfg = C.compose(task, ["optimizer.momentum=0.9"] if not meta else [])
         trainee = C.make_trainee(cfg, device, args.seed, meta={"backend": "exact"} if meta else None)
-        runs[name] = Run(trainee, cfg.meta.interval, epochs)
+        runs[name] = C.EpochRun(trainee, cfg.meta.interval, epochs, ("test", "meta"))
         steps[name] = (trainee.task.steps_per_epoch, cfg.batch_size, trainee.task.data.train_y.numel(), epochs)
     timings = C.interleaved(runs, args.rounds, device)
     per_epoch = {n: [t / runs[n].epochs for t in ts] for n, ts in timings.on(args.clock).items()}

@@ -58,6 +58,9 @@ from mlrsnet.engine.resume import StopSignals  # noqa: E402
 from mlrsnet.engine.runner import RunRecord, read_record  # noqa: E402
 from mlrsnet.io import atomic_write_json, atomic_write_text  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "experiments"))
+from _results import collect, write_results  # noqa: E402
+
 OUT = Path("experiments/paper_claims_fmnist")
 RUNS = OUT / "runs"
 SEEDS = [0, 1, 2, 3, 4]
@@ -524,6 +527,25 @@ def status_lines() -> list[str]:
     return lines
 
 
+def results_csv() -> Path:
+    """``results.csv``: one row per finished run under ``runs/`` (``experiments/_results.py``): the part (6a,
+    bundle, 6b), the setting or query, the kind (a schedule of 6a, a bundle or baseline of 6b), the role (``seed``
+    or ``tuning``: a tuning run's seed is ``tune_seed`` and its LR multiplier the candidate), and the run's
+    columns. The tables of README.md are computed from the same run directories."""
+    found = []
+    for d in sorted(RUNS.glob("6a/*/*/seed*")):
+        found.append(({"part": "6a", "setting": d.parts[-3], "kind": d.parts[-2], "role": "seed"}, d))
+    for d in sorted(RUNS.glob("6a/*/*/tuning/*/x*")):
+        found.append(({"part": "6a", "setting": d.parts[-5], "kind": d.parts[-4], "role": "tuning"}, d))
+    found.append(({"part": "bundle", "setting": "fmnist_cnn_sym40", "kind": "mlrsnet", "role": "bundle"},
+                  BUNDLE_DIR))
+    for d in sorted(RUNS.glob("6b/*/*/seed*")):
+        found.append(({"part": "6b", "setting": d.parts[-3], "kind": d.parts[-2], "role": "seed"}, d))
+    for d in sorted(RUNS.glob("6b/*/*/tuning/*/x*")):
+        found.append(({"part": "6b", "setting": d.parts[-5], "kind": d.parts[-4], "role": "tuning"}, d))
+    return write_results(OUT / "results.csv", collect(found), ("part", "setting", "kind", "role"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parts = [f"6a-{s}" for s in SETTINGS_6A] + ["bundle", "6b"]
@@ -533,7 +555,7 @@ def main() -> None:
                     f"{', '.join(BASELINES)}); 6b: standard, more, tuned")
     ap.add_argument("--queries", help=f"6b: only these comma-separated queries ({', '.join(QUERIES)})")
     ap.add_argument("--plan", action="store_true", help="print the cost of each part and exit")
-    ap.add_argument("--tables", action="store_true", help="only write README.md from the finished runs")
+    ap.add_argument("--tables", action="store_true", help="only write README.md and results.csv from the finished runs")
     args = ap.parse_args()
     if args.plan:
         plan()
@@ -548,6 +570,7 @@ def main() -> None:
         else:
             part_6b(seeds, only, args.queries.split(",") if args.queries else list(QUERIES))
     tables()
+    results_csv()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -68,3 +69,20 @@ def built_wheel(tmp_path_factory) -> Path:
     subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q",
                     "-w", str(dist)], check=True, capture_output=True, timeout=300)
     return next(dist.glob("mlrsnet-*.whl"))
+
+
+def signal_at(monkeypatch, call: int, signum: int = signal.SIGTERM) -> None:
+    """Deliver a real ``signum`` to this process at the ``call``-th poll of the stop flag (the runner polls
+    after every step)."""
+    from mlrsnet.engine.resume import StopSignals
+
+    real = StopSignals.requested
+    calls = {"n": 0}
+
+    def requested(self: StopSignals) -> bool:
+        calls["n"] += 1
+        if calls["n"] == call:
+            os.kill(os.getpid(), signum)
+        return real(self)
+
+    monkeypatch.setattr(StopSignals, "requested", requested)

@@ -56,7 +56,7 @@ def test_recomputed_gamma_is_the_absolute_value_of_the_formula():
 def test_window_mean_recompute_in_a_users_loop():
     nets = nets3()
     opt = opt_for()
-    sched = MLRSNetScheduler(opt, nets, total_steps=12, num_classes=10)
+    sched = MLRSNetScheduler(opt, nets, total_steps=12, num_classes=10, scale="recompute")
     got = []
     for loss in LOSSES:
         sched.step(torch.tensor(loss))
@@ -80,7 +80,7 @@ def test_train_loss_callable_gives_l_at_the_start_and_at_each_swap():
         return next(full)
 
     opt = opt_for()
-    sched = MLRSNetScheduler(opt, nets, total_steps=12, num_classes=10, train_loss=train_loss)
+    sched = MLRSNetScheduler(opt, nets, total_steps=12, num_classes=10, train_loss=train_loss, scale="recompute")
     assert len(calls) == 1  # at the start
     assert opt.param_groups[0]["lr"] == pytest.approx(
         formula(2.2, 10) * float(nets[0](torch.tensor(2.2), None)[0].detach()) / 0.5, rel=1e-5)
@@ -91,10 +91,10 @@ def test_train_loss_callable_gives_l_at_the_start_and_at_each_swap():
     assert sched.gammas == pytest.approx([formula(2.2, 10), formula(0.6, 10), formula(0.05, 10)])
 
 
-def test_two_line_use_with_the_default_bundle_anneals_as_the_loss_falls():
+def test_recompute_with_the_default_bundle_anneals_as_the_loss_falls():
     model = torch.nn.Linear(4, 3)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    sched = MLRSNetScheduler(opt, total_steps=30)
+    sched = MLRSNetScheduler(opt, total_steps=30, scale="recompute")
     assert len(sched.nets) == 3
     lrs = []
     for t in range(30):
@@ -108,7 +108,7 @@ def test_two_line_use_with_the_default_bundle_anneals_as_the_loss_falls():
 def test_a_single_net_still_works_with_every_scale():
     torch.manual_seed(0)
     net = MLRSNet(gamma=0.8)
-    for scale in ("recompute", "checkpoint", 0.3, None):
+    for scale in ("optimizer", "recompute", "checkpoint", 0.3, None):
         opt = opt_for()
         sched = MLRSNetScheduler(opt, net, scale=scale, num_classes=10, initial_loss=2.3)
         for loss in LOSSES:
@@ -161,12 +161,12 @@ def test_chained_scheduler_is_a_one_line_error_saying_why():
 def test_state_dict_round_trip_keeps_the_recomputed_gammas():
     nets = nets3()
     opt = opt_for()
-    sched = MLRSNetScheduler(opt, nets, total_steps=12, num_classes=10)
+    sched = MLRSNetScheduler(opt, nets, total_steps=12, num_classes=10, scale="recompute")
     for loss in LOSSES[:6]:
         sched.step(loss)
     state = sched.state_dict()
     opt2 = opt_for()
-    other = MLRSNetScheduler(opt2, nets, total_steps=12, num_classes=10)
+    other = MLRSNetScheduler(opt2, nets, total_steps=12, num_classes=10, scale="recompute")
     other.load_state_dict(state)
     for loss in LOSSES[6:]:
         sched.step(loss)

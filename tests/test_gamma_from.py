@@ -99,9 +99,9 @@ def test_scheduler_recompute_from_the_perplexity_in_a_users_loop():
     torch.manual_seed(0)
     net = MLRSNet(gamma=0.5)
     opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1)
-    a = MLRSNetScheduler(opt, net, num_classes=100, initial_loss=4.0, gamma_from="perplexity")
+    a = MLRSNetScheduler(opt, net, num_classes=100, initial_loss=4.0, gamma_from="perplexity", scale="recompute")
     assert a.gammas[0] == pytest.approx(recomputed_gamma(math.exp(4.0), 100))
-    b = MLRSNetScheduler(opt, net, num_classes=100, initial_loss=4.0)
+    b = MLRSNetScheduler(opt, net, num_classes=100, initial_loss=4.0, scale="recompute")
     assert b.gammas[0] == pytest.approx(recomputed_gamma(4.0, 100))
     with pytest.raises(ValueError, match="gamma_from"):
         MLRSNetScheduler(opt, net, num_classes=100, gamma_from="auto")

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 import threading
 import time
 from pathlib import Path
@@ -19,30 +17,16 @@ from mlrsnet.bench import bench
 from mlrsnet.engine.cli import compose
 from mlrsnet.engine.config import parse_config
 from mlrsnet.engine.log import read_metrics
-from mlrsnet.engine.resume import StopSignals
 from mlrsnet.ensemble.study import lrensemble
 from mlrsnet.errors import ConfigError, DivergenceError, RunInterrupted
 from mlrsnet.rundir import exclusive
 from mlrsnet.schedules.scheduler import MLRSNetScheduler
 from mlrsnet.train import meta_train
 from mlrsnet.transfer import transfer
-from tests.conftest import run_cli
+from tests.conftest import run_cli, signal_at
 
 TINY = ["+task=digits_mlp", "progress=false", "task.train_fraction=0.3"]
 
-
-def stop_at(monkeypatch, call: int, signum: int = signal.SIGTERM) -> None:
-    """Deliver a real ``signum`` at the ``call``-th poll of the stop flag (the runner polls after every step)."""
-    real = StopSignals.requested
-    calls = {"n": 0}
-
-    def requested(self: StopSignals) -> bool:
-        calls["n"] += 1
-        if calls["n"] == call:
-            os.kill(os.getpid(), signum)
-        return real(self)
-
-    monkeypatch.setattr(StopSignals, "requested", requested)
 
 
 def lines(path: Path) -> list[dict]:
@@ -65,7 +49,7 @@ def test_bench_stopped_by_sigterm_saves_exits_75_and_the_same_call_resumes_exact
     overrides = [*TINY, "epochs=2", "schedules=[cosine,mlrsnet]", "seeds=[0]", "tune=false", "jobs=1"]  # in-process
     reference = bench(compose("bench", overrides), tmp_path / "ref")
     first_run = json.loads((tmp_path / "ref" / "runs" / "cosine" / "seed0" / "summary.json").read_text())["steps"]
-    stop_at(monkeypatch, first_run + 3)  # in the second run, mlrsnet
+    signal_at(monkeypatch, first_run + 3)  # in the second run, mlrsnet
     with pytest.raises(RunInterrupted, match="stopped by SIGTERM") as info:
         bench(compose("bench", overrides), tmp_path / "b")
     assert info.value.exit_code == 75
@@ -81,7 +65,7 @@ def test_bench_stopped_by_sigterm_saves_exits_75_and_the_same_call_resumes_exact
 def test_transfer_stopped_resumes_to_the_same_numbers_and_keeps_finished_runs(tmp_path, monkeypatch):
     overrides = ["+query=digits_mlp", "epochs=2", "progress=false", "task.train_fraction=0.3", "compare=[cosine]"]
     reference = transfer(compose("transfer", overrides), tmp_path / "ref")
-    stop_at(monkeypatch, reference["steps"] + 3)  # in the comparison run
+    signal_at(monkeypatch, reference["steps"] + 3)  # in the comparison run
     with pytest.raises(RunInterrupted):
         transfer(compose("transfer", overrides), tmp_path / "t")
     mlrsnet_summary = (tmp_path / "t" / "summary.json").stat().st_mtime_ns
@@ -97,7 +81,7 @@ def test_ensemble_stopped_resumes_its_member_and_reuses_the_finished_ones(tmp_pa
     overrides = [*TINY, "epochs=2", "seeds=[0]", "pool=[{name: cosine},{name: multistep}]"]
     reference = lrensemble(compose("ensemble", overrides), tmp_path / "ref")
     steps = json.loads((tmp_path / "ref" / "members" / "seed0" / "cosine@x1" / "summary.json").read_text())["steps"]
-    stop_at(monkeypatch, steps + 3)  # in the second member
+    signal_at(monkeypatch, steps + 3)  # in the second member
     with pytest.raises(RunInterrupted):
         lrensemble(compose("ensemble", overrides), tmp_path / "e")
     first = tmp_path / "e" / "members" / "seed0" / "cosine@x1" / "summary.json"
@@ -257,7 +241,7 @@ def test_a_corrupt_run_state_in_any_command_is_one_line(tmp_path, monkeypatch, c
     from mlrsnet.errors import CheckpointError
 
     study, config_name, overrides = COMMANDS[command]
-    stop_at(monkeypatch, 3)
+    signal_at(monkeypatch, 3)
     with pytest.raises(RunInterrupted):
         study(compose(config_name, overrides), tmp_path / "out")
     monkeypatch.undo()

@@ -13,30 +13,16 @@ import time
 import pytest
 
 from mlrsnet.engine.log import read_metrics
-from mlrsnet.engine.resume import StopSignals, load_run_state
+from mlrsnet.engine.resume import load_run_state
 from mlrsnet.errors import ConfigError, RunInterrupted
 from mlrsnet.train import meta_train
-from tests.conftest import compose, run_cli
+from tests.conftest import compose, run_cli, signal_at
 
 
 def records(run_dir) -> list[dict]:
     """metrics.jsonl without the wall-clock field."""
     return [{k: v for k, v in r.items() if k != "epoch_time"} for r in read_metrics(run_dir / "metrics.jsonl")]
 
-
-def signal_at(monkeypatch, call: int, signum: int = signal.SIGTERM) -> None:
-    """Deliver a real ``signum`` to this process at the ``call``-th poll of the stop flag (the runner polls
-    after every step)."""
-    real = StopSignals.requested
-    calls = {"n": 0}
-
-    def requested(self: StopSignals) -> bool:
-        calls["n"] += 1
-        if calls["n"] == call:
-            os.kill(os.getpid(), signum)
-        return real(self)
-
-    monkeypatch.setattr(StopSignals, "requested", requested)
 
 
 CASES = {

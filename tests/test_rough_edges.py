@@ -22,27 +22,14 @@ from mlrsnet.errors import CheckpointError, RunInterrupted
 from mlrsnet.io import load
 from mlrsnet.net import MLRSNet
 from mlrsnet.train import meta_train, validate
-from tests.conftest import compose, run_cli
+from tests.conftest import compose, run_cli, signal_at
 
 TINY = ["+task=digits_mlp", "task.train_fraction=0.3", "batch_size=32", "progress=false", "snapshots=0"]
 
 
-def stop_at(monkeypatch, call: int, signum: int) -> None:
-    """Deliver a real ``signum`` to this process at the ``call``-th poll of the stop flag."""
-    real = StopSignals.requested
-    calls = {"n": 0}
-
-    def requested(self: StopSignals) -> bool:
-        calls["n"] += 1
-        if calls["n"] == call:
-            os.kill(os.getpid(), signum)
-        return real(self)
-
-    monkeypatch.setattr(StopSignals, "requested", requested)
-
 
 def test_ctrl_c_saves_writes_the_unfinished_epochs_steps_and_says_how_to_resume(tmp_path, monkeypatch):
-    stop_at(monkeypatch, 7, signal.SIGINT)
+    signal_at(monkeypatch, 7, signal.SIGINT)
     with pytest.raises(RunInterrupted) as info:
         meta_train(compose(overrides=[*TINY, "schedule=fixed", "epochs=2"]), tmp_path)
     message = str(info.value)

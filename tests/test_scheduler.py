@@ -193,7 +193,8 @@ def test_default_is_the_shipped_checkpoint_found_from_any_directory(tmp_path, mo
     monkeypatch.chdir(tmp_path)
     path = resolve_checkpoint(None)
     assert path.is_file() and path.as_posix().endswith(f"mlrsnet/checkpoints/{DEFAULT_CHECKPOINT}.pt")
-    sched = MLRSNetScheduler(torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1), total_steps=30)
+    sched = MLRSNetScheduler(torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1), total_steps=30,
+                             scale="recompute")
     assert len(sched.nets) == 3
     sched.step(2.3)
     assert 0 < sched.get_last_lr()[0] < recomputed_gamma(2.3, 10)
@@ -230,7 +231,7 @@ def test_cuda_steps_never_sync_with_the_host(make_opt):
     model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1)).cuda()
     opt = make_opt(model.parameters())
     # Within a window no step syncs (a recompute at a swap in the window-mean mode reads the mean once).
-    sched = MLRSNetScheduler(opt, total_steps=30, num_classes=10, initial_loss=2.3)
+    sched = MLRSNetScheduler(opt, total_steps=30, num_classes=10, initial_loss=2.3, scale="recompute")
     x, y = torch.randn(32, 8, device="cuda"), torch.randn(32, 1, device="cuda")
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
@@ -259,24 +260,24 @@ def test_the_recomputed_gamma_under_adam_warns_once_at_the_users_line_and_names_
 
     for cls in (torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop):
         opt = cls(torch.nn.Linear(2, 1).parameters(), lr=1e-3)
-        sched = MLRSNetScheduler(opt, [make_net(0), make_net(1)], total_steps=4)
+        sched = MLRSNetScheduler(opt, [make_net(0), make_net(1)], total_steps=4, scale="recompute")
         with pytest.warns(AdaptiveScaleWarning) as caught:
             _steps(sched, opt, 4)  # a swap at step 2 recomputes gamma again: still one warning
         assert len(caught) == 1, [str(w.message) for w in caught]
         message = str(caught[0].message)
-        assert cls.__name__ in message and "scale=None" in message
+        assert cls.__name__ in message and "scale='optimizer'" in message
         assert f"{sched.gammas[0]:.3g}" in message
         assert caught[0].filename == __file__  # the user's line, not the scheduler's internals
     # known at construction (initial_loss): the warning comes from the constructor's line
     opt = torch.optim.Adam(torch.nn.Linear(2, 1).parameters(), lr=1e-3)
     with pytest.warns(AdaptiveScaleWarning) as caught:
-        MLRSNetScheduler(opt, make_net(), initial_loss=2.3, num_classes=10)
+        MLRSNetScheduler(opt, make_net(), initial_loss=2.3, num_classes=10, scale="recompute")
     assert caught[0].filename == __file__
 
 
 @pytest.mark.parametrize("make", [
     lambda p: torch.optim.SGD(p, lr=0.1),                      # the paper's case: gamma is an SGD LR
-    lambda p: torch.optim.Adam(p, lr=1e-3),                    # scale=None below
+    lambda p: torch.optim.Adam(p, lr=1e-3),                    # scale=None and the default below
 ])
 def test_no_scale_warning_under_sgd_or_with_an_explicit_scale(make, recwarn):
     import warnings
@@ -287,4 +288,77 @@ def test_no_scale_warning_under_sgd_or_with_an_explicit_scale(make, recwarn):
     _steps(MLRSNetScheduler(opt, make_net(), scale=scale), opt)
     opt = make(torch.nn.Linear(2, 1).parameters())
     _steps(MLRSNetScheduler(opt, make_net(), scale=0.002), opt)
+    opt = make(torch.nn.Linear(2, 1).parameters())
+    _steps(MLRSNetScheduler(opt, make_net()), opt)  # the default: the optimizer's LR
     assert not [w for w in recwarn if "MLRSNetScheduler" in str(w.message)]
+
+
+# --- the default for a user's own loop: the optimizer's LR (experiments/scheduler_defaults/README.md) ---------
+
+
+def test_the_default_starts_at_the_optimizers_lr_and_follows_the_nets_output_relative_to_its_first():
+    net = make_net(gamma=0.8)
+    opt = two_group_optimizer(momentum=0.9)
+    sched = MLRSNetScheduler(opt, net)  # the two-line snippet
+    assert sched.scale == "optimizer"
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.01]  # the first step runs at the optimizer's LR
+    ref = reference_lrs([net], LOSSES)
+    got = []
+    for loss in LOSSES:
+        sched.step(torch.tensor(loss))
+        got.append(sched.get_last_lr())
+    assert sched.first_fraction == pytest.approx(ref[0] / 0.8, rel=1e-6)
+    assert got[0] == pytest.approx([0.1, 0.01], rel=1e-6)  # the second step too
+    for lrs, r in zip(got, ref, strict=True):  # lr_g * s_t / s_0, never above lr_g / s_0
+        assert lrs == pytest.approx([0.1 * r / ref[0], 0.01 * r / ref[0]], rel=1e-6)
+        assert lrs[0] < 0.1 / sched.first_fraction
+
+
+def test_the_default_respects_the_optimizers_lr_where_the_papers_gamma_would_not():
+    # a 2-class task's loss: the paper's gamma (C=2) is far below the user's LR, the default is not
+    opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1)
+    sched = MLRSNetScheduler(opt, total_steps=30)
+    sched.step(0.69)
+    assert sched.get_last_lr()[0] == pytest.approx(0.1, rel=1e-6)
+    assert sched.gammas == [None, None, None]  # no gamma is recomputed
+    # Adam: its 1e-3 is the first LR, no SGD-scale gamma
+    opt = torch.optim.Adam(torch.nn.Linear(2, 1).parameters(), lr=1e-3)
+    sched = MLRSNetScheduler(opt, total_steps=30, initial_loss=2.3)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-3, rel=1e-6)
+
+
+def test_the_papers_protocol_is_one_argument_away():
+    opt = torch.optim.SGD(torch.nn.Linear(2, 1).parameters(), lr=0.1)
+    sched = MLRSNetScheduler(opt, total_steps=30, scale="recompute", num_classes=2, initial_loss=0.69)
+    gamma = recomputed_gamma(0.69, 2)
+    assert sched.gammas[0] == pytest.approx(gamma) and gamma < 0.1
+    assert opt.param_groups[0]["lr"] < gamma  # the paper's LR, whatever the optimizer's
+
+
+def test_ceiling_is_none_and_optimizer_is_its_own_mode():
+    net = make_net(gamma=0.8)
+    a, b = two_group_optimizer(), two_group_optimizer()
+    ceiling, default = MLRSNetScheduler(a, net, scale="ceiling"), MLRSNetScheduler(b, net)
+    assert ceiling.scale is None and default.scale == "optimizer"
+    for loss in LOSSES[:3]:
+        ceiling.step(loss)
+        default.step(loss)
+    ratio = default.get_last_lr()[0] / ceiling.get_last_lr()[0]
+    assert ratio == pytest.approx(1 / default.first_fraction, rel=1e-6)
+
+
+def test_the_default_state_round_trips_with_its_first_fraction():
+    net = make_net()
+    opt = two_group_optimizer()
+    first = MLRSNetScheduler(opt, net)
+    for loss in LOSSES[:3]:
+        first.step(loss)
+    state = first.state_dict()
+    opt2 = two_group_optimizer()
+    second = MLRSNetScheduler(opt2, net)
+    second.load_state_dict(state)
+    assert second.first_fraction == first.first_fraction
+    for loss in LOSSES[3:]:
+        first.step(loss)
+        second.step(loss)
+        assert second.get_last_lr() == first.get_last_lr()

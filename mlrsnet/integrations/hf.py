@@ -10,8 +10,8 @@ handed to the Trainer twice, as its scheduler and as a callback::
     hf = HFTrainerSchedule(sched)  # or HFTrainerSchedule(GreedyLR(optimizer, ...), on="eval_loss")
     Trainer(model, args, train_dataset=ds, optimizers=(optimizer, hf), callbacks=[hf]).train()
 
-(``scale=None``: AdamW's LR is the largest LR the net emits; the default recomputed gamma is an SGD LR and
-warns under AdamW.)
+(``scale=None``: AdamW's LR is the largest LR the net emits; the default ``scale="optimizer"`` starts at it; the
+paper's recomputed gamma, ``scale="recompute"``, is an SGD LR and warns under AdamW.)
 
 - ``on="train_loss"`` (default): a forward hook on the model collects the training loss the model returns
   (``outputs.loss``: pass ``labels``), averaged over the forward passes of one optimiser step (gradient

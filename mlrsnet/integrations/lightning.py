@@ -1,15 +1,18 @@
 """A frozen MLR-SNet in a PyTorch Lightning ``Trainer`` (optional extra ``mlrsnet[lightning]``)::
 
     from mlrsnet.integrations.lightning import MLRSNetCallback
-    trainer = pl.Trainer(max_epochs=10, callbacks=[MLRSNetCallback(num_classes=10)])
+    trainer = pl.Trainer(max_epochs=10, callbacks=[MLRSNetCallback()])
     trainer.fit(model)          # model.configure_optimizers returns the optimizer; no LR scheduler
+
+    MLRSNetCallback(scale="recompute", num_classes=10)   # the paper's meta-test protocol instead
 
 The callback builds a :class:`~mlrsnet.schedules.scheduler.MLRSNetScheduler` over the trainer's (first) optimizer
 when training starts, with ``total_steps`` the trainer's optimizer steps (``estimated_stepping_batches``), and
 feeds it every step's training loss with the paper's timing: the loss reaches the callback before the backward
 pass (``on_before_backward``; averaged over the micro-batches of gradient accumulation), and the LR of the step
 is set from it just before ``optimizer.step()`` (``on_before_optimizer_step``). Keyword arguments go to
-``MLRSNetScheduler`` (``checkpoint``, ``scale``, ``num_classes``, ``loss_scale``, ``gamma_min``...). The
+``MLRSNetScheduler`` (``checkpoint``, ``scale``, ``num_classes``, ``loss_scale``, ``gamma_min``...), with its
+defaults: ``scale="optimizer"``, the optimizer's LR is the first LR (``scale="recompute"``: the paper's gamma). The
 scheduler's state is saved in Lightning checkpoints (``state_dict`` / ``load_state_dict``).
 """
 

@@ -3,14 +3,16 @@ meta-test's protocol (:class:`~mlrsnet.schedules.scheduler.MLRSNetScheduler`): t
 equal fractions of the run, the LSTM state carried across, and gamma (``gamma=recompute``) is
 |sqrt(L) ln(L C) / (4 C^0.25)| at the start and at each swap, with L the mean loss over the whole training split
 in eval mode at that moment (its perplexity for a language model, per ``gamma_from``). The inner SGD has
-momentum 0, as the reference meta_test.py. ``python -m mlrsnet.transfer`` trains its query under this schedule
-(its ``checkpoint``, ``gamma``, ``gamma_min`` and ``gamma_from`` keys are these parameters)."""
+momentum 0, as the reference meta_test.py. The authors' nets are read with their meta-test cell (``reading=auto``;
+``reading=meta_train`` for the other reading, :mod:`mlrsnet.checkpoint`). ``python -m mlrsnet.transfer`` trains its
+query under this schedule (its ``checkpoint``, ``reading``, ``gamma``, ``gamma_min`` and ``gamma_from`` keys are these
+parameters)."""
 
 from dataclasses import dataclass
 from typing import Any
 
-from mlrsnet.checkpoint import resolve_checkpoint
-from mlrsnet.errors import ConfigError
+from mlrsnet.checkpoint import READING_CHOICES, resolve_checkpoint
+from mlrsnet.errors import CheckpointError, ConfigError
 from mlrsnet.io import file_sha256
 from mlrsnet.net import GAMMA_FROM, MLRSNet, compute_gamma, gamma_statistic, resolve_gamma_from
 from mlrsnet.schedules.drivers import FrozenMLRSNetDriver
@@ -27,6 +29,11 @@ class FrozenParams(ScheduleParams):
                               "(paper_cifar10_resnet18: the authors' CIFAR-10 nets); a path (a run's "
                               "mlrsnet_bundle.pt, one mlrsnet.pt, an authors' .pth); or a list of them, swapped at "
                               "equal fractions of the run")
+    reading: str = setting("auto", "how the authors' nets (paper_cifar10_resnet18, their .pth files) are read: auto "
+                           "= meta_test (their meta-test cell, which loads these files: no forget-gate shift, the "
+                           "reading that reproduces their CIFAR-10 log) | meta_train (their meta-train cell: forget "
+                           "gate shifted by -1, other gate order); nets meta-trained here load as they were trained",
+                           choices=READING_CHOICES)
     gamma: Any = setting("recompute", "recompute (the reference meta-test's gamma at the start and at each swap) "
                          "| checkpoint (each net's stored gamma) | <number> (a fixed gamma)")
     gamma_min: float = setting(0.0, "floor of the recomputed gamma (0: the reference's abs(...), unfloored)", ge=0)
@@ -41,6 +48,10 @@ class FrozenParams(ScheduleParams):
                               "or a positive number")
         if isinstance(self.checkpoint, list | tuple) and not self.checkpoint:
             raise ConfigError(f"{prefix}checkpoint=[] names no checkpoint; give a path, a list of paths, or null")
+        for source in sources(self.checkpoint):
+            if not isinstance(source, MLRSNet) and not resolve_checkpoint(source).is_file():
+                raise CheckpointError(f"checkpoint {resolve_checkpoint(source)} does not exist; pass "
+                                      f"{prefix}checkpoint=PATH to an existing .pt file (or a shipped name)")
 
 
 def sources(checkpoint: Any) -> list[Any]:
@@ -66,14 +77,16 @@ def _build(ctx: BuildContext, p: FrozenParams) -> Built:
                 ctx.optimizer, items, total_steps=ctx.total_steps, scale=p.gamma,
                 num_classes=task.info.num_classes, loss_scale=task.info.loss_scale,
                 train_loss=lambda: float(task.evaluate(ctx.model, "train")["loss"]), gamma_min=p.gamma_min,
-                lr_factor=m if p.gamma != "checkpoint" else 1.0, gamma_from=gamma_from,
+                lr_factor=m if p.gamma != "checkpoint" else 1.0, gamma_from=gamma_from, check_finite=False,
+                reading=p.reading,
             )
     except ValueError as err:
         raise ConfigError(f"schedule mlrsnet_frozen: {err}") from None
     info = {
         "gamma_mode": p.gamma if p.gamma in GAMMA_MODES else "fixed", "gamma_from": gamma_from,
         "checkpoint_gammas": list(sched.stored_gammas), "initial_loss": ctx.l0, "loss_scale": task.info.loss_scale,
-        "num_nets": len(sched.nets), "checkpoints": records,
+        "num_nets": len(sched.nets), "checkpoints": records, "reading": p.reading,
+        "cells": [{"forget_bias": n.config.forget_bias, "gate_order": n.config.gate_order} for n in sched.nets],
     }
     return Built(ctx.optimizer, FrozenMLRSNetDriver(sched), info=info)
 
@@ -83,4 +96,5 @@ SCHEDULE = Schedule(
     "nets swapped at equal fractions, gamma recomputed at each swap",
     reference="Shu et al., MLR-SNet: Transferable LR Schedules for Heterogeneous Tasks, TPAMI 2022 (meta-test)",
     kind="loss_scheduler", params=FrozenParams, optimizer={"momentum": 0.0}, simplicity=250, build=_build,
+    needs_l0=True,
 )
