@@ -429,8 +429,9 @@ def _outputs(typed: SuiteConfig, workloads: list[Workload], seed_jobs: list[_Job
             cmp = paired([ref[s]["final_test"] for s in seeds], [mine[s]["final_test"] for s in seeds])
             higher = bool(next(iter(ref.values()))["higher_is_better"]) if ref else True
             tests.append({"workload": w.name, "a": reference, "b": name, **cmp, "verdict": verdict(cmp, higher)})
-    files["profiles.png"] = plot_profiles(rho, taus, out_dir / "profiles.png",
-                                          f"suite {typed.suite_name}, ruleset {typed.ruleset}: seconds to target")
+    files["profiles.png"] = plot_profiles({"seconds to target": rho, "steps to target": rho_steps}, taus,
+                                          out_dir / "profiles.png",
+                                          f"suite {typed.suite_name}, ruleset {typed.ruleset}: performance profiles")
     table = _table(typed, workloads, per_workload, scores, step_scores, tests, reference)
     atomic_write_text(files["scores.md"], table)
     atomic_write_json(files["suite.json"], {"suite": typed.suite_name, "ruleset": typed.ruleset, "scores": scores,

@@ -348,26 +348,39 @@ def plot_team_diversity(points: dict[str, Any], path: Path, title: str) -> Path:
     return save_figure(fig, path)
 
 
-def plot_profiles(rho: dict[str, list[float]], taus: list[float], path: Path, title: str) -> Path:
-    """Performance profiles (:func:`mlrsnet.engine.stats.performance_profiles`): the fraction of workloads on
-    which each algorithm is within a factor tau of the fastest, tau on a log axis."""
+def plot_profiles(panels: dict[str, dict[str, list[float]]], taus: list[float], path: Path, title: str) -> Path:
+    """Performance profiles (:func:`mlrsnet.engine.stats.performance_profiles`), one panel per measure of time
+    (``panels``: its title, e.g. "seconds to target", -> the profiles): the fraction of workloads on which each
+    algorithm is within a factor tau of the fastest, tau on a log axis. The legend, ranked by the first panel's
+    area, sits outside the axes."""
+    import matplotlib
     from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4.2))
-    ax = fig.subplots()
-    for name, values in sorted(rho.items(), key=lambda kv: -sum(kv[1])):
-        ax.step(taus, values, where="post", lw=1.5, label=name)
     from matplotlib.ticker import FixedLocator, NullFormatter, ScalarFormatter
 
-    ax.set_xscale("log")
-    ax.set_xlim(taus[0], taus[-1])
-    ax.xaxis.set_major_locator(FixedLocator([t for t in (1, 1.25, 1.5, 2, 3, 4, 6, 8, 16, 32) if t <= taus[-1]]))
-    ax.xaxis.set_major_formatter(ScalarFormatter())
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("tau (time to target / the fastest's), log scale")
-    ax.set_ylabel("fraction of workloads within tau")
-    ax.set_title(title)
-    ax.legend(fontsize="small", loc="lower right", ncol=2)
+    first = next(iter(panels.values()))
+    order = sorted(first, key=lambda name: -sum(first[name]))
+    colors = matplotlib.colormaps["tab20"].colors
+    styles = ("-", "--", ":", "-.")
+    # 10 strong colours, then the 10 light ones with another line style: no two schedules look alike
+    look = {name: (colors[(2 * i) % 20 + (i // 10) % 2], styles[(i // 10) % 4]) for i, name in enumerate(order)}
+    fig = Figure(figsize=(5.2 * len(panels) + 2.0, 4.4))
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)[0]
+    for ax, (panel, rho) in zip(axes, panels.items(), strict=True):
+        for i, name in enumerate(order):
+            offset = 0.004 * (i - len(order) / 2)  # curves that coincide (at 0 or 1) stay distinguishable
+            ax.step(taus, [v + offset for v in rho[name]], where="post", lw=1.6, label=name, color=look[name][0],
+                    linestyle=look[name][1])
+        ax.set_xscale("log")
+        ax.set_xlim(taus[0], taus[-1])
+        ax.xaxis.set_major_locator(FixedLocator([t for t in (1, 1.25, 1.5, 2, 3, 4, 6, 8, 16, 32) if t <= taus[-1]]))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_ylim(-0.04, 1.04)
+        ax.set_xlabel(f"tau ({panel} / the fastest's), log scale")
+        ax.set_title(panel)
+    axes[0].set_ylabel("fraction of workloads within tau")
+    axes[-1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), title="ranked by area",
+                    title_fontsize="small")
+    fig.suptitle(title)
     fig.tight_layout()
     return save_figure(fig, path)
