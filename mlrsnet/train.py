@@ -4,6 +4,10 @@ Command line (Hydra)::
 
     python -m mlrsnet.train +task=digits_cnn [epochs=30 seed=1 meta.backend=higher meta.K=2 ...]
     python -m mlrsnet.train +task=digits_cnn schedule=cosine [+schedule_params.cosine.warmup_epochs=1]
+    python -m mlrsnet.train +family=cpu4 [seed=1 threads=1 family.sampling=proportional ...]
+
+``+family=NAME`` meta-trains one MLR-SNet while the tasks of ``conf/family/NAME.yaml`` train side by side
+(:mod:`mlrsnet.engine.family`: its outputs, resume, and which keys the family level sets).
 
 Python::
 
@@ -30,6 +34,7 @@ from typing import Any
 from mlrsnet.checkpoint import BUNDLE_FILE, SNAPSHOT_DIR, is_shipped, load_mlrsnet, save_bundle, save_mlrsnet
 from mlrsnet.engine.build import Run
 from mlrsnet.engine.config import TrainConfig, parse_config
+from mlrsnet.engine.family import FamilyPlan, execute_family, is_family, parse_family
 from mlrsnet.engine.fingerprint import config_dict
 from mlrsnet.engine.log import RunLogger, environment
 from mlrsnet.engine.resume import StopSignals, bundle_epochs
@@ -38,13 +43,14 @@ from mlrsnet.errors import ConfigError
 from mlrsnet.io import file_sha256
 
 
-def validate(cfg: Any) -> TrainConfig:
+def validate(cfg: Any) -> TrainConfig | FamilyPlan:
     """The typed config of ``python -m mlrsnet.train`` (:func:`mlrsnet.engine.config.parse_config`), and the
-    train command's own check."""
-    typed = parse_config(cfg, "train")
-    assert isinstance(typed, TrainConfig)
-    if typed.copy_to_checkpoints and is_shipped(Path(typed.checkpoints_dir) / "x.pt"):
-        raise ConfigError(f"copy_to_checkpoints=true with checkpoints_dir={typed.checkpoints_dir} would write "
+    train command's own check; a ``+family=NAME`` config as its :class:`~mlrsnet.engine.family.FamilyPlan`."""
+    typed = parse_family(cfg) if is_family(cfg) else parse_config(cfg, "train")
+    top = typed.top if isinstance(typed, FamilyPlan) else typed
+    assert isinstance(top, TrainConfig)
+    if top.copy_to_checkpoints and is_shipped(Path(top.checkpoints_dir) / "x.pt"):
+        raise ConfigError(f"copy_to_checkpoints=true with checkpoints_dir={top.checkpoints_dir} would write "
                           "into the shipped checkpoints; set checkpoints_dir=<another folder>")
     return typed
 
@@ -63,8 +69,14 @@ def meta_train(cfg: Any, run_dir: str | Path, config_yaml: str | None = None) ->
     The run directory is locked while the run writes to it (:class:`mlrsnet.rundir.RunDirLock`); a disk
     fault (full, read-only) is a one-line :class:`~mlrsnet.errors.WriteError` that leaves what was written
     before intact.
+
+    A ``+family=NAME`` config meta-trains one net over the family's tasks
+    (:func:`~mlrsnet.engine.family.execute_family`) and returns the family's summary.
     """
     typed = validate(cfg)
+    if isinstance(typed, FamilyPlan):
+        with StopSignals() as stop:
+            return execute_family(typed, run_dir, stop, config_yaml=config_yaml)
     with StopSignals() as stop:
         # The handler is in place before the first save, so a Ctrl-C that finds run_state.pt always stops at a
         # step boundary with exit code 75 (never a bare KeyboardInterrupt between the two).
@@ -108,14 +120,26 @@ def _hydra_main(cfg: Any) -> None:
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     summary = meta_train(cfg, run_dir, config_yaml=OmegaConf.to_yaml(cfg, resolve=True))
+    if "family" in summary:
+        for name, member in summary["members"].items():
+            metric = member["metric"]
+            print(f"{name}: test {metric} {member[f'final_test_{metric}']:.4f}")
+        print(f"done: family {summary['family']}; bundle {summary['bundle']['path']}; outputs in {run_dir}")
+        return
     metric = summary["metric"]
     print(f"done: test {metric} {summary[f'final_test_{metric}']:.4f}; outputs in {run_dir}")
 
 
 def main() -> None:
-    from mlrsnet.engine.cli import run_hydra
+    import sys
 
-    run_hydra(_hydra_main, config_name="train", group="task", command="train", validate=validate)
+    from mlrsnet.engine.cli import fail, run_hydra
+
+    groups = {a.partition("=")[0].lstrip("+") for a in sys.argv[1:] if "=" in a}
+    if {"task", "family"} <= groups:
+        fail("give +task=NAME or +family=NAME, not both; a family lists its tasks in conf/family/NAME.yaml")
+    group = "family" if "family" in groups else "task"
+    run_hydra(_hydra_main, config_name="train", group=group, command="train", validate=validate)
 
 
 if __name__ == "__main__":
