@@ -141,6 +141,7 @@ def test_environment_json_records_the_cpu_its_kernels_and_a_missing_cpuinfo(tmp_
     assert cpu_info(fake)["simd_flags"] == [] and missing["simd_flags"] == []
 
 
+@pytest.mark.slow
 def test_environment_json_records_the_instruction_set_pinning_a_bit_exact_rerun_needs():
     """Run with PIN_AVX2 set, torch's kernels are AVX2 ones whatever the CPU offers, and environment.json says so
     and what a rerun elsewhere must set; unset, it records the variables as null and no recipe."""

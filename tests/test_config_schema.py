@@ -103,6 +103,7 @@ def test_the_composed_configs_validate(composed):
 
 
 @pytest.mark.parametrize("entry", list(CONFIGS))
+@pytest.mark.slow
 def test_every_key_with_a_wrongly_typed_value_is_a_one_line_error(entry, composed):
     typed = VALIDATE[entry](copy.deepcopy(composed[entry]))
     walked = keys(CONFIGS[entry]) + keys(type(typed.task), "task.")
@@ -133,6 +134,7 @@ def _family_configs() -> dict[type, dict]:
     return out
 
 
+@pytest.mark.slow
 def test_every_task_family_declares_its_keys_and_checks_them():
     families = _family_configs()
     assert len(families) >= 10
@@ -150,6 +152,7 @@ def test_a_wrongly_typed_dataset_is_a_one_line_error(composed):
         assert "dataset" in str(info.value) and "\n" not in str(info.value), str(info.value)
 
 
+@pytest.mark.slow
 def test_every_schedule_declares_its_keys_and_checks_them(composed):
     checked = 0
     for name in schedule_names():
@@ -235,6 +238,7 @@ def test_the_command_line_prints_one_line_exits_2_and_makes_no_run_directory(
     assert not (tmp_path / "runs").exists(), list(tmp_path.rglob("*"))
 
 
+@pytest.mark.slow
 def test_a_subprocess_gets_the_same_one_line_error_and_no_run_directory(tmp_path: Path):
     proc = run_cli(["mlrsnet.train", "+task=digits_mlp", "optimizer.momentum=x"], cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr[-3000:]

@@ -48,6 +48,7 @@ def fill_disk_at(monkeypatch, save: int) -> None:
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to name a descriptor's file")
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_and_the_last_good_state_resumes(tmp_path, monkeypatch):
     reference = meta_train(compose(overrides=OVERRIDES), tmp_path / "ref")
     run = tmp_path / "run"

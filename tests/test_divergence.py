@@ -35,6 +35,7 @@ def test_guard_names_the_first_bad_step():
     Guard().check(torch.ones(4), torch.ones(4, dtype=torch.float64), meta, none, 0, 1)  # no meta step there
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_the_cli_with_one_line_and_keeps_the_last_good_state(tmp_path):
     # the explosion bound is off here so that the loss runs on to NaN (tests/test_reliability.py covers the bound)
     r = run_cli(["mlrsnet.train", *TINY, "schedule=fixed", "optimizer.lr=1e4", "epochs=2", "guard.max_loss_factor=null",
@@ -56,6 +57,7 @@ def test_nan_loss_stops_the_cli_with_one_line_and_keeps_the_last_good_state(tmp_
     assert summary["rollbacks"] == 0 and summary["schedule"] == "fixed" and summary["task"] == "digits_mlp"
 
 
+@pytest.mark.slow
 def test_learned_lr_above_the_bound_stops(tmp_path):
     with pytest.raises(DivergenceError, match=r"step 0 \(epoch 1\): learning rate outside the guard's bounds") as e:
         meta_train(compose(overrides=[*TINY, "epochs=1", "guard.lr_max=1e-4"]), tmp_path)
@@ -76,6 +78,7 @@ def test_rollback_restores_the_last_good_state_and_lowers_the_lr(tmp_path):
     assert [r["epoch"] for r in records if r["type"] == "epoch"] == [1, 2]
 
 
+@pytest.mark.slow
 def test_rollback_of_mlrsnet_lowers_gamma_and_gives_up_after_max_rollbacks(tmp_path):
     summary = meta_train(compose(overrides=[
         *TINY, "epochs=1", "net.gamma=1e5", "guard.on_divergence=rollback", "guard.lr_factor=1e-5",
@@ -90,6 +93,7 @@ def test_rollback_of_mlrsnet_lowers_gamma_and_gives_up_after_max_rollbacks(tmp_p
     assert actions == ["rollback", "rollback", "stop"]
 
 
+@pytest.mark.slow
 def test_a_rollback_is_saved_at_once_so_a_crash_before_the_next_save_resumes_from_it(tmp_path, monkeypatch):
     # recover() writes the rolled-back state (its count, the lower LR, the metrics position) before training
     # goes on: a run killed before the next epoch's save resumes after the rollback, not before it.
@@ -117,6 +121,7 @@ def test_a_rollback_is_saved_at_once_so_a_crash_before_the_next_save_resumes_fro
     assert all(r["lr"] == pytest.approx(0.1) for r in read_metrics(tmp_path / "metrics.jsonl") if r["type"] == "step")
 
 
+@pytest.mark.slow
 def test_a_rollback_past_unsaved_epochs_removes_their_lines(tmp_path):
     # save_every=2: the last save before a divergence in epoch 2 is the start, so epoch 1's lines are
     # already in metrics.jsonl; the rollback replays epoch 1 and must not leave it there twice.

@@ -90,6 +90,7 @@ def test_a_pool_from_a_finished_bench_needs_no_training(bench_dir, tmp_path, mon
         bench_pool(bench_dir, 5)
 
 
+@pytest.mark.slow
 def test_the_command_line_end_to_end_on_a_tiny_pool(tmp_path):
     out = tmp_path / "ens"
     args = ["mlrsnet.ensemble", "+task=digits_mlp", "epochs=2", "seeds=[0,1]", TINY_POOL, "max_team_size=3",

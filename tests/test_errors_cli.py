@@ -71,6 +71,7 @@ def results(tmp_path_factory) -> dict[str, tuple[subprocess.CompletedProcess, Pa
 
 
 @pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.slow
 def test_one_line_error_naming_problem_and_fix(results, name):
     proc, _ = results[name]
     lines = proc.stderr.strip().splitlines()
@@ -82,6 +83,7 @@ def test_one_line_error_naming_problem_and_fix(results, name):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # shares the module fixture of the slow CLI cases (40 s)
 def test_errors_come_before_any_training(results):
     for name in ("negative_lr", "meta_interval", "unknown_key", "corrupt_run_state"):
         proc, cwd = results[name]

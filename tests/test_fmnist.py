@@ -385,6 +385,7 @@ def cli_results(tmp_path_factory) -> dict:
 
 
 @pytest.mark.parametrize("name", list(CLI_CASES))
+@pytest.mark.slow
 def test_bad_input_is_one_line_exit_2_and_no_run_directory(cli_results, name):
     proc, cwd = cli_results[name]
     lines = proc.stderr.strip().splitlines()
@@ -431,6 +432,7 @@ def test_the_real_task_has_its_documented_splits(tmp_path):
     assert int((d.train_y != d.clean_train_y).sum()) == 4000
 
 
+@pytest.mark.slow
 def test_the_issue_command_runs_on_the_real_data(tmp_path):
     """The done-when command of issue 29, one short epoch on a small subset (the full defaults take minutes)."""
     real_data()
@@ -444,6 +446,7 @@ def test_the_issue_command_runs_on_the_real_data(tmp_path):
     assert (tmp_path / "run" / "mlrsnet_bundle.pt").is_file()
 
 
+@pytest.mark.slow
 def test_a_fashion_mnist_query_transfers_the_shipped_bundle_on_the_real_data(tmp_path):
     """``python -m mlrsnet.transfer +query=fmnist_cnn_data25``: the frozen default bundle schedules a Fashion-MNIST
     query end to end (one short epoch; the query keeps a quarter of the training subset)."""

@@ -77,6 +77,7 @@ def test_train_rejects_an_unknown_gamma_from(tmp_path):
 
 
 @pytest.mark.parametrize("gamma_from", ["auto", "loss"])
+@pytest.mark.slow
 def test_text_transfer_recomputes_gamma_from_the_perplexity(tmp_path, gamma_from):
     torch.manual_seed(0)
     path = tmp_path / "net.pt"
@@ -107,6 +108,7 @@ def test_scheduler_recompute_from_the_perplexity_in_a_users_loop():
         MLRSNetScheduler(opt, net, num_classes=100, gamma_from="auto")
 
 
+@pytest.mark.slow
 def test_a_bad_gamma_from_of_the_frozen_schedule_is_one_line_on_the_command_line(tmp_path):
     # The schedule group's gamma_from (a frozen bundle scheduling a train/bench run) is checked where the
     # driver is built: exit 2, one line naming the value and the fix, no traceback.
@@ -118,6 +120,7 @@ def test_a_bad_gamma_from_of_the_frozen_schedule_is_one_line_on_the_command_line
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_l0_over_the_whole_training_split_as_the_reference(tmp_path):
     """L0 (and so gamma) from the whole training split in eval mode by default, as the reference's
     meta_train.py; net.l0_over=batches takes 4 random training batches."""

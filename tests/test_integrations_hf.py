@@ -37,6 +37,7 @@ def _logged(trainer: Trainer, key: str) -> list[float]:
     return [h[key] for h in trainer.state.log_history if key in h and "train_runtime" not in h]
 
 
+@pytest.mark.slow
 def test_mlrsnet_sets_each_steps_lr_from_that_steps_training_loss(tmp_path):
     torch.manual_seed(0)
     model = TinyGPT().lm
@@ -61,6 +62,7 @@ def test_mlrsnet_sets_each_steps_lr_from_that_steps_training_loss(tmp_path):
     assert hf._hook is None  # removed at the end of training
 
 
+@pytest.mark.slow
 def test_greedy_follows_the_eval_loss(tmp_path):
     torch.manual_seed(0)
     model = TinyGPT().lm
@@ -95,6 +97,7 @@ def test_missing_loss_or_metric_is_a_one_line_error(tmp_path):
         hf.on_pre_optimizer_step(None, None, None)
 
 
+@pytest.mark.slow
 def test_the_readme_example_runs_as_written(tmp_path, monkeypatch):
     text = (REPO / "README.md").read_text()
     section = text[text.index("### Inside the HuggingFace Trainer"):]

@@ -181,6 +181,7 @@ def test_driver_takes_e_on_the_meta_split_and_keeps_the_data_order():
     assert other.driver.tuner.eta == rtho.driver.tuner.eta
 
 
+@pytest.mark.slow
 def test_bench_runs_marthe_rtho_and_l4(tmp_path):
     from tests.conftest import REPO, run_cli
 

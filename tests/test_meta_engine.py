@@ -161,6 +161,7 @@ def test_reference_double_read_advances_the_state_in_the_lookahead_and_again_at_
     assert abs(float(real_lr) - float(once_lr)) > 1e-6, "the double read made no difference"
 
 
+@pytest.mark.slow
 def test_meta_step_lowers_meta_loss_of_lookahead_on_average():
     """A sanity check of direction: a few meta steps on a fixed batch reduce the lookahead's meta loss."""
     task, model, opt, net, batch, loss = warmed_up("sgd_momentum_wd")

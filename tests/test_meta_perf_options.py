@@ -57,6 +57,7 @@ OPTIMISERS = ["sgd_momentum_wd", "sgd_nesterov", "sgd_dampening", "sgd_plain", "
 
 @pytest.mark.parametrize("K", [1, 2, 3])
 @pytest.mark.parametrize("opt_name", OPTIMISERS)
+@pytest.mark.slow
 def test_native_unroll_matches_higher_package(opt_name, K):
     setup = make_setup(opt_name, warm_steps=0 if opt_name == "sgd_plain" else 2)
     native = hypergrad(setup, backend="unroll", K=K)
@@ -65,6 +66,7 @@ def test_native_unroll_matches_higher_package(opt_name, K):
     assert rel(native, library) < 1e-9
 
 
+@pytest.mark.slow
 def test_native_unroll_matches_higher_package_with_grad_clip():
     setup = make_setup("sgd_momentum_wd", clip=0.05)
     native = hypergrad(setup, backend="unroll", K=3, grad_clip=0.05)
@@ -157,6 +159,7 @@ def test_a_clip_above_the_gradient_norm_changes_nothing():
 
 
 @pytest.mark.parametrize("opt_name", ["sgd_momentum_wd", "adam"])
+@pytest.mark.slow
 def test_first_order_is_the_sum_of_one_step_terms_along_the_real_trajectory(opt_name):
     """first_order: dL/dphi = sum_k -<grad L_meta(theta_K), d_k> dlr_k/dphi along the trajectory the
     real torch optimiser takes with lr_k = MLR-SNet(L_k); d_k = (theta_k - theta_{k+1}) / lr_k."""
@@ -215,6 +218,7 @@ def test_first_order_rejects_the_higher_package():
         MetaEngine(net, task, model, rms, backend="unroll", K=2, first_order=True)
 
 
+@pytest.mark.slow
 def test_other_optimisers_still_unroll_through_higher():
     """RMSprop has no native UpdateRule: the unroll falls back to the higher package, and its K = 2
     hypergradient is the derivative of the meta loss after two *real* ``RMSprop.step()`` calls with

@@ -38,6 +38,7 @@ IMAGE_MODELS = {
 
 
 @pytest.mark.parametrize("name", sorted(IMAGE_MODELS))
+@pytest.mark.slow
 def test_image_model_cifar_shapes_grads_and_param_count(name: str) -> None:
     torch.manual_seed(0)
     m = build_model(name, in_shape=(3, 32, 32), num_classes=10)
@@ -52,6 +53,7 @@ def test_exact_counts_where_we_match_the_reference_layer_for_layer() -> None:
     assert n_params(build_model("preact_resnet18", num_classes=10)) == IMAGE_MODELS["preact_resnet18"] + 1024
 
 
+@pytest.mark.slow
 def test_resnet18_tinyimagenet_size() -> None:
     m = build_model("resnet18", in_shape=(3, 64, 64), num_classes=200)
     assert forward_backward(m, torch.randn(2, 3, 64, 64)).shape == (2, 200)

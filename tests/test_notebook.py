@@ -23,6 +23,7 @@ def test_quickstart_is_stored_with_its_outputs():
     assert "MLRSNetScheduler(optimizer, total_steps=" in source and "sched.step(loss)" in source
 
 
+@pytest.mark.slow
 def test_quickstart_executes(tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")

@@ -7,6 +7,8 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
 
 
@@ -52,6 +54,7 @@ def test_wandb_is_an_extra_only():
     assert any(d.startswith("wandb") for d in extras["wandb"]) and any(d.startswith("wandb") for d in extras["dev"])
 
 
+@pytest.mark.slow
 def test_built_wheel_finds_its_configs(tmp_path, built_wheel):
     wheel = built_wheel
     names = zipfile.ZipFile(wheel).namelist()

@@ -36,6 +36,7 @@ def meta_run(tmp_path_factory):
     return run
 
 
+@pytest.mark.slow
 def test_meta_training_run_gets_all_three_figures(meta_run, tmp_path):
     assert sorted(p.name for p in (meta_run / "snapshots").iterdir()) == [
         "mlrsnet_epoch0000.pt", "mlrsnet_epoch0001.pt", "mlrsnet_epoch0002.pt"]
@@ -45,6 +46,7 @@ def test_meta_training_run_gets_all_three_figures(meta_run, tmp_path):
         assert_png(path)
 
 
+@pytest.mark.slow
 def test_cli_writes_into_the_run_directory(meta_run):
     r = run_cli(["mlrsnet.plot", str(meta_run)], cwd=meta_run)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -68,6 +70,7 @@ def test_not_a_run_directory_is_one_line(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("error: no runs (metrics.jsonl) under")
 
 
+@pytest.mark.slow
 def test_a_sweep_directory_gets_an_overlay_of_every_run(tmp_path):
     for seed in (0, 1):
         meta_train(compose(overrides=[*TINY, f"seed={seed}", "schedule=fixed"]), tmp_path / "sweep" / f"{seed}")
@@ -82,6 +85,7 @@ def test_a_transfer_run_plots_its_comparison_on_a_log_scale_with_the_swaps():
     assert swap_steps({"num_nets": 1, "steps": 90}) == [] and swap_steps({}) == []
 
 
+@pytest.mark.slow
 def test_transfer_comparison_overlay(tmp_path):
     from mlrsnet.transfer import transfer
 

@@ -42,6 +42,7 @@ def test_the_counters_give_the_reference_rules_meta_update_counts():
 
 @pytest.mark.parametrize("counter,want", [("global", [0, 7, 14, 21, 28, 35]), ("epoch", [6, 13, 24, 31]),
                                           ("epoch_start", [0, 7, 14, 18, 25, 32])])
+@pytest.mark.slow
 def test_the_loop_takes_its_meta_steps_where_the_counter_says(counter, want):
     cfg = parse_config(compose("train", ["+task=digits_mlp", "epochs=2", "progress=false", "log_steps=false",
                                          f"meta.counter={counter}", "meta.interval=7"]), "train")

@@ -271,6 +271,7 @@ def test_from_reference_state_dict_reads_the_sizes_off_the_shapes():
         from_reference_state_dict(reference_state_dict(0), reading="auto")
 
 
+@pytest.mark.slow
 def test_transfer_reads_the_authors_bundle_as_configured(tmp_path):
     """``reading`` reaches the frozen nets of a transfer run, and the summary records it with each net's cell;
     under the meta-test reading the last third runs at a small fraction of the meta-train reading's LR."""

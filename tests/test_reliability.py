@@ -45,6 +45,7 @@ def test_every_command_names_its_runs_uniquely(config_name):
     assert len(dirs) == 3
 
 
+@pytest.mark.slow
 def test_bench_stopped_by_sigterm_saves_exits_75_and_the_same_call_resumes_exactly(tmp_path, monkeypatch):
     overrides = [*TINY, "epochs=2", "schedules=[cosine,mlrsnet]", "seeds=[0]", "tune=false", "jobs=1"]  # in-process
     reference = bench(compose("bench", overrides), tmp_path / "ref")
@@ -62,6 +63,7 @@ def test_bench_stopped_by_sigterm_saves_exits_75_and_the_same_call_resumes_exact
             lines(tmp_path / "ref" / "runs" / name / "seed0" / "metrics.jsonl")
 
 
+@pytest.mark.slow
 def test_transfer_stopped_resumes_to_the_same_numbers_and_keeps_finished_runs(tmp_path, monkeypatch):
     overrides = ["+query=digits_mlp", "epochs=2", "progress=false", "task.train_fraction=0.3", "compare=[cosine]"]
     reference = transfer(compose("transfer", overrides), tmp_path / "ref")
@@ -77,6 +79,7 @@ def test_transfer_stopped_resumes_to_the_same_numbers_and_keeps_finished_runs(tm
     assert (tmp_path / "t" / "summary.json").stat().st_mtime_ns >= mlrsnet_summary
 
 
+@pytest.mark.slow
 def test_ensemble_stopped_resumes_its_member_and_reuses_the_finished_ones(tmp_path, monkeypatch):
     overrides = [*TINY, "epochs=2", "seeds=[0]", "pool=[{name: cosine},{name: multistep}]"]
     reference = lrensemble(compose("ensemble", overrides), tmp_path / "ref")
@@ -92,6 +95,7 @@ def test_ensemble_stopped_resumes_its_member_and_reuses_the_finished_ones(tmp_pa
     assert first.stat().st_mtime_ns == finished_at  # reused, not retrained
 
 
+@pytest.mark.slow
 def test_resume_false_into_a_used_directory_leaves_nothing_of_the_earlier_run(tmp_path):
     run = tmp_path / "run"
     meta_train(compose("train", [*TINY, "epochs=5", "snapshots=5"]), run)
@@ -102,6 +106,7 @@ def test_resume_false_into_a_used_directory_leaves_nothing_of_the_earlier_run(tm
     assert json.loads((run / "summary.json").read_text())["epochs"] == 2
 
 
+@pytest.mark.slow
 def test_lowering_epochs_on_resume_is_refused_in_one_line(tmp_path):
     meta_train(compose("train", [*TINY, "epochs=4", "schedule=fixed"]), tmp_path / "run")
     with pytest.raises(ConfigError) as info:
@@ -152,6 +157,7 @@ def test_an_rl_budget_below_one_rollout_is_refused(overrides, fragment):
     assert fragment in str(info.value)
 
 
+@pytest.mark.slow
 def test_a_finite_loss_explosion_is_a_divergence(tmp_path):
     """schedule=fixed optimizer.lr=5: the loss reached 2.4e6 and the run ended "done" at 9.65% with rc 0."""
     overrides = ["+task=digits_mlp", "progress=false", "epochs=2", "schedule=fixed", "optimizer.lr=5"]
@@ -183,6 +189,7 @@ def test_the_scheduler_refuses_a_non_finite_loss_in_one_line():
     (["mlrsnet.train", "+task=digits_mlp", "schedule=cosine", "schedule.eta_min=-1"],
      "schedule.eta_min must be >= 0"),
 ])
+@pytest.mark.slow
 def test_bad_input_is_one_line_exit_2_and_no_run_directory(tmp_path, argv, fragment):
     proc = run_cli([*argv, "progress=false"], cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -191,6 +198,7 @@ def test_bad_input_is_one_line_exit_2_and_no_run_directory(tmp_path, argv, fragm
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_from_bench_names_the_seeds_the_bench_has(tmp_path):
     bench(compose("bench", [*TINY, "epochs=1", "schedules=[fixed,cosine]", "seeds=[0,1]", "tune=false"]),
           tmp_path / "b")
@@ -198,6 +206,7 @@ def test_from_bench_names_the_seeds_the_bench_has(tmp_path):
         lrensemble(compose("ensemble", [*TINY, f"from_bench={tmp_path / 'b'}"]), tmp_path / "e")
 
 
+@pytest.mark.slow
 def test_a_log_that_is_not_a_terminal_gets_one_line_per_epoch_not_a_bar(tmp_path):
     proc = run_cli(["mlrsnet.train", "+task=digits_mlp", "epochs=2", "task.train_fraction=0.3", "schedule=fixed"],
                    cwd=tmp_path)
@@ -216,6 +225,7 @@ COMMANDS = {
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to name a descriptor's file")
 @pytest.mark.parametrize("command", list(COMMANDS))
+@pytest.mark.slow
 def test_a_full_disk_in_any_command_is_one_line_and_the_same_call_resumes(tmp_path, monkeypatch, command):
     from mlrsnet.errors import WriteError
     from tests.test_disk_faults import fill_disk_at

@@ -40,6 +40,7 @@ CASES["language_model_sequential_meta"] = [*CASES["language_model"], "task.meta_
 
 @pytest.mark.parametrize("case,stop_at", [("mlrsnet_meta_interval", 17), ("language_model", 40), ("fixed_lr", 13),
                                            ("language_model_sequential_meta", 40)])
+@pytest.mark.slow
 def test_interrupt_mid_epoch_then_resume_is_exact(tmp_path, monkeypatch, case, stop_at):
     overrides = [*CASES[case], "epochs=2", "progress=false"]
     reference = meta_train(compose(overrides=overrides), tmp_path / "ref")
@@ -62,6 +63,7 @@ def test_interrupt_mid_epoch_then_resume_is_exact(tmp_path, monkeypatch, case, s
     assert resumed["final_train_loss"] == reference["final_train_loss"]
 
 
+@pytest.mark.slow
 def test_stop_at_epoch_boundary_and_rerun_of_a_finished_run(tmp_path, monkeypatch):
     overrides = [*CASES["fixed_lr"], "epochs=2", "progress=false"]
     reference = meta_train(compose(overrides=overrides), tmp_path / "ref")
@@ -95,6 +97,7 @@ def test_signal_is_handed_to_the_previous_handler_after_saving(tmp_path, monkeyp
         signal.signal(signal.SIGUSR2, previous)
 
 
+@pytest.mark.slow
 def test_resume_false_starts_over_and_a_changed_config_is_refused(tmp_path):
     overrides = [*CASES["fixed_lr"], "epochs=1", "progress=false"]
     meta_train(compose(overrides=overrides), tmp_path)
@@ -104,6 +107,7 @@ def test_resume_false_starts_over_and_a_changed_config_is_refused(tmp_path):
     assert {r["lr"] for r in read_metrics(tmp_path / "metrics.jsonl") if r["type"] == "step"} == {0.05}
 
 
+@pytest.mark.slow
 def test_sigterm_kills_the_cli_and_rerunning_resumes_to_the_same_numbers(tmp_path):
     """The real thing: SIGTERM a `python -m mlrsnet.train` mid-training, run the command again."""
     overrides = ["+task=digits_mlp", "task.train_fraction=0.3", "batch_size=8", "epochs=3", "progress=false"]

@@ -72,6 +72,7 @@ def test_a_second_ctrl_c_interrupts_at_once():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_the_command_line_is_one_line_and_the_same_command_resumes(tmp_path):
     # Long enough (about 1,700 steps, seconds of training) that the Ctrl-C, sent as soon as the first
     # run_state.pt appears, lands inside the training loop even when this test process wakes late on a
@@ -102,6 +103,7 @@ def test_the_message_of_an_interrupt_outside_the_loop_names_the_saved_state(tmp_
     assert str(tmp_path / "run_state.pt") in message and f"hydra.run.dir={tmp_path}" in message
 
 
+@pytest.mark.slow
 def test_each_rollback_prints_one_line(tmp_path, capsys):
     summary = meta_train(compose(overrides=[
         *TINY, "schedule=fixed", "optimizer.lr=1e4", "epochs=2", "guard.on_divergence=rollback",
@@ -193,6 +195,7 @@ def test_mlrsnet_step_takes_a_float_like_the_scheduler():
 
 @pytest.mark.parametrize(("module", "group", "other"), [("mlrsnet.train", "task", "query"),
                                                          ("mlrsnet.transfer", "query", "task")])
+@pytest.mark.slow
 def test_help_names_the_command_and_only_its_own_group(module, group, other, tmp_path):
     proc = run_cli([module, "--help"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -207,6 +210,7 @@ def test_progress_bar_labels_the_test_metric(tmp_path, capsys):
     assert "test_acc=" in err and " accu=" not in err
 
 
+@pytest.mark.slow
 def test_report_of_a_benchmark_directory(tmp_path):
     from mlrsnet.bench import bench
     from mlrsnet.report import report
@@ -229,6 +233,7 @@ def test_plot_titles_name_the_task_not_the_timestamp(tmp_path):
     assert run_label(Path(tmp_path)) == tmp_path.name  # nothing to go by
 
 
+@pytest.mark.slow
 def test_a_launcher_without_its_plugin_names_the_extra_to_install(tmp_path):
     """The README's sweep example after `pip install -e .` (no plugin): one line naming the extra."""
     code = ("import sys; sys.modules['hydra_plugins.hydra_submitit_launcher'] = None; "

@@ -42,6 +42,7 @@ def test_runs_started_in_the_same_second_get_different_directories(config_name, 
     assert Path(first).parent == Path(second).parent  # runs/<command>/<name>/, only the leaf differs
 
 
+@pytest.mark.slow
 def test_two_processes_started_together_write_two_complete_runs(tmp_path: Path):
     """Both runs of the issue's reproduction, started at once, keep their own results."""
     import subprocess
@@ -62,6 +63,7 @@ def test_two_processes_started_together_write_two_complete_runs(tmp_path: Path):
         assert not (s.parent / "cli.log").exists()  # Hydra's always-empty job log is off
 
 
+@pytest.mark.slow
 def test_a_second_run_into_a_locked_directory_refuses_in_one_line(tmp_path: Path, compose_cfg):
     cfg = compose_cfg("train", ["+task=digits_mlp", "epochs=1", "progress=false"])
     run_dir = tmp_path / "run"

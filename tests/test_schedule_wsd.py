@@ -74,6 +74,7 @@ def test_bad_parameters_are_one_line_errors(tmp_path, override, fragment):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_bench_and_transfer_compare_run_it(tmp_path):
     out = bench(compose("bench", [*TINY, "epochs=1", "schedules=[fixed,wsd]", "seeds=[0]", "tune=false"]),
                 tmp_path / "bench")

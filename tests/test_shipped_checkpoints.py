@@ -52,6 +52,7 @@ def test_copy_to_checkpoints_never_writes_into_the_shipped_ones(tmp_path):
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_a_non_editable_install_finds_the_shipped_checkpoints(tmp_path, built_wheel):
     wheel = built_wheel
     names = zipfile.ZipFile(wheel).namelist()

@@ -107,6 +107,7 @@ def test_bad_time_steps_is_a_config_error():
         build_task(parse_config(compose("train", ["+task=snn_digits", "task.time_steps=1"]), "train").task, 0, "cpu")
 
 
+@pytest.mark.slow
 def test_one_epoch_of_snn_digits_under_the_meta_engine(tmp_path):
     """Surrogate-gradient training through time with MLR-SNet's lookahead (schedule=mlrsnet)."""
     proc = subprocess.run(

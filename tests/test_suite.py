@@ -22,6 +22,7 @@ TINY = ["schedules=[fixed,cosine]", "seeds=[0,1]", "jobs=1",
         "{name: nmf, task: nmf_synthetic, epochs: 2, target: 0.9, overrides: ['task.rows=60', 'task.cols=20']}]"]
 
 
+@pytest.mark.slow
 def test_the_self_ruleset_scores_every_schedule_on_every_workload(tmp_path):
     out = suite(compose("suite", TINY), tmp_path)
     assert {(r["workload"], r["schedule"]) for r in out["per_workload"]} == {
@@ -43,6 +44,7 @@ def test_the_self_ruleset_scores_every_schedule_on_every_workload(tmp_path):
     assert "| rank | schedule |" in (tmp_path / "scores.md").read_text()
 
 
+@pytest.mark.slow
 def test_the_external_ruleset_draws_sobol_trials_from_the_declared_space_and_chooses_on_the_meta_split(tmp_path):
     cfg, _, _ = validate_suite(compose("suite", [*TINY, "ruleset=external", "trials=4"]))
     trials = plan_trials("cosine", cfg)
@@ -65,6 +67,7 @@ def test_the_external_ruleset_draws_sobol_trials_from_the_declared_space_and_cho
     assert {r["workload"]: r["lr_multiplier"] for r in out["per_workload"]} == pytest.approx(chosen)
 
 
+@pytest.mark.slow
 def test_a_killed_suite_resumes_without_rerunning_finished_trials(tmp_path, monkeypatch):
     real, calls = StopSignals.requested, {"n": 0}
 
@@ -104,6 +107,7 @@ def test_bad_input_is_one_line(overrides, fragment):
     assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.slow
 def test_the_command_line_runs_the_suite_and_refuses_bad_input(tmp_path):
     proc = run_cli(["mlrsnet.suite", *TINY, "seeds=[0]", "out_dir=out"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]

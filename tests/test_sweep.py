@@ -43,6 +43,7 @@ def test_slurm_launcher_config_exposes_the_cluster_knobs():
     compose(overrides=["+task=digits_cnn"])  # the group options do not disturb plain composition
 
 
+@pytest.mark.slow
 def test_two_job_multirun_through_submitit_local_then_report(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     r = run_cli(["mlrsnet.train", "-m", "+task=digits_mlp", "seed=0,1", "hydra/launcher=local", "epochs=1",
@@ -76,6 +77,7 @@ def children(pid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find the job's process")
+@pytest.mark.slow
 def test_preempted_job_is_requeued_by_submitit_and_resumes_exactly(tmp_path):
     """SIGUSR2 is what SLURM sends a submitit job before a time-out or on pre-emption: the run saves after
     its step, submitit requeues it, and the requeued job resumes in the same run directory."""
@@ -109,6 +111,7 @@ def test_preempted_job_is_requeued_by_submitit_and_resumes_exactly(tmp_path):
     assert json.loads((run / "summary.json").read_text())["final_test_accuracy"] == reference["final_test_accuracy"]
 
 
+@pytest.mark.slow
 def test_sigterm_ends_a_sequential_multirun_instead_of_starting_the_next_job(tmp_path):
     overrides = ["+task=digits_mlp", "task.train_fraction=0.3", "batch_size=8", "epochs=3", "progress=false"]
     sweep = subprocess.Popen([sys.executable, "-m", "mlrsnet.train", "-m", *overrides, "seed=0,1",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import run_cli
 
 
+@pytest.mark.slow
 def test_a_bad_value_in_any_job_stops_the_sweep_before_the_first_job(tmp_path):
     proc = run_cli(["mlrsnet.train", "-m", "+task=digits_mlp", "epochs=1,0", "progress=false",
                     "hydra.sweep.dir=sweep"], cwd=tmp_path)
@@ -14,6 +17,7 @@ def test_a_bad_value_in_any_job_stops_the_sweep_before_the_first_job(tmp_path):
     assert not (tmp_path / "sweep").exists()  # job 0 never ran
 
 
+@pytest.mark.slow
 def test_a_task_key_the_family_lacks_is_refused_for_its_job_before_any_job(tmp_path):
     proc = run_cli(["mlrsnet.train", "-m", "+task=digits_mlp,nmf_synthetic", "epochs=1", "task.train_fraction=0.5",
                     "progress=false", "hydra.sweep.dir=sweep"], cwd=tmp_path)
@@ -22,6 +26,7 @@ def test_a_task_key_the_family_lacks_is_refused_for_its_job_before_any_job(tmp_p
     assert not (tmp_path / "sweep").exists()
 
 
+@pytest.mark.slow
 def test_a_task_key_sweeps_over_tasks_of_one_family(tmp_path):
     proc = run_cli(["mlrsnet.train", "-m", "+task=digits_mlp,digits_cnn", "epochs=1", "task.train_fraction=0.2",
                     "schedule=fixed", "progress=false", "log_steps=false", "hydra.sweep.dir=sweep"], cwd=tmp_path)

@@ -52,6 +52,7 @@ def test_splits_windows_and_batches(compose_cfg):
     assert torch.equal(next(again.train_batches(0))[0], x)  # seeded order
 
 
+@pytest.mark.slow
 def test_fine_tuning_at_a_small_lr_adapts_to_code_and_forgets_some_docs(compose_cfg):
     # 3% of the pretraining LR: at the pretraining LR itself the first Adam steps undo the base.
     cfg = _cfg(compose_cfg, "gpt_finetune_stdlib", "epochs=2", "schedule=warmup_linear", "task.train_chars=6000",
@@ -66,6 +67,7 @@ def test_fine_tuning_at_a_small_lr_adapts_to_code_and_forgets_some_docs(compose_
     assert {"test_accuracy", "meta_perplexity", "meta_accuracy"} <= set(after)
 
 
+@pytest.mark.slow
 def test_lora_trains_only_the_adapters(compose_cfg):
     run = build_run(_cfg(compose_cfg, "gpt_finetune_stdlib_lora", "epochs=1", "schedule=warmup_constant"))
     trainable = {n for n, p in run.model.named_parameters() if p.requires_grad}
@@ -101,6 +103,7 @@ def test_bench_defaults_of_the_task_are_small_and_valid(compose_cfg):
 
 
 @pytest.mark.parametrize("task", ["gpt_finetune_stdlib", "gpt_finetune_stdlib_lora"])
+@pytest.mark.slow
 def test_bench_frozen_mlrsnet_is_scaled_by_the_adamw_lr_not_the_sgd_gamma(compose_cfg, task, capsys, tmp_path):
     """The task's default for mlrsnet_frozen: gamma = optimizer.lr, so a multiplier means the same LR for every
     policy. The paper's recomputed gamma (gamma=recompute, still one override away) is an SGD LR, ~1.4 here."""

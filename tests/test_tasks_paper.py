@@ -190,6 +190,7 @@ def test_language_model_meta_set_from_the_training_tail(data_root: Path) -> None
 
 
 @pytest.mark.parametrize("name", TASKS)
+@pytest.mark.slow
 def test_one_epoch_of_meta_training(data_root: Path, tmp_path: Path, name: str) -> None:
     cfg = _cfg(name, data_root, "epochs=1", "meta.interval=2", "progress=false")
     summary = meta_train(cfg, tmp_path / "run")
@@ -256,6 +257,7 @@ def test_missing_data_names_the_files(tmp_path: Path, name: str) -> None:
     assert "\n" not in str(info.value) and str(tmp_path / "empty") in str(info.value)
 
 
+@pytest.mark.slow
 def test_cli_offline_missing_data_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
     root = tmp_path / "no data here"
     proc = run_cli(["mlrsnet.train", "+task=cifar10_resnet", f"data.root='{root}'"], cwd=tmp_path,

@@ -14,6 +14,7 @@ from tests.conftest import compose, run_cli
 TINY = ["epochs=2", "task.train_fraction=0.3", "progress=false"]
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_writes_all_outputs(tmp_path):
     r = run_cli(["mlrsnet.train", "+task=digits_mlp", *TINY, "hydra.run.dir=run", "copy_to_checkpoints=true"],
                 cwd=tmp_path)
@@ -52,6 +53,7 @@ def test_cli_end_to_end_writes_all_outputs(tmp_path):
     assert (run / "lr_schedule.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_multirun_over_seeds_and_tasks(tmp_path):
     r = run_cli(["mlrsnet.train", "-m", "+task=digits_mlp,digits_cnn", "seed=0,1", "epochs=1",
                  "task.train_fraction=0.2", "progress=false", "log_steps=false", "hydra.sweep.dir=sweep"],
@@ -68,6 +70,7 @@ def test_multirun_over_seeds_and_tasks(tmp_path):
     ("digits_cnn", ["meta.backend=higher", "meta.K=2"]),
     ("text_lstm_cpython", ["task.max_chars=20000", "batch_size=8", "task.bptt=16"]),
 ])
+@pytest.mark.slow
 def test_same_seed_same_numbers(tmp_path, task, extra):
     overrides = [f"+task={task}", "epochs=2", "progress=false", *extra]
     if task.startswith("digits"):

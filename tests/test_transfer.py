@@ -68,6 +68,7 @@ def transfer_cfg(query: str, *overrides: str) -> dict:
     return compose("transfer", [f"+query={query}", *tiny, *overrides])
 
 
+@pytest.mark.slow
 def test_meta_train_save_load_transfer_gives_the_in_memory_lr_sequence(meta_trained, tmp_path):
     net, path = meta_trained
     summary = transfer(transfer_cfg("digits_cnn", f"checkpoint={path}", "gamma=checkpoint"), tmp_path)
@@ -79,6 +80,7 @@ def test_meta_train_save_load_transfer_gives_the_in_memory_lr_sequence(meta_trai
     assert summary["gammas"] == pytest.approx([float(net.gamma)])
 
 
+@pytest.mark.slow
 def test_recomputed_gamma_rescales_the_same_sequence(meta_trained, tmp_path):
     net, path = meta_trained
     summary = transfer(transfer_cfg("digits_cnn", f"checkpoint={path}"), tmp_path)
@@ -91,6 +93,7 @@ def test_recomputed_gamma_rescales_the_same_sequence(meta_trained, tmp_path):
     assert summary["initial_loss"] == pytest.approx(math.log(10), rel=0.2)
 
 
+@pytest.mark.slow
 def test_text_query_feeds_the_net_the_loss_over_ln_vocab(meta_trained, tmp_path):
     net, path = meta_trained
     small = ["task.max_chars=12000", "batch_size=8", "task.model_kwargs.hidden_size=32"]
@@ -123,6 +126,7 @@ def test_multi_checkpoint_protocol_swaps_at_equal_fractions(meta_trained, tmp_pa
     assert [c["path"] for c in summary["checkpoints"]] == [str(path.resolve()), str(other_path.resolve())]
 
 
+@pytest.mark.slow
 def test_baselines_share_seed_init_and_data_order(tmp_path):
     summary = transfer(transfer_cfg("digits_mlp", "compare=[multistep,cosine,fixed]", "optimizer.lr=0.05"),
                        tmp_path)
@@ -184,6 +188,7 @@ def test_config_errors_name_the_key():
         transfer(transfer_cfg("digits_mlp", "compare=[mlrsnet]"), "unused")
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_with_the_shipped_checkpoint(tmp_path):
     r = run_cli(["mlrsnet.transfer", "+query=digits_cnn_data25", "epochs=1", "compare=[multistep]", "progress=false",
                  "hydra.run.dir=run"], cwd=tmp_path)
@@ -202,6 +207,7 @@ def test_cli_end_to_end_with_the_shipped_checkpoint(tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["corrupt", "foreign", "mismatch"])
+@pytest.mark.slow
 def test_bad_checkpoint_is_one_line_naming_the_file(tmp_path, kind):
     path = tmp_path / f"{kind}.pt"
     if kind == "corrupt":
@@ -225,6 +231,7 @@ def test_bad_checkpoint_is_one_line_naming_the_file(tmp_path, kind):
         assert len(lines) == 1 and str(path) in lines[0] and expected in lines[0], r.stderr
 
 
+@pytest.mark.slow
 def test_transfer_to_adam_with_the_recomputed_gamma_warns_in_one_line_naming_gamma(tmp_path, capsys, recwarn):
     transfer(transfer_cfg("digits_mlp", "epochs=1", "optimizer.name=adam"), tmp_path / "a")
     assert not [w for w in recwarn if "MLRSNetScheduler" in str(w.message)]  # not said twice

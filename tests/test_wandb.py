@@ -52,6 +52,7 @@ def key(item) -> str:
     return item.key or "/".join(item.nested_key)
 
 
+@pytest.mark.slow
 def test_offline_wandb_run_holds_config_metrics_lr_curve_and_checkpoint(tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
