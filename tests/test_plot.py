@@ -94,3 +94,28 @@ def test_transfer_comparison_overlay(tmp_path):
     written = [str(p) for p in plot_run(tmp_path / "t")]
     assert str(tmp_path / "t" / "plots" / "comparison" / "overlay.png") in written
     assert_png(tmp_path / "t" / "plots" / "comparison" / "overlay.png")
+
+
+def test_the_overlay_marks_the_swaps_on_a_log_lr_axis(tmp_path, monkeypatch):
+    import json
+
+    import mlrsnet.engine.figures as figures
+
+    runs = {}
+    for name, lrs in {"mlrsnet (frozen)": [0.3, 0.3, 0.01, 0.01, 0.002, 0.002], "cosine": [0.1, 0.09, 0.07, 0.04,
+                                                                                         0.01, 0.001]}.items():
+        run = tmp_path / name.split()[0]
+        run.mkdir()
+        lines = [{"type": "step", "step": i, "epoch": i // 3 + 1, "lr": lr, "loss": 1.0} for i, lr in enumerate(lrs)]
+        lines += [{"type": "epoch", "epoch": e, "step": 3 * e, "lr_mean": 0.1, "test_accuracy": 0.5 + 0.1 * e}
+                  for e in (1, 2)]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+        runs[name] = run
+    seen = {}
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path: seen.setdefault("fig", fig) and path)
+    figures.plot_overlay(runs, tmp_path / "out", "t", swaps=[2, 4])
+    lr_ax = seen["fig"].axes[0]
+    assert lr_ax.get_yscale() == "log"
+    swaps = [line.get_xdata()[0] for line in lr_ax.get_lines() if line.get_linestyle() == "--"]
+    assert swaps == [2, 4]
+    assert "net swap" in [t.get_text() for t in seen["fig"].legends[0].get_texts()]

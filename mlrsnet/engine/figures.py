@@ -62,9 +62,10 @@ def swap_steps(summary: dict) -> list[int]:
     return [round(k * total / n) for k in range(1, n)] if n > 1 and total else []
 
 
-def plot_overlay(runs: dict[str, Path], out_dir: Path, title: str) -> list[Path]:
+def plot_overlay(runs: dict[str, Path], out_dir: Path, title: str, swaps: list[int] | None = None) -> list[Path]:
     """Every run of ``runs`` (label -> run directory) in one figure: the learning rate against iteration (log
-    scale when positive) and the test metric against epoch; the legend sits outside the axes."""
+    scale when positive) and the test metric against epoch; ``swaps``: a frozen bundle's net swaps, marked on the
+    LR panel; the legend sits outside the axes."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(11, 4.2))
@@ -85,6 +86,8 @@ def plot_overlay(runs: dict[str, Path], out_dir: Path, title: str) -> list[Path]
                            marker=".", lw=1, label=label)
     if positive:
         lr_ax.set_yscale("log")
+    for i, step in enumerate(swaps or []):
+        lr_ax.axvline(step, color="0.4", ls="--", lw=0.8, label="net swap" if i == 0 else None)
     lr_ax.set_xlabel("iteration")
     lr_ax.set_ylabel("learning rate" + (" (log scale)" if positive else ""))
     metric_ax.set_xlabel("epoch")
@@ -202,7 +205,8 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> list[Path]:
     compared = sorted(p for p in (run_dir / "compare").glob("*") if (p / "metrics.jsonl").is_file())
     if compared:  # a transfer run with compare=[...]: the frozen MLR-SNet against its baselines
         runs = {f"{summary.get('schedule', 'mlrsnet')} (frozen)": run_dir, **{p.name: p for p in compared}}
-        written += plot_overlay(runs, out_dir / "comparison", f"{name}: against the compared schedules")
+        written += plot_overlay(runs, out_dir / "comparison", f"{name}: against the compared schedules",
+                                swap_steps(summary))
     return written
 
 
