@@ -103,6 +103,7 @@ class SuiteConfig:
                                "null: the CPUs this process may use", ge=1)
     launcher: str = setting("local", "local: this machine | slurm: a job array through submitit (extra [slurm])",
                             choices=("local", "slurm"))
+    only: list[str] | None = setting(None, "run only these workloads of the suite (their names); null: all")
     overrides: list[str] = setting([], "config overrides applied to every workload (e.g. device=cuda)")
     progress: bool = setting(False, "progress bars of the runs (jobs=1)")
     out_dir: str | None = setting(None, "null: Hydra's run directory")
@@ -154,6 +155,12 @@ def validate_suite(cfg: Any) -> tuple[SuiteConfig, list[Workload], dict[str, Tra
     names = [w.name for w in workloads]
     if len(set(names)) != len(names):
         raise ConfigError(f"the suite names a workload twice: {names}")
+    if typed.only is not None:
+        unknown = [n for n in typed.only if n not in names]
+        if unknown or not typed.only:
+            raise ConfigError(f"only={typed.only}: the {typed.suite_name} suite's workloads are {names}; name some "
+                              "of them")
+        workloads = [w for w in workloads if w.name in typed.only]
     configs = {}
     for w in workloads:
         try:

@@ -100,6 +100,7 @@ def test_parallel_jobs_give_the_runs_of_one_thread_each(tmp_path):
     (["workloads=[{name: a, task: no_such_task, epochs: 1, target: 0.5}]"], "workload a: cannot compose"),
     (["workloads=[{name: a, task: digits_mlp, epochs: 0, target: 0.5}]"], "workloads[0].epochs must be >= 1"),
     (["workloads=[]"], "the suite has no workloads"),
+    (["only=[nmf,cifar]"], "only=['nmf', 'cifar']: the quick suite's workloads are ['mlp', 'nmf']"),
 ])
 def test_bad_input_is_one_line(overrides, fragment):
     with pytest.raises(ConfigError) as info:
@@ -131,3 +132,8 @@ def test_only_a_schedule_that_reads_l0_measures_it_over_the_training_split(monke
     cfg = parse_config(compose("train", ["+task=digits_mlp", "epochs=1", f"schedule={schedule}"]), "train")
     run = build.build_run(cfg)
     assert seen == [over] and math.isfinite(run.l0) and run.l0 > 0
+
+
+def test_only_runs_the_named_workloads_of_a_suite():
+    _, workloads, configs = validate_suite(compose("suite", [*TINY, "only=[nmf]"]))
+    assert [w.name for w in workloads] == ["nmf"] and list(configs) == ["nmf"]
