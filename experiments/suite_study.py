@@ -32,6 +32,12 @@ OUT = ROOT / "experiments" / "suite"
 SCHEDULES = ["fixed", "multistep", "exponential", "cosine", "sgdr", "onecycle", "wsd", "greedy", "sgd_hd", "sls",
              "l4", "mlrsnet", "mlrsnet_frozen"]
 RULESETS = {"self": [], "external": ["trials=4"]}
+# The default suite (one workload per modality) at the suite's default schedules, ruleset self only, without its two
+# Fashion-MNIST workloads: on the 2-core machine the whole default suite under both rulesets is hours of CPU (the
+# Fashion-MNIST runs are 2-5 minutes each); `python -m mlrsnet.suite suite=default` runs it whole.
+DEFAULT_RUN = ["python", "-m", "mlrsnet.suite", "suite=default", "ruleset=self",
+               "only=[digits_resnet,text_lstm,nmf_synthetic,gpt_finetune,snn_digits]", "jobs=1",
+               "overrides=['threads=1']", "out_dir=experiments/suite/default_self"]
 
 
 def command(suite: str, ruleset: str, jobs: int) -> list[str]:
@@ -44,33 +50,18 @@ def counts(paired: list[dict], workload: str | None = None) -> dict[str, int]:
     return {v: sum(p["verdict"] == v for p in rows) for v in ("win", "tie", "loss")}
 
 
-def readme(suite: str, jobs: int) -> str:
-    lines = [f"# The {suite} suite under both tuning rulesets", "",
-             "Regenerate: `python experiments/suite_study.py` (both rulesets, then this file; finished runs are "
-             "reused). The two commands it runs:", ""]
-    for ruleset in RULESETS:
-        lines.append(f"    {' '.join(command(suite, ruleset, jobs))}")
-    lines += ["", "The protocol (workloads, targets on the meta split, trials, time to target, performance "
-              "profiles, the benchmark score, the paired tests) is in `mlrsnet/suite.py` and "
-              "[docs/commands/suite.md](../../docs/commands/suite.md); how the targets were set: "
-              f"[targets_{suite}.md](targets_{suite}.md). Each ruleset's full tables: its `scores.md`; one row "
-              "per seed run: its `results.csv`; every trial, the chosen one and whether it sits at an edge of the "
-              "search space: `trials.csv`.", ""]
-    data = {}
-    for ruleset in RULESETS:
-        path = OUT / f"{suite}_{ruleset}" / "suite.json"
-        if path.is_file():
-            data[ruleset] = json.loads(path.read_text())
-    if not data:
-        return "\n".join([*lines, "No suite has finished yet.", ""])
-    lines += ["## Benchmark scores", "",
-              "The normalised area under each schedule's performance profile up to tau = "
-              f"{next(iter(data.values()))['tau_max']:g} (1: the fastest to the target on every workload; 0: never "
-              "reaches it within tau of the fastest), in seconds (AlgoPerf's measure: a schedule's own cost, such as "
-              "MLR-SNet's meta steps, counts) and in steps (it does not).", "",
-              "| schedule | " + " | ".join(f"{r}: seconds | {r}: steps" for r in data) + " |",
-              "|---|" + "---:|---:|" * len(data)]
+def section(data: dict[str, dict], heading: str) -> list[str]:
+    """The scores, MLR-SNet's wins, ties and losses, and its ranks, of the suite directories ``data`` (ruleset ->
+    its suite.json)."""
     first = next(iter(data.values()))
+    lines = [f"## {heading}: benchmark scores", "",
+             "The normalised area under each schedule's performance profile up to tau = "
+             f"{first['tau_max']:g} (1: the fastest to the target on every workload; 0: never reaches it within tau "
+             "of the fastest), in seconds (AlgoPerf's measure: a schedule's own cost, such as MLR-SNet's meta steps, "
+             "counts) and in steps (it does not). Workloads: "
+             + ", ".join(f"`{w['name']}`" for w in first["workloads"]) + ".", "",
+             "| schedule | " + " | ".join(f"{r}: seconds | {r}: steps" for r in data) + " |",
+             "|---|" + "---:|---:|" * len(data)]
     for name in sorted(first["scores"], key=lambda n: -first["scores"][n]):
         cells = []
         for d in data.values():
@@ -80,7 +71,7 @@ def readme(suite: str, jobs: int) -> str:
         label = f"**{name}**" if name.startswith("mlrsnet") else name
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     n = len(first["scores"])
-    lines += ["", f"({n} schedules; #k: the rank.)", "", "## MLR-SNet against every other schedule", "",
+    lines += ["", f"({n} schedules; #k: the rank.)", "", f"### {heading}: MLR-SNet against every other schedule", "",
               "MLR-SNet meta-trained in place minus each other schedule, final test metric paired over the seeds "
               "(t-test, 95% interval): **win** / **loss** where p < 0.05 in MLR-SNet's favour / against it, "
               "**tie** otherwise (no correction for the number of rows; the rows are in each `scores.md`).", "",
@@ -91,7 +82,7 @@ def readme(suite: str, jobs: int) -> str:
             lines.append(f"| {ruleset} | {w['name']} | {c['win']} | {c['tie']} | {c['loss']} |")
         c = counts(d["paired"])
         lines.append(f"| {ruleset} | **all** | {c['win']} | {c['tie']} | {c['loss']} |")
-    lines += ["", "## Where MLR-SNet ranks", ""]
+    lines += ["", f"### {heading}: where MLR-SNet ranks", ""]
     for ruleset, d in data.items():
         for name in ("mlrsnet", "mlrsnet_frozen"):
             if name not in d["scores"]:
@@ -102,16 +93,47 @@ def readme(suite: str, jobs: int) -> str:
             lines.append(f"- ruleset {ruleset}, `{name}`: #{rank} of {n} in seconds ({d['scores'][name]:.3f}; "
                          f"the best, {best}, {d['scores'][best]:.3f}), #{srank} of {n} in steps "
                          f"({d['step_scores'][name]:.3f}).")
-    lines += ["", "In plain words: meta-trained in place, MLR-SNet reaches the targets in the fewest steps without "
-              "tuning, but its meta steps cost more time than any other schedule's, so in seconds (the suite's "
-              "score) it ranks near the bottom; tuned, the baselines catch up and it ranks lower still. The frozen "
-              "bundle (meta-trained on noisy digits) never reaches the targets untuned. Caveats: the quick suite is "
-              "three small offline workloads whose runs reach their targets in under a second to a few seconds, "
-              "so the seconds are noisy and decide nothing about larger tasks; 3 seeds; the targets are set by "
-              "SGDM + cosine at its defaults, which the ruleset-self cosine row reaches on about half its seeds by "
-              "construction.", "", "Profiles (seconds and steps to target):", ""]
-    for ruleset in data:
-        lines += [f"![{ruleset}]({suite}_{ruleset}/profiles.png)", ""]
+    return lines
+
+
+def _load(directory: Path) -> dict | None:
+    path = directory / "suite.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def readme(suite: str, jobs: int) -> str:
+    lines = [f"# The {suite} suite under both tuning rulesets, and the default suite in part", "",
+             "Regenerate: `python experiments/suite_study.py` (both rulesets of the quick suite, then this file; "
+             "finished runs are reused; `--default` also runs the default suite's part below). The commands it "
+             "runs:", ""]
+    for ruleset in RULESETS:
+        lines.append(f"    {' '.join(command(suite, ruleset, jobs))}")
+    lines.append(f"    {' '.join(DEFAULT_RUN)}")
+    lines += ["", "The protocol (workloads, targets on the meta split, trials, time to target, performance "
+              "profiles, the benchmark score, the paired tests) is in `mlrsnet/suite.py` and "
+              "[docs/commands/suite.md](../../docs/commands/suite.md); how the targets were set: "
+              f"[targets_{suite}.md](targets_{suite}.md) and [targets_default.md](targets_default.md). Each "
+              "directory's full tables: its `scores.md`; one row per seed run: its `results.csv`; every trial, the "
+              "chosen one and whether it sits at an edge of the search space: `trials.csv`.", ""]
+    data = {r: d for r in RULESETS if (d := _load(OUT / f"{suite}_{r}")) is not None}
+    if data:
+        lines += section(data, f"The {suite} suite")
+        lines += ["", "In plain words: meta-trained in place, MLR-SNet reaches the quick suite's targets in the fewest "
+                  "steps without tuning, but its meta steps cost more time than any other schedule's, so in seconds "
+                  "(the suite's score) it ranks near the bottom; tuned, the baselines catch up and it ranks lower "
+                  "still. The frozen bundle (meta-trained on noisy digits) never reaches the targets untuned. "
+                  "Caveats: the quick suite is three small offline workloads whose runs reach their targets in under "
+                  "a second to a few seconds, so the seconds are noisy and decide nothing about larger tasks; 3 "
+                  "seeds; the targets are set by SGDM + cosine at its defaults, which the ruleset-self cosine row "
+                  "reaches on about half its seeds by construction.", ""]
+    default = _load(OUT / "default_self")
+    if default is not None:
+        lines += [*section({"self": default}, "The default suite without Fashion-MNIST"), "",
+                  "The default suite's two Fashion-MNIST workloads are not in this run (CPU time, see "
+                  "`experiments/suite_study.py`); its 8 default schedules, ruleset self only.", ""]
+    lines += ["Profiles (seconds and steps to target):", ""]
+    for name in [*(f"{suite}_{r}" for r in data), *(["default_self"] if default is not None else [])]:
+        lines += [f"![{name}]({name}/profiles.png)", ""]
     return "\n".join(lines)
 
 
@@ -120,11 +142,14 @@ def main() -> None:
     ap.add_argument("--suite", default="quick")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--tables", action="store_true", help="only write README.md from the suite directories")
+    ap.add_argument("--default", action="store_true", help="also run the default suite's part (DEFAULT_RUN)")
     args = ap.parse_args()
     if not args.tables:
         for ruleset in RULESETS:
             cmd = command(args.suite, ruleset, args.jobs)
             subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, check=True)
+        if args.default:
+            subprocess.run([sys.executable, *DEFAULT_RUN[1:]], cwd=ROOT, check=True)
     text = readme(args.suite, args.jobs)
     atomic_write_text(OUT / "README.md", text + "\n")
     print(text)
