@@ -46,6 +46,9 @@ from mlrsnet.io import atomic_write_text
 from mlrsnet.meta.engine import meta_update_due
 from mlrsnet.train import meta_train
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _results import collect, write_results  # noqa: E402
+
 OUT = Path("experiments/text_fidelity")
 SEEDS = [0, 1, 2]
 # The task's settings before issue 30 (the cell of the image code); every variant starts from them.
@@ -298,9 +301,21 @@ def _base_meta() -> float:
     return statistics.fmean(summary("base", s)["final_meta_perplexity"] for s in SEEDS)
 
 
+def results_csv() -> Path:
+    """``results.csv``: one row per finished run (``experiments/_results.py``): the variant, its overrides, the
+    meta updates it made, and the run's columns (test and meta-split perplexity, final and best)."""
+    found = [({"variant": name, "overrides": " ".join(VARIANTS[name][1]), "seed": seed}, run_dir(name, seed))
+             for name in VARIANTS for seed in SEEDS if summary(name, seed) is not None]
+    rows = collect(found)
+    for row in rows:
+        row["meta_updates"] = meta_updates(row["variant"], int(row["seed"]))
+    return write_results(OUT / "results.csv", rows, ("variant", "overrides", "seed", "meta_updates"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tables", action="store_true", help="only rewrite the README from the finished runs")
+    parser.add_argument("--tables", action="store_true",
+                        help="only rewrite the README and results.csv from the finished runs")
     parser.add_argument("--only", default="", help="comma-separated variants to run (default: all)")
     args = parser.parse_args()
     if not args.tables:
@@ -312,6 +327,7 @@ def main() -> None:
                 run(name, seed)
                 write_readme()
     write_readme()
+    results_csv()
 
 
 if __name__ == "__main__":
