@@ -56,6 +56,7 @@ from mlrsnet.engine.cli import compose  # noqa: E402
 from mlrsnet.engine.config import BenchConfig, parse_config  # noqa: E402
 from mlrsnet.engine.resume import StopSignals  # noqa: E402
 from mlrsnet.engine.runner import RunRecord, read_record  # noqa: E402
+from mlrsnet.errors import RunInterrupted  # noqa: E402
 from mlrsnet.io import atomic_write_json, atomic_write_text  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "experiments"))
@@ -377,7 +378,7 @@ def figure_6a(setting: str, rows: list[tuple[str, dict[int, RunRecord], str]]) -
     """Test accuracy and the epoch's mean LR against the epoch, mean over the finished seeds of each row."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11, 3.8))
+    fig = Figure(figsize=(13, 3.8))
     axes = fig.subplots(1, 2)
     for text, recs, _ in rows:
         hs = [r.history for r in recs.values() if r.status == "complete" and r.history]
@@ -391,8 +392,10 @@ def figure_6a(setting: str, rows: list[tuple[str, dict[int, RunRecord], str]]) -
     for ax, title in zip(axes, ("test accuracy", "LR (epoch mean)"), strict=True):
         ax.set_xlabel("epoch")
         ax.set_title(title)
+    axes[0].set_ylabel("test accuracy")
     axes[1].set_yscale("log")
-    axes[1].legend(fontsize=7)
+    axes[1].set_ylabel("learning rate (log scale)")
+    axes[1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # outside the axes: it covers no data
     fig.suptitle(f"6a {setting}: {' '.join(SETTINGS_6A[setting][1:]) or 'clean'} {' '.join(SCALE)}; mean over the "
                  "finished seeds", fontsize=9)
     fig.tight_layout()
@@ -546,7 +549,7 @@ def results_csv() -> Path:
     return write_results(OUT / "results.csv", collect(found), ("part", "setting", "kind", "role"))
 
 
-def main() -> None:
+def main() -> int | None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parts = [f"6a-{s}" for s in SETTINGS_6A] + ["bundle", "6b"]
     ap.add_argument("--part", choices=parts, action="append")
@@ -562,13 +565,19 @@ def main() -> None:
         return
     seeds = [int(s) for s in args.seeds.split(",")]
     only = args.only.split(",") if args.only else None
-    for part in [] if args.tables else args.part or []:
-        if part.startswith("6a-"):
-            part_6a(part[3:], seeds, only)
-        elif part == "bundle":
-            part_bundle()
-        else:
-            part_6b(seeds, only, args.queries.split(",") if args.queries else list(QUERIES))
+    try:
+        for part in [] if args.tables else args.part or []:
+            if part.startswith("6a-"):
+                part_6a(part[3:], seeds, only)
+            elif part == "bundle":
+                part_bundle()
+            else:
+                part_6b(seeds, only, args.queries.split(",") if args.queries else list(QUERIES))
+    except RunInterrupted as e:  # SIGTERM / Ctrl-C: the run in flight saved its state; the same command resumes
+        print(f"error: {e}", file=sys.stderr)
+        tables()
+        results_csv()
+        return e.exit_code
     tables()
     results_csv()
 
