@@ -28,7 +28,7 @@ from mlrsnet.engine.log import read_metrics
 from mlrsnet.train import meta_train
 from tests.conftest import compose, run_cli
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]  # a real cluster: seconds to minutes per test
 
 SWEEP = [sys.executable, "-m", "mlrsnet.train", "-m", "hydra/launcher=slurm", "hydra.launcher.partition=debug"]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
