@@ -143,6 +143,14 @@ def configuration() -> str:
             "go to its runs.", "", key_table(SuiteConfig), "",
             f"### A workload (`workloads` entry, `{Workload.__name__}`)", "", _doc(Workload), "",
             key_table(Workload), ""]
+    from mlrsnet.engine.family import FamilyConfig, FamilyMember
+
+    out += ["## family (`python -m mlrsnet.train +family=NAME`)", "",
+            f"`+family=NAME` (conf/family/NAME.yaml) adds the `family` section (`{FamilyConfig.__name__}`, "
+            "`mlrsnet.engine.family`) to `train`; the shared and `train` keys then apply to every member, before the "
+            "family's and the member's own overrides.", "", key_table(FamilyConfig, prefix="family."), "",
+            f"### A member (`family.members.NAME`, `{FamilyMember.__name__}`)", "", _doc(FamilyMember), "",
+            key_table(FamilyMember), ""]
     return "\n".join(out)
 
 

@@ -65,7 +65,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mlrsnet.engine.build import Run, usable_cpus
+from mlrsnet.engine.build import Run, check_optimizer, usable_cpus
 from mlrsnet.engine.config import BenchConfig, ScheduleChoice, parse_config, schedule_choice
 from mlrsnet.engine.figures import plot_lr_curves, plot_metric_curves
 from mlrsnet.engine.fingerprint import MACHINE, fingerprint
@@ -89,11 +89,11 @@ RESULT_COLUMNS = ("schedule", "optimizer", "seed", "status", "lr_multiplier", "p
 
 def validate_bench(cfg: Any) -> BenchConfig:
     """The typed config of ``python -m mlrsnet.bench`` (:func:`mlrsnet.engine.config.parse_config`), every listed
-    schedule's parameters included."""
+    schedule's parameters and optimiser included (:func:`mlrsnet.engine.build.check_optimizer`)."""
     typed = parse_config(cfg, "bench")
     assert isinstance(typed, BenchConfig)
     for name in typed.schedules:
-        schedule_choice(typed, name)
+        check_optimizer(typed, schedule_choice(typed, name))
     return typed
 
 

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlrsnet.engine.build import usable_cpus
+from mlrsnet.engine.build import check_optimizer, usable_cpus
 from mlrsnet.engine.config import TrainConfig, parse_config, schedule_choice
 from mlrsnet.engine.figures import plot_profiles
 from mlrsnet.engine.fingerprint import config_dict, fingerprint
@@ -173,7 +173,7 @@ def validate_suite(cfg: Any) -> tuple[SuiteConfig, list[Workload], dict[str, Tra
         except ConfigError as e:
             raise ConfigError(f"workload {w.name}: {e}") from None
         for name in typed.schedules:
-            schedule_choice(configs[w.name], name)
+            check_optimizer(configs[w.name], schedule_choice(configs[w.name], name))
     if typed.ruleset == "external":
         for name in typed.schedules:
             if not get_schedule(name).search:

@@ -91,6 +91,11 @@ def test_the_generated_reference_lists_every_key_and_schedule():
         for key, _, _ in keys(cls):
             if key != "task":
                 assert f"`{key}`" in config, f"{cls.__name__}.{key} is missing from the configuration reference"
+    from mlrsnet.engine.family import FamilyConfig, FamilyMember
+
+    for cls, prefix in ((FamilyConfig, "family."), (FamilyMember, "")):
+        for key, _, _ in keys(cls):
+            assert f"`{prefix}{key}`" in config, f"{cls.__name__}.{key} is missing from the configuration reference"
     for cls, _ in _DATASETS.values():
         for key, _, _ in keys(cls):
             assert f"`task.{key}`" in tasks, f"{cls.__name__}.{key} is missing from the task keys"

@@ -101,11 +101,24 @@ def test_parallel_jobs_give_the_runs_of_one_thread_each(tmp_path):
     (["workloads=[{name: a, task: digits_mlp, epochs: 0, target: 0.5}]"], "workloads[0].epochs must be >= 1"),
     (["workloads=[]"], "the suite has no workloads"),
     (["only=[nmf,cifar]"], "only=['nmf', 'cifar']: the quick suite's workloads are ['mlp', 'nmf']"),
+    # the optimiser is built before any run starts: schedule-free SGD needs momentum in (0, 1), NMF has none
+    (["schedules=[cosine,sgd_schedulefree]"], "schedule sgd_schedulefree on task nmf_synthetic: optimizer "
+     "sgd_schedulefree: schedulefree.SGDScheduleFree rejected the parameters (Momentum must be between 0 and 1"),
 ])
 def test_bad_input_is_one_line(overrides, fragment):
     with pytest.raises(ConfigError) as info:
         validate_suite(compose("suite", [*TINY, *overrides]))
     assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_bench_builds_every_optimiser_before_it_runs():
+    from mlrsnet.bench import validate_bench
+
+    with pytest.raises(ConfigError, match=r"^schedule sgd_schedulefree on task nmf_synthetic: .*Momentum must be "
+                       r"between 0 and 1.*change the task's optimiser \(optimizer.KEY=VALUE\)$"):
+        validate_bench(compose("bench", ["+task=nmf_synthetic", "schedules=[cosine,sgd_schedulefree]"]))
+    validate_bench(compose("bench", ["+task=nmf_synthetic", "schedules=[cosine,sgd_schedulefree]",
+                                     "optimizer.momentum=0.9"]))
 
 
 @pytest.mark.slow

@@ -31,8 +31,28 @@ from mlrsnet.schedules.spec import BuildContext
 from mlrsnet.tasks import Task, build_task
 from mlrsnet.tasks.base import ClassificationTask
 
-__all__ = ["Run", "apply_speed_options", "build_run", "initial_loss", "resolve_device", "set_threads",
-           "usable_cpus"]
+__all__ = ["Run", "apply_speed_options", "build_run", "check_optimizer", "initial_loss", "resolve_device",
+           "set_threads", "usable_cpus"]
+
+
+def check_optimizer(cfg: RunConfig, schedule: str | ScheduleChoice | None = None) -> None:
+    """Build schedule ``schedule``'s optimiser as run config ``cfg`` sets it, over one dummy parameter, without a
+    task or a model: an optimiser that rejects its settings (schedule-free SGD with momentum 0, a missing optional
+    package) is a one-line ConfigError before any run starts, not an error in the middle of a sweep."""
+    from mlrsnet.schedules.drivers import REPLACING, replacement_optimizer
+    from mlrsnet.schedules.spec import given_params
+
+    choice = schedule if isinstance(schedule, ScheduleChoice) else schedule_choice(cfg, schedule)
+    decl = registry.get_schedule(choice.name)
+    param = torch.nn.Parameter(torch.zeros(1))
+    base = build_base_optimizer([param], resolve_optimizer(cfg.optimizer, choice.optimizer))
+    if decl.kind in REPLACING and decl.make is not None:
+        try:
+            replacement_optimizer(decl, base.param_groups[0], [param], 1.0, given_params(choice.params))
+        except ConfigError as e:
+            raise ConfigError(f"schedule {choice.name} on task {cfg.task.name}: {str(e).removesuffix('; fix them')}; "
+                              "leave the schedule out of this task's runs, or change the task's optimiser "
+                              "(optimizer.KEY=VALUE)") from None
 
 
 def usable_cpus() -> int:

@@ -61,7 +61,7 @@ from mlrsnet.tasks.base import Task
 __all__ = [
     "KINDS", "ClosureDriver", "EvalLossDriver", "FrozenMLRSNetDriver", "HypergradientDriver", "LossDriver",
     "MLRSNetDriver", "MetricDriver", "REPLACING", "SafeDriver", "TrainEvalDriver", "TunerDriver", "build_kind",
-    "with_safety",
+    "replacement_optimizer", "with_safety",
 ]
 
 KINDS: dict[str, str] = {
@@ -366,7 +366,16 @@ class HypergradientDriver(LRDriver):
 
 
 def _replacement(schedule: Schedule, ctx: BuildContext, kw: dict[str, Any]) -> Optimizer:
-    group = ctx.optimizer.param_groups[0]
+    return replacement_optimizer(schedule, ctx.optimizer.param_groups[0], ctx.model.parameters(),
+                                 ctx.lr_multiplier, kw)
+
+
+def replacement_optimizer(schedule: Schedule, group: dict[str, Any], params: Any, lr_multiplier: float,
+                          kw: dict[str, Any]) -> Optimizer:
+    """The optimiser that replaces the base one (kinds of :data:`REPLACING`) over ``params``: its LR from ``kw``,
+    else by the declaration's ``default_lr`` from the base optimiser's ``group``, times ``lr_multiplier``; the
+    keys the declaration ``inherits`` taken from ``group``. A rejected parameter is a one-line ConfigError."""
+    kw = dict(kw)
     if "lr" in kw:
         lr = float(kw.pop("lr"))
     elif schedule.default_lr == "base":
@@ -378,7 +387,7 @@ def _replacement(schedule: Schedule, ctx: BuildContext, kw: dict[str, Any]) -> O
     inherited = {k: group[k] for k in schedule.inherits if k in group and k not in kw}
     assert schedule.make is not None
     try:
-        return schedule.make(ctx.model.parameters(), lr * ctx.lr_multiplier, **inherited, **kw)
+        return schedule.make(params, lr * lr_multiplier, **inherited, **kw)
     except TypeError as err:
         raise ConfigError(f"schedule {schedule.name}: bad parameters ({err}); fix them") from err
 
