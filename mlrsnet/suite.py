@@ -62,7 +62,7 @@ from mlrsnet.engine.stats import benchmark_score, paired, performance_profiles, 
 from mlrsnet.errors import ConfigError
 from mlrsnet.io import atomic_write_json, atomic_write_text
 from mlrsnet.rundir import exclusive
-from mlrsnet.schedules.registry import get_schedule, parse_params
+from mlrsnet.schedules.registry import get_schedule, parse_params, schedule_names
 from mlrsnet.typed import parse, setting
 
 __all__ = ["SuiteConfig", "Trial", "Workload", "plan_trials", "suite", "validate_suite"]
@@ -90,7 +90,12 @@ class SuiteConfig:
     suite_name: str = setting("quick", "the suite's name (set by the suite file)")
     workloads: list[Any] = setting([], "the workloads (set by the suite file, or given as a list)")
     schedules: list[str] = setting(["fixed", "multistep", "cosine", "sgdr", "wsd", "sgd_hd", "mlrsnet",
-                                    "mlrsnet_frozen"], "the schedules (algorithms) compared")
+                                    "mlrsnet_frozen"], "the schedules (algorithms) compared: declared schedule names "
+                                   "or the names of `variants`")
+    variants: dict[str, Any] = setting({}, "named variants of a schedule, listed in `schedules` by their name: "
+                                       "NAME: {schedule: DECLARED_NAME, params: {KEY: VALUE}}, e.g. two frozen "
+                                       "bundles side by side: family: {schedule: mlrsnet_frozen, params: "
+                                       "{checkpoint: path/to/bundle.pt}}")
     ruleset: str = setting("self", "self: each schedule at its defaults | external: `trials` quasirandom trials "
                            "from its search space, chosen on the meta split", choices=("self", "external"))
     trials: int = setting(8, "trials per schedule and workload (ruleset external)", ge=1)
@@ -113,10 +118,26 @@ class SuiteConfig:
             raise ConfigError("the suite has no workloads; choose a suite: suite=quick")
         if not self.schedules or len(set(self.schedules)) != len(self.schedules):
             raise ConfigError(f"schedules must be a non-empty list of distinct names, got {self.schedules}")
+        for label, v in self.variants.items():
+            if not isinstance(v, dict) or set(v) - {"schedule", "params"} or "schedule" not in v \
+                    or not isinstance(v.get("params", {}), dict):
+                raise ConfigError(f"variants.{label} must be {{schedule: NAME, params: {{KEY: VALUE}}}}, got {v!r}")
+            if label in schedule_names():
+                raise ConfigError(f"variants.{label}: {label} is a declared schedule; give the variant another name")
+            parse_params(str(v["schedule"]), v.get("params") or {}, f"variants.{label}.params.")
         for name in self.schedules:
-            get_schedule(name)
+            get_schedule(self.base(name))
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds must be a non-empty list of distinct integers, got {self.seeds}")
+
+
+    def base(self, name: str) -> str:
+        """The declared schedule that ``name`` (a schedule or a variant) runs."""
+        return str(self.variants[name]["schedule"]) if name in self.variants else name
+
+    def fixed_params(self, name: str) -> dict:
+        """The parameters variant ``name`` sets (none for a declared schedule); trials draw the others."""
+        return dict(self.variants[name].get("params") or {}) if name in self.variants else {}
 
 
 @dataclass
@@ -173,10 +194,12 @@ def validate_suite(cfg: Any) -> tuple[SuiteConfig, list[Workload], dict[str, Tra
         except ConfigError as e:
             raise ConfigError(f"workload {w.name}: {e}") from None
         for name in typed.schedules:
-            check_optimizer(configs[w.name], schedule_choice(configs[w.name], name))
+            choice = schedule_choice(configs[w.name], typed.base(name))
+            params = {**dataclasses.asdict(choice.params), **typed.fixed_params(name)}
+            check_optimizer(configs[w.name], dataclasses.replace(choice, params=parse_params(choice.name, params)))
     if typed.ruleset == "external":
         for name in typed.schedules:
-            if not get_schedule(name).search:
+            if not get_schedule(typed.base(name)).search:
                 raise ConfigError(f"schedule {name} declares an empty search space; ruleset=external needs one")
     return typed, workloads, configs
 
@@ -192,7 +215,7 @@ def plan_trials(schedule: str, cfg: SuiteConfig) -> list[Trial]:
         return [Trial(0, 1.0, {}, {})]
     from scipy.stats import qmc
 
-    space = get_schedule(schedule).search
+    space = get_schedule(cfg.base(schedule)).search
     dims = sorted(space)
     sampler = qmc.Sobol(d=len(dims), scramble=True, seed=cfg.tune_seed)
     m = math.ceil(math.log2(max(1, cfg.trials)))
@@ -215,7 +238,7 @@ def _optuna_trials(schedule: str, cfg: SuiteConfig, score: Any) -> list[tuple[Tr
         raise ConfigError("tuner=optuna needs the [tune] extra (optuna is not installed); pip install -e "
                           "\".[tune]\", or use tuner=qmc") from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = get_schedule(schedule).search
+    space = get_schedule(cfg.base(schedule)).search
     study = None
     out = []
     for k in range(cfg.trials):
@@ -246,6 +269,7 @@ class _Job:
     eval_splits: tuple[str, ...]
     fingerprint: str
     extra: dict
+    label: str  # the schedule's name in the tables: ``schedule`` or a variant of it
 
 
 def _job_fingerprint(cfg: TrainConfig, schedule: str, params: dict, seed: int, lr_multiplier: float,
@@ -315,12 +339,13 @@ def suite(cfg: Any, out_dir: str | Path) -> dict:
     for w in workloads:
         for name in typed.schedules:
             trial = chosen[w.name, name]
+            schedule, params = typed.base(name), {**typed.fixed_params(name), **trial.params}
             for seed in typed.seeds:
                 splits = ("test", "meta")
-                fp = _job_fingerprint(configs[w.name], name, trial.params, seed, trial.lr_multiplier, splits)
-                seed_jobs.append(_Job(configs[w.name], name, trial.params, seed, trial.lr_multiplier,
+                fp = _job_fingerprint(configs[w.name], schedule, params, seed, trial.lr_multiplier, splits)
+                seed_jobs.append(_Job(configs[w.name], schedule, params, seed, trial.lr_multiplier,
                                       str(out_dir / "runs" / w.name / name / f"seed{seed}"), splits, fp,
-                                      {"workload": w.name, "trial": trial.index}))
+                                      {"workload": w.name, "trial": trial.index}, name))
     summaries = run_jobs(_run, seed_jobs, jobs, typed.launcher, out_dir / "slurm")
     with exclusive(out_dir / ".suite.lock"):
         return _outputs(typed, workloads, seed_jobs, summaries, trial_rows, chosen, out_dir)
@@ -334,10 +359,11 @@ def _tune(typed: SuiteConfig, workloads: list[Workload], configs: dict[str, Trai
 
     def job(w: Workload, name: str, trial: Trial) -> _Job:
         cfg = configs[w.name]
-        fp = _job_fingerprint(cfg, name, trial.params, typed.tune_seed, trial.lr_multiplier, splits)
-        return _Job(cfg, name, trial.params, typed.tune_seed, trial.lr_multiplier,
+        schedule, params = typed.base(name), {**typed.fixed_params(name), **trial.params}
+        fp = _job_fingerprint(cfg, schedule, params, typed.tune_seed, trial.lr_multiplier, splits)
+        return _Job(cfg, schedule, params, typed.tune_seed, trial.lr_multiplier,
                     str(out_dir / "runs" / w.name / name / f"trial{trial.index}"), splits, fp,
-                    {"workload": w.name, "trial": trial.index})
+                    {"workload": w.name, "trial": trial.index}, name)
 
     scored: dict[tuple[str, str], list[tuple[Trial, float | None]]] = {}
     if typed.ruleset == "external" and typed.tuner == "optuna":
@@ -389,7 +415,7 @@ def _outputs(typed: SuiteConfig, workloads: list[Workload], seed_jobs: list[_Job
         metric = s["metric"]
         epochs, steps, seconds = _reach(_history(job.run_dir), f"meta_{metric}", w.target, s["higher_is_better"]) \
             if s["status"] == "complete" else (math.inf,) * 3
-        rows.append({"workload": w.name, "schedule": job.schedule, "seed": job.seed, "status": s["status"],
+        rows.append({"workload": w.name, "schedule": job.label, "seed": job.seed, "status": s["status"],
                      "lr_multiplier": job.lr_multiplier, "metric": metric, "target": w.target,
                      "epochs_to_target": epochs, "steps_to_target": steps, "seconds_to_target": seconds,
                      "final_meta": s.get(f"final_meta_{metric}"), "best_meta": s.get(f"best_meta_{metric}"),

@@ -13,6 +13,7 @@ import pytest
 
 from mlrsnet.engine.cli import compose
 from mlrsnet.engine.resume import StopSignals
+from mlrsnet.engine.runner import read_record
 from mlrsnet.errors import ConfigError, RunInterrupted
 from mlrsnet.suite import plan_trials, suite, validate_suite
 from tests.conftest import run_cli
@@ -108,6 +109,35 @@ def test_parallel_jobs_give_the_runs_of_one_thread_each(tmp_path):
 def test_bad_input_is_one_line(overrides, fragment):
     with pytest.raises(ConfigError) as info:
         validate_suite(compose("suite", [*TINY, *overrides]))
+    assert fragment in str(info.value) and "\n" not in str(info.value)
+
+
+VARIANT = "+variants={early: {schedule: multistep, params: {milestones_epochs: [0.5], gamma: 0.01}}}"
+
+
+def test_a_variant_runs_its_schedule_with_its_parameters_beside_the_schedule(tmp_path):
+    """Two configurations of one schedule side by side (e.g. two frozen bundles): a variant is a name in
+    ``schedules``, its own run directories and rows; the schedule's plain runs are the same as without it."""
+    over = ["schedules=[multistep,early]", "seeds=[0]", "only=[nmf]"]
+    out = suite(compose("suite", [*TINY, *over, VARIANT]), tmp_path)
+    rows = {r["schedule"]: r for r in out["rows"]}
+    assert set(rows) == {"multistep", "early"} and rows["early"]["final_test"] != rows["multistep"]["final_test"]
+    record = read_record(tmp_path / "runs" / "nmf" / "early" / "seed0")
+    assert record.summary()["schedule"] == "multistep"
+    assert record.summary()["schedule_params"]["gamma"] == 0.01
+    plain = suite(compose("suite", [*TINY, "schedules=[multistep]", "seeds=[0]", "only=[nmf]"]), tmp_path / "plain")
+    assert plain["rows"][0]["final_test"] == rows["multistep"]["final_test"]
+
+
+@pytest.mark.parametrize(("variant", "fragment"), [
+    ("{cosine: {schedule: multistep}}", "variants.cosine: cosine is a declared schedule"),
+    ("{early: {schedule: multistep, params: {gamma: -1}}}", "variants.early.params.gamma must be positive, got -1"),
+    ("{early: {schedule: nope}}", "unknown schedule 'nope'"),
+    ("{early: {schedule: multistep, lr: 2}}", "variants.early must be {schedule: NAME, params: {KEY: VALUE}}"),
+])
+def test_a_bad_variant_is_one_line(variant, fragment):
+    with pytest.raises(ConfigError) as info:
+        validate_suite(compose("suite", [*TINY, "schedules=[early,cosine]", f"+variants={variant}"]))
     assert fragment in str(info.value) and "\n" not in str(info.value)
 
 
