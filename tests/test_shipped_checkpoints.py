@@ -91,3 +91,18 @@ def test_a_run_under_mlrsnet_frozen_records_the_resolved_path_and_sha256(tmp_pat
     assert record["name"] == "paper_cifar10_resnet18"
     assert record["path"] == str(shipped_dir().resolve() / "paper_cifar10_resnet18.pt")
     assert record["sha256"] == file_sha256(record["path"])
+
+
+def test_the_readme_states_every_shipped_bundle_with_its_sha256_and_gamma():
+    """checkpoints/README.md's table is the catalogue users read: one row per file in mlrsnet/checkpoints/, with the
+    file's sha256 and the gamma its nets store (none stored: 1)."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "checkpoints" / "README.md").read_text()
+    for name in shipped_checkpoints():
+        path = resolve_checkpoint(name)
+        row = next((line for line in readme.splitlines() if line.startswith(f"| `{name}`")), None)
+        assert row is not None, f"{name} has no row in checkpoints/README.md"
+        assert f"`{file_sha256(path)}`" in row, f"{name}: the README's sha256 is not the file's"
+        gammas = {round(float(n.get("gamma", 1.0)), 4) for n in torch.load(path, weights_only=False)["nets"]}
+        assert len(gammas) == 1 and f"| {gammas.pop():.4g}" in row, row
