@@ -3,6 +3,7 @@ README that says where MLR-SNet ranks.
 
     python experiments/suite_study.py                     # the quick suite: both rulesets, then README.md
     python experiments/suite_study.py --tables            # only README.md, from the two suite directories
+    python experiments/suite_study.py --default --bundles # also the default suite's part, and the three bundles
 
 Each ruleset is one command of ``python -m mlrsnet.suite`` (printed in the README) into
 ``experiments/suite/<suite>_<ruleset>/``; a suite reuses every finished run there (run directories, fingerprinted,
@@ -14,7 +15,9 @@ each directory's ``scores.md``, ``results.csv`` (one row per seed run), ``trials
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +41,61 @@ RULESETS = {"self": [], "external": ["trials=4"]}
 DEFAULT_RUN = ["python", "-m", "mlrsnet.suite", "suite=default", "ruleset=self",
                "only=[digits_resnet,text_lstm,nmf_synthetic,gpt_finetune,snn_digits]", "jobs=1",
                "overrides=['threads=1']", "out_dir=experiments/suite/default_self"]
+
+
+# The same part of the default suite with the three frozen bundles side by side (issue 34): the default bundle
+# (mlrsnet_frozen: digits_cnn_sym40), the Fashion-MNIST bundle (shipped, fmnist_cnn_sym40) and the family bundle
+# (experiments/family.py --part bundle), as suite variants of mlrsnet_frozen. Its directory starts from a copy of
+# default_self's runs (fingerprinted: a run is reused only where its configuration is identical), so only the
+# variants' runs are new. digits_resnet, gpt_finetune and snn_digits are held out from the family; text_lstm and
+# nmf_synthetic are family members (the family bundle has seen them).
+FAMILY_BUNDLE = "experiments/family/runs/bundle/cpu4/mlrsnet_bundle.pt"
+BUNDLE_VARIANTS = {"mlrsnet_fmnist": "fmnist_cnn_sym40", "mlrsnet_family": FAMILY_BUNDLE}
+DEFAULT_SCHEDULES = ["fixed", "multistep", "cosine", "sgdr", "wsd", "sgd_hd", "mlrsnet", "mlrsnet_frozen"]
+BUNDLES_RUN = [*DEFAULT_RUN[:-1], f"schedules=[{','.join([*DEFAULT_SCHEDULES, *BUNDLE_VARIANTS])}]",
+               "+variants={" + ", ".join(f"{k}: {{schedule: mlrsnet_frozen, params: {{checkpoint: {v}}}}}"
+                                         for k, v in BUNDLE_VARIANTS.items()) + "}",
+               "out_dir=experiments/suite/default_self_bundles"]
+HELD_OUT = ("digits_resnet", "gpt_finetune", "snn_digits")
+
+
+def run_bundles() -> None:
+    """BUNDLES_RUN, its directory seeded with default_self's finished runs."""
+    runs, src = OUT / "default_self_bundles" / "runs", OUT / "default_self" / "runs"
+    if not runs.exists() and src.is_dir():
+        shutil.copytree(src, runs, ignore=shutil.ignore_patterns(".lock"))
+    subprocess.run([sys.executable, *BUNDLES_RUN[1:]], cwd=ROOT, check=True)
+
+
+def bundles_section(directory: Path) -> list[str]:
+    """The family bundle against the other two frozen bundles, per workload: final test metric paired over seeds."""
+    from mlrsnet.engine.stats import paired, verdict
+
+    rows = list(csv.DictReader((directory / "results.csv").open()))
+    lines = ["### The three frozen bundles, untuned, on the default suite without Fashion-MNIST", "",
+             f"`python experiments/suite_study.py --default --bundles` ({directory.name}/): `mlrsnet_frozen` is the "
+             "default bundle (digits_cnn_sym40), `mlrsnet_fmnist` the Fashion-MNIST bundle, `mlrsnet_family` the "
+             "family bundle (conf/family/cpu4.yaml). The family bundle minus each other bundle, final test metric "
+             "paired over seeds (t-test, 95% interval; for perplexity and relative error lower is better): **win** "
+             "/ **loss** where p < 0.05, **tie** otherwise. Held out from the family: " + ", ".join(HELD_OUT) + ".",
+             "", "| workload | against | n | family | other | difference [95% CI] | p | verdict |",
+             "|---|---|---:|---:|---:|---|---:|---|"]
+    for w in dict.fromkeys(r["workload"] for r in rows):
+        mine = {r["seed"]: r for r in rows if r["workload"] == w and r["schedule"] == "mlrsnet_family"}
+        for other in ("mlrsnet_frozen", "mlrsnet_fmnist"):
+            theirs = {r["seed"]: r for r in rows if r["workload"] == w and r["schedule"] == other}
+            seeds = sorted(set(mine) & set(theirs))
+            if not seeds:
+                continue
+            a = [float(mine[k]["final_test"]) for k in seeds]
+            b = [float(theirs[k]["final_test"]) for k in seeds]
+            c = paired(a, b)
+            higher = mine[seeds[0]]["higher_is_better"] == "True"
+            v = verdict(c, higher)
+            lines.append(f"| {w}{' (held out)' if w in HELD_OUT else ''} | {other} | {c['n']} | "
+                         f"{sum(a) / len(a):.4g} | {sum(b) / len(b):.4g} | {c['mean_diff']:+.4g} "
+                         f"[{c['ci_low']:+.4g}, {c['ci_high']:+.4g}] | {c['p']:.3f} | **{v}** |")
+    return lines
 
 
 def command(suite: str, ruleset: str, jobs: int) -> list[str]:
@@ -84,9 +142,7 @@ def section(data: dict[str, dict], heading: str) -> list[str]:
         lines.append(f"| {ruleset} | **all** | {c['win']} | {c['tie']} | {c['loss']} |")
     lines += ["", f"### {heading}: where MLR-SNet ranks", ""]
     for ruleset, d in data.items():
-        for name in ("mlrsnet", "mlrsnet_frozen"):
-            if name not in d["scores"]:
-                continue
+        for name in (n for n in d["scores"] if n.startswith("mlrsnet")):
             rank = sorted(d["scores"], key=lambda x: -d["scores"][x]).index(name) + 1
             srank = sorted(d["step_scores"], key=lambda x: -d["step_scores"][x]).index(name) + 1
             best = max(d["scores"], key=lambda x: d["scores"][x])
@@ -109,6 +165,7 @@ def readme(suite: str, jobs: int) -> str:
     for ruleset in RULESETS:
         lines.append(f"    {' '.join(command(suite, ruleset, jobs))}")
     lines.append(f"    {' '.join(DEFAULT_RUN)}")
+    lines.append(f"    {' '.join(BUNDLES_RUN)}")
     lines += ["", "The protocol (workloads, targets on the meta split, trials, time to target, performance "
               "profiles, the benchmark score, the paired tests) is in `mlrsnet/suite.py` and "
               "[docs/commands/suite.md](../../docs/commands/suite.md); how the targets were set: "
@@ -131,8 +188,13 @@ def readme(suite: str, jobs: int) -> str:
         lines += [*section({"self": default}, "The default suite without Fashion-MNIST"), "",
                   "The default suite's two Fashion-MNIST workloads are not in this run (CPU time, see "
                   "`experiments/suite_study.py`); its 8 default schedules, ruleset self only.", ""]
+    bundles = _load(OUT / "default_self_bundles")
+    if bundles is not None:
+        lines += [*section({"self": bundles}, "The default suite without Fashion-MNIST, with the three bundles"), "",
+                  *bundles_section(OUT / "default_self_bundles"), ""]
     lines += ["Profiles (seconds and steps to target):", ""]
-    for name in [*(f"{suite}_{r}" for r in data), *(["default_self"] if default is not None else [])]:
+    for name in [*(f"{suite}_{r}" for r in data), *(["default_self"] if default is not None else []),
+                 *(["default_self_bundles"] if bundles is not None else [])]:
         lines += [f"![{name}]({name}/profiles.png)", ""]
     return "\n".join(lines)
 
@@ -143,6 +205,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--tables", action="store_true", help="only write README.md from the suite directories")
     ap.add_argument("--default", action="store_true", help="also run the default suite's part (DEFAULT_RUN)")
+    ap.add_argument("--bundles", action="store_true", help="also run it with the three frozen bundles (BUNDLES_RUN)")
     args = ap.parse_args()
     if not args.tables:
         for ruleset in RULESETS:
@@ -150,6 +213,8 @@ def main() -> None:
             subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, check=True)
         if args.default:
             subprocess.run([sys.executable, *DEFAULT_RUN[1:]], cwd=ROOT, check=True)
+        if args.bundles:
+            run_bundles()
     text = readme(args.suite, args.jobs)
     atomic_write_text(OUT / "README.md", text + "\n")
     print(text)
