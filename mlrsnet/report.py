@@ -68,6 +68,8 @@ def collect(sweep_dir: str | Path) -> list[dict[str, Any]]:
                 config["schedule"] = config.pop("schedule.name")
         else:
             config = {"task.name": summary.get("task"), "schedule": summary.get("schedule")}
+        if summary.get("variant"):  # a suite's variant of a schedule (mlrsnet.suite): its name is the column
+            config["schedule"] = summary["variant"]
         if summary.get("lr_multiplier", 1.0) != 1.0:
             config["lr_multiplier"] = summary["lr_multiplier"]
         runs.append({"dir": path.parent, "summary": summary, "config": config})

@@ -297,6 +297,11 @@ def _run(job: _Job) -> dict:
     return record.summary()
 
 
+def _variant(typed: SuiteConfig, name: str) -> dict:
+    """What a variant's run records (its name, the report's schedule column); nothing for a declared schedule."""
+    return {"variant": name} if name in typed.variants else {}
+
+
 def _history(run_dir: str) -> list[dict]:
     record = read_record(run_dir)
     return [] if record is None else record.history
@@ -345,7 +350,7 @@ def suite(cfg: Any, out_dir: str | Path) -> dict:
                 fp = _job_fingerprint(configs[w.name], schedule, params, seed, trial.lr_multiplier, splits)
                 seed_jobs.append(_Job(configs[w.name], schedule, params, seed, trial.lr_multiplier,
                                       str(out_dir / "runs" / w.name / name / f"seed{seed}"), splits, fp,
-                                      {"workload": w.name, "trial": trial.index}, name))
+                                      {"workload": w.name, "trial": trial.index, **_variant(typed, name)}, name))
     summaries = run_jobs(_run, seed_jobs, jobs, typed.launcher, out_dir / "slurm")
     with exclusive(out_dir / ".suite.lock"):
         return _outputs(typed, workloads, seed_jobs, summaries, trial_rows, chosen, out_dir)
@@ -363,7 +368,7 @@ def _tune(typed: SuiteConfig, workloads: list[Workload], configs: dict[str, Trai
         fp = _job_fingerprint(cfg, schedule, params, typed.tune_seed, trial.lr_multiplier, splits)
         return _Job(cfg, schedule, params, typed.tune_seed, trial.lr_multiplier,
                     str(out_dir / "runs" / w.name / name / f"trial{trial.index}"), splits, fp,
-                    {"workload": w.name, "trial": trial.index}, name)
+                    {"workload": w.name, "trial": trial.index, **_variant(typed, name)}, name)
 
     scored: dict[tuple[str, str], list[tuple[Trial, float | None]]] = {}
     if typed.ruleset == "external" and typed.tuner == "optuna":

@@ -125,6 +125,10 @@ def test_a_variant_runs_its_schedule_with_its_parameters_beside_the_schedule(tmp
     record = read_record(tmp_path / "runs" / "nmf" / "early" / "seed0")
     assert record.summary()["schedule"] == "multistep"
     assert record.summary()["schedule_params"]["gamma"] == 0.01
+    from mlrsnet.report import aggregate, collect
+
+    _, groups = aggregate(collect(tmp_path))
+    assert sorted(g["schedule"] for g in groups) == ["early", "multistep"]  # the report names the variant
     plain = suite(compose("suite", [*TINY, "schedules=[multistep]", "seeds=[0]", "only=[nmf]"]), tmp_path / "plain")
     assert plain["rows"][0]["final_test"] == rows["multistep"]["final_test"]
 
