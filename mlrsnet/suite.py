@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from mlrsnet.engine.build import check_optimizer, usable_cpus
-from mlrsnet.engine.config import TrainConfig, parse_config, schedule_choice
+from mlrsnet.engine.config import ScheduleChoice, TrainConfig, parse_config, schedule_choice
 from mlrsnet.engine.figures import plot_profiles
 from mlrsnet.engine.fingerprint import config_dict, fingerprint
 from mlrsnet.engine.log import csv_text, dump_config, environment
@@ -130,7 +130,6 @@ class SuiteConfig:
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds must be a non-empty list of distinct integers, got {self.seeds}")
 
-
     def base(self, name: str) -> str:
         """The declared schedule that ``name`` (a schedule or a variant) runs."""
         return str(self.variants[name]["schedule"]) if name in self.variants else name
@@ -194,9 +193,7 @@ def validate_suite(cfg: Any) -> tuple[SuiteConfig, list[Workload], dict[str, Tra
         except ConfigError as e:
             raise ConfigError(f"workload {w.name}: {e}") from None
         for name in typed.schedules:
-            choice = schedule_choice(configs[w.name], typed.base(name))
-            params = {**dataclasses.asdict(choice.params), **typed.fixed_params(name)}
-            check_optimizer(configs[w.name], dataclasses.replace(choice, params=parse_params(choice.name, params)))
+            check_optimizer(configs[w.name], _choice(configs[w.name], typed.base(name), typed.fixed_params(name)))
     if typed.ruleset == "external":
         for name in typed.schedules:
             if not get_schedule(typed.base(name)).search:
@@ -281,25 +278,34 @@ def _job_fingerprint(cfg: TrainConfig, schedule: str, params: dict, seed: int, l
                        eval_splits=list(eval_splits))
 
 
+def _choice(cfg: TrainConfig, schedule: str, params: dict) -> ScheduleChoice:
+    """Schedule ``schedule`` as ``cfg`` sets it, with ``params`` (a variant's, a trial's) over its parameters."""
+    choice = schedule_choice(cfg, schedule)
+    return dataclasses.replace(choice, params=parse_params(schedule, {**dataclasses.asdict(choice.params), **params}))
+
+
+def _job(typed: SuiteConfig, cfg: TrainConfig, workload: str, name: str, trial: Trial, seed: int,
+         splits: tuple[str, ...], run_dir: Path) -> _Job:
+    """The run of schedule or variant ``name`` with ``trial`` and ``seed`` on a workload: a variant runs its
+    declared schedule with its parameters under the trial's, in its own directory, and records its name."""
+    schedule, params = typed.base(name), {**typed.fixed_params(name), **trial.params}
+    fp = _job_fingerprint(cfg, schedule, params, seed, trial.lr_multiplier, splits)
+    extra = {"workload": workload, "trial": trial.index, **({"variant": name} if name != schedule else {})}
+    return _Job(cfg, schedule, params, seed, trial.lr_multiplier, str(run_dir), splits, fp, extra, name)
+
+
 def _run(job: _Job) -> dict:
     """Train (or reuse) one run; returns its summary. In a worker process the run holds its own signals."""
     done = finished(job.run_dir, job.fingerprint)
     if done is not None:
         return done.summary()
-    choice = schedule_choice(job.cfg, job.schedule)
-    base = {k: v for k, v in dataclasses.asdict(choice.params).items() if k not in job.params}
-    typed = dataclasses.replace(choice, params=parse_params(job.schedule, {**base, **job.params}))
+    typed = _choice(job.cfg, job.schedule, job.params)
     with StopSignals() as stop:
         record = execute(job.cfg, job.run_dir, stop, schedule=typed, seed=job.seed, lr_multiplier=job.lr_multiplier,
                          eval_splits=job.eval_splits, on_divergence="record", fingerprint=job.fingerprint,
                          plot_lr=False, extra=job.extra)
         stopped_between_runs(stop, job.run_dir)
     return record.summary()
-
-
-def _variant(typed: SuiteConfig, name: str) -> dict:
-    """What a variant's run records (its name, the report's schedule column); nothing for a declared schedule."""
-    return {"variant": name} if name in typed.variants else {}
 
 
 def _history(run_dir: str) -> list[dict]:
@@ -344,13 +350,9 @@ def suite(cfg: Any, out_dir: str | Path) -> dict:
     for w in workloads:
         for name in typed.schedules:
             trial = chosen[w.name, name]
-            schedule, params = typed.base(name), {**typed.fixed_params(name), **trial.params}
             for seed in typed.seeds:
-                splits = ("test", "meta")
-                fp = _job_fingerprint(configs[w.name], schedule, params, seed, trial.lr_multiplier, splits)
-                seed_jobs.append(_Job(configs[w.name], schedule, params, seed, trial.lr_multiplier,
-                                      str(out_dir / "runs" / w.name / name / f"seed{seed}"), splits, fp,
-                                      {"workload": w.name, "trial": trial.index, **_variant(typed, name)}, name))
+                seed_jobs.append(_job(typed, configs[w.name], w.name, name, trial, seed, ("test", "meta"),
+                                      out_dir / "runs" / w.name / name / f"seed{seed}"))
     summaries = run_jobs(_run, seed_jobs, jobs, typed.launcher, out_dir / "slurm")
     with exclusive(out_dir / ".suite.lock"):
         return _outputs(typed, workloads, seed_jobs, summaries, trial_rows, chosen, out_dir)
@@ -363,12 +365,8 @@ def _tune(typed: SuiteConfig, workloads: list[Workload], configs: dict[str, Trai
     splits = ("meta",)
 
     def job(w: Workload, name: str, trial: Trial) -> _Job:
-        cfg = configs[w.name]
-        schedule, params = typed.base(name), {**typed.fixed_params(name), **trial.params}
-        fp = _job_fingerprint(cfg, schedule, params, typed.tune_seed, trial.lr_multiplier, splits)
-        return _Job(cfg, schedule, params, typed.tune_seed, trial.lr_multiplier,
-                    str(out_dir / "runs" / w.name / name / f"trial{trial.index}"), splits, fp,
-                    {"workload": w.name, "trial": trial.index, **_variant(typed, name)}, name)
+        return _job(typed, configs[w.name], w.name, name, trial, typed.tune_seed, splits,
+                    out_dir / "runs" / w.name / name / f"trial{trial.index}")
 
     scored: dict[tuple[str, str], list[tuple[Trial, float | None]]] = {}
     if typed.ruleset == "external" and typed.tuner == "optuna":
