@@ -3,7 +3,7 @@ README that says where MLR-SNet ranks.
 
     python experiments/suite_study.py                     # the quick suite: both rulesets, then README.md
     python experiments/suite_study.py --tables            # only README.md, from the two suite directories
-    python experiments/suite_study.py --default --bundles # also the default suite's part, and the three bundles
+    python experiments/suite_study.py --default --bundles # also the default suite (both rulesets), and the bundles
 
 Each ruleset is one command of ``python -m mlrsnet.suite`` (printed in the README) into
 ``experiments/suite/<suite>_<ruleset>/``; a suite reuses every finished run there (run directories, fingerprinted,
@@ -35,12 +35,21 @@ OUT = ROOT / "experiments" / "suite"
 SCHEDULES = ["fixed", "multistep", "exponential", "cosine", "sgdr", "onecycle", "wsd", "greedy", "sgd_hd", "sls",
              "l4", "mlrsnet", "mlrsnet_frozen"]
 RULESETS = {"self": [], "external": ["trials=4"]}
-# The default suite (one workload per modality) at the suite's default schedules, ruleset self only, without its two
-# Fashion-MNIST workloads: on the 2-core machine the whole default suite under both rulesets is hours of CPU (the
-# Fashion-MNIST runs are 2-5 minutes each); `python -m mlrsnet.suite suite=default` runs it whole.
-DEFAULT_RUN = ["python", "-m", "mlrsnet.suite", "suite=default", "ruleset=self",
-               "only=[digits_resnet,text_lstm,nmf_synthetic,gpt_finetune,snn_digits]", "jobs=1",
-               "overrides=['threads=1']", "out_dir=experiments/suite/default_self"]
+# The default suite (one workload per modality) at the suite's 8 default schedules, one run at a time beside other
+# work. Ruleset self: the whole suite (its two Fashion-MNIST workloads run 1-2 minutes each, MLR-SNet in place
+# longer). Ruleset external (4 trials): without the two Fashion-MNIST workloads so far (CPU time: their 112 more runs
+# are about 2 h of one core here); drop `only=` to run it whole, finished runs are reused.
+FMNIST_WORKLOADS = ["fmnist_cnn", "fmnist_cnn_sym40"]
+NOT_FMNIST = ["digits_resnet", "text_lstm", "nmf_synthetic", "gpt_finetune", "snn_digits"]
+_DEFAULT = ["python", "-m", "mlrsnet.suite", "suite=default"]
+_ONE = ["jobs=1", "overrides=['threads=1']"]
+DEFAULT_RUN = [*_DEFAULT, "ruleset=self", f"only=[{','.join(NOT_FMNIST)}]", *_ONE,
+               "out_dir=experiments/suite/default_self"]  # the part the bundles' comparison starts from
+DEFAULT_RUNS = {
+    "self": [*_DEFAULT, "ruleset=self", *_ONE, "out_dir=experiments/suite/default_self"],
+    "external": [*_DEFAULT, "ruleset=external", "trials=4", f"only=[{','.join(NOT_FMNIST)}]", *_ONE,
+                 "out_dir=experiments/suite/default_external"],
+}
 
 
 # The same part of the default suite with the three frozen bundles side by side (issue 34): the default bundle
@@ -164,7 +173,7 @@ def readme(suite: str, jobs: int) -> str:
              "runs:", ""]
     for ruleset in RULESETS:
         lines.append(f"    {' '.join(command(suite, ruleset, jobs))}")
-    lines.append(f"    {' '.join(DEFAULT_RUN)}")
+    lines += [f"    {' '.join(c)}" for c in DEFAULT_RUNS.values()]
     lines.append(f"    {' '.join(BUNDLES_RUN)}")
     lines += ["", "The protocol (workloads, targets on the meta split, trials, time to target, performance "
               "profiles, the benchmark score, the paired tests) is in `mlrsnet/suite.py` and "
@@ -183,17 +192,20 @@ def readme(suite: str, jobs: int) -> str:
                   "a second to a few seconds, so the seconds are noisy and decide nothing about larger tasks; 3 "
                   "seeds; the targets are set by SGDM + cosine at its defaults, which the ruleset-self cosine row "
                   "reaches on about half its seeds by construction.", ""]
-    default = _load(OUT / "default_self")
-    if default is not None:
-        lines += [*section({"self": default}, "The default suite without Fashion-MNIST"), "",
-                  "The default suite's two Fashion-MNIST workloads are not in this run (CPU time, see "
-                  "`experiments/suite_study.py`); its 8 default schedules, ruleset self only.", ""]
+    default = {r: d for r in DEFAULT_RUNS if (d := _load(OUT / f"default_{r}")) is not None}
+    for ruleset, d in default.items():
+        names = [w["name"] for w in d["workloads"]]
+        heading = "The default suite" + (" without Fashion-MNIST" if not set(FMNIST_WORKLOADS) <= set(names) else "")
+        lines += [*section({ruleset: d}, f"{heading}, ruleset {ruleset}"), "",
+                  f"Its {len(d['scores'])} default schedules, ruleset {ruleset}"
+                  + "".join(f" (`{a}`)" for a in DEFAULT_RUNS[ruleset] if a.startswith("trials="))
+                  + f"; workloads: {', '.join(names)}.", ""]
     bundles = _load(OUT / "default_self_bundles")
     if bundles is not None:
         lines += [*section({"self": bundles}, "The default suite without Fashion-MNIST, with the three bundles"), "",
                   *bundles_section(OUT / "default_self_bundles"), ""]
     lines += ["Profiles (seconds and steps to target):", ""]
-    for name in [*(f"{suite}_{r}" for r in data), *(["default_self"] if default is not None else []),
+    for name in [*(f"{suite}_{r}" for r in data), *(f"default_{r}" for r in default),
                  *(["default_self_bundles"] if bundles is not None else [])]:
         lines += [f"![{name}]({name}/profiles.png)", ""]
     return "\n".join(lines)
@@ -204,7 +216,7 @@ def main() -> None:
     ap.add_argument("--suite", default="quick")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--tables", action="store_true", help="only write README.md from the suite directories")
-    ap.add_argument("--default", action="store_true", help="also run the default suite's part (DEFAULT_RUN)")
+    ap.add_argument("--default", action="store_true", help="also run the default suite (DEFAULT_RUNS: self, external)")
     ap.add_argument("--bundles", action="store_true", help="also run it with the three frozen bundles (BUNDLES_RUN)")
     args = ap.parse_args()
     if not args.tables:
@@ -212,7 +224,8 @@ def main() -> None:
             cmd = command(args.suite, ruleset, args.jobs)
             subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, check=True)
         if args.default:
-            subprocess.run([sys.executable, *DEFAULT_RUN[1:]], cwd=ROOT, check=True)
+            for cmd in DEFAULT_RUNS.values():
+                subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, check=True)
         if args.bundles:
             run_bundles()
     text = readme(args.suite, args.jobs)
