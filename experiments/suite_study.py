@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -97,17 +98,19 @@ def run_bundles() -> None:
 
 def bundles_section(directory: Path) -> list[str]:
     """The family bundle against the other two frozen bundles, per workload: final test metric paired over seeds."""
-    from mlrsnet.engine.stats import paired, verdict
+    from mlrsnet.engine.stats import at_chance, compare
 
     rows = list(csv.DictReader((directory / "results.csv").open()))
     lines = ["### The three frozen bundles, untuned, on the default suite without Fashion-MNIST", "",
              f"`python experiments/suite_study.py --default --bundles` ({directory.name}/): `mlrsnet_frozen` is the "
              "default bundle (digits_cnn_sym40), `mlrsnet_fmnist` the Fashion-MNIST bundle, `mlrsnet_family` the "
              "family bundle (conf/family/cpu4.yaml). The family bundle minus each other bundle, final test metric "
-             "paired over seeds (t-test, 95% interval; for perplexity and relative error lower is better): **win** "
-             "/ **loss** where p < 0.05, **tie** otherwise. Held out from the family: " + ", ".join(HELD_OUT) + ".",
-             "", "| workload | against | n | family | other | difference [95% CI] | p | verdict |",
-             "|---|---|---:|---:|---:|---|---:|---|"]
+             "paired over seeds (t-test, 95% interval; for perplexity and relative error lower is better; a seed "
+             "worse than chance counts at chance): **win** / **loss** where p < 0.05, **tie** otherwise. Held out "
+             "from the family: " + ", ".join(HELD_OUT) + ".",
+             "The means count each failed seed at chance, as the test does; failed: the seeds of each that ended worse "
+             "than chance.", "", "| workload | against | n | family | other | failed | difference [95% CI] | p | "
+             "verdict |", "|---|---|---:|---:|---:|---|---|---:|---|"]
     for w in dict.fromkeys(r["workload"] for r in rows):
         mine = {r["seed"]: r for r in rows if r["workload"] == w and r["schedule"] == "mlrsnet_family"}
         for other in ("mlrsnet_frozen", "mlrsnet_fmnist"):
@@ -115,15 +118,29 @@ def bundles_section(directory: Path) -> list[str]:
             seeds = sorted(set(mine) & set(theirs))
             if not seeds:
                 continue
-            a = [float(mine[k]["final_test"]) for k in seeds]
-            b = [float(theirs[k]["final_test"]) for k in seeds]
-            c = paired(a, b)
+            a = [float(mine[k]["final_test"] or "nan") for k in seeds]
+            b = [float(theirs[k]["final_test"] or "nan") for k in seeds]
             higher = mine[seeds[0]]["higher_is_better"] == "True"
-            v = verdict(c, higher)
+            chance = float(mine[seeds[0]]["chance"]) if mine[seeds[0]]["chance"] else None
+            c = compare(a, b, higher, chance)
+            v = c["verdict"]
+            a, b = at_chance(a, chance, higher), at_chance(b, chance, higher)
             lines.append(f"| {w}{' (held out)' if w in HELD_OUT else ''} | {other} | {c['n']} | "
-                         f"{sum(a) / len(a):.4g} | {sum(b) / len(b):.4g} | {c['mean_diff']:+.4g} "
+                         f"{sum(a) / len(a):.4g} | {sum(b) / len(b):.4g} | {c['failed_a']}/{c['failed_b']} | "
+                         f"{c['mean_diff']:+.4g} "
                          f"[{c['ci_low']:+.4g}, {c['ci_high']:+.4g}] | {c['p']:.3f} | **{v}** |")
     return lines
+
+
+def shell(args: list[str]) -> str:
+    """``args`` as a command line to paste into a POSIX shell: an argument with quotes, brackets, braces or spaces
+    in double quotes (none of them holds a double quote, $, ` or a backslash; shlex quotes one that does)."""
+    def quote(a: str) -> str:
+        if not set(a) & set("'[]{} *?"):
+            return a
+        return f'"{a}"' if not set(a) & set('"$`\\!') else shlex.quote(a)
+
+    return " ".join(quote(a) for a in args)
 
 
 def command(suite: str, ruleset: str, jobs: int) -> list[str]:
@@ -191,9 +208,9 @@ def readme(suite: str, jobs: int) -> str:
              "finished runs are reused; `--default` also runs the default suite's part below). The commands it "
              "runs:", ""]
     for ruleset in RULESETS:
-        lines.append(f"    {' '.join(command(suite, ruleset, jobs))}")
-    lines += [f"    {' '.join(c)}" for c in DEFAULT_RUNS.values()]
-    lines.append(f"    {' '.join(BUNDLES_RUN)}")
+        lines.append(f"    {shell(command(suite, ruleset, jobs))}")
+    lines += [f"    {shell(c)}" for c in DEFAULT_RUNS.values()]
+    lines.append(f"    {shell(BUNDLES_RUN)}")
     lines += ["", "The protocol (workloads, targets on the meta split, trials, time to target, performance "
               "profiles, the benchmark score, the paired tests) is in `mlrsnet/suite.py` and "
               "[docs/commands/suite.md](../../docs/commands/suite.md); how the targets were set: "

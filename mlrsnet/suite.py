@@ -29,7 +29,10 @@ Protocol:
   and test metrics. Across workloads: performance profiles of the median seconds to target (``profiles.png``,
   tau on a log axis) and the benchmark score, the normalised area under each profile up to ``tau_max``
   (:mod:`mlrsnet.engine.stats`). Every pairwise comparison (each schedule against MLR-SNet, meta-trained in place,
-  when it runs, else against the first schedule) is a paired t-test over seeds with a 95% interval, per workload.
+  when it runs, else against the first schedule) is a paired t-test over seeds with a 95% interval, per workload;
+  a seed that *failed* (its final test metric worse than chance, the metric of a model that learned nothing, or
+  not finite: :attr:`mlrsnet.tasks.base.TaskInfo.chance`) enters it at chance (:func:`mlrsnet.engine.stats.compare`),
+  so a schedule that diverges on every seed loses instead of tying on the variance of its divergence.
 
 Runs go through the runner (:func:`mlrsnet.engine.runner.execute`): each in its own locked, fingerprinted run
 directory (``runs/<workload>/<schedule>/trial<k>`` and ``seed<k>``), saved every epoch, reused when finished; a
@@ -48,7 +51,7 @@ import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlrsnet.engine.build import check_optimizer, usable_cpus
 from mlrsnet.engine.config import ScheduleChoice, TrainConfig, parse_config, schedule_choice
@@ -58,7 +61,7 @@ from mlrsnet.engine.log import csv_text, dump_config, environment
 from mlrsnet.engine.parallel import run_jobs
 from mlrsnet.engine.resume import StopSignals
 from mlrsnet.engine.runner import execute, finished, read_record, stopped_between_runs
-from mlrsnet.engine.stats import benchmark_score, paired, performance_profiles, verdict
+from mlrsnet.engine.stats import benchmark_score, compare, failed, performance_profiles
 from mlrsnet.errors import ConfigError
 from mlrsnet.io import atomic_write_json, atomic_write_text
 from mlrsnet.rundir import exclusive
@@ -66,6 +69,9 @@ from mlrsnet.schedules.registry import get_schedule, parse_params, schedule_name
 from mlrsnet.typed import parse, setting
 
 __all__ = ["SuiteConfig", "Trial", "Workload", "plan_trials", "suite", "validate_suite"]
+
+if TYPE_CHECKING:
+    from mlrsnet.tasks.base import TaskInfo
 
 EDGE = 0.05  # a chosen trial within this fraction of a bound of its unit-cube coordinate sits at an edge
 
@@ -355,7 +361,8 @@ def suite(cfg: Any, out_dir: str | Path) -> dict:
                                       out_dir / "runs" / w.name / name / f"seed{seed}"))
     summaries = run_jobs(_run, seed_jobs, jobs, typed.launcher, out_dir / "slurm")
     with exclusive(out_dir / ".suite.lock"):
-        return _outputs(typed, workloads, seed_jobs, summaries, trial_rows, chosen, out_dir)
+        return _outputs(typed, workloads, seed_jobs, summaries, trial_rows, chosen, out_dir,
+                        {w.name: _info(configs[w.name]).chance for w in workloads})
 
 
 def _tune(typed: SuiteConfig, workloads: list[Workload], configs: dict[str, TrainConfig], out_dir: Path,
@@ -371,7 +378,7 @@ def _tune(typed: SuiteConfig, workloads: list[Workload], configs: dict[str, Trai
     scored: dict[tuple[str, str], list[tuple[Trial, float | None]]] = {}
     if typed.ruleset == "external" and typed.tuner == "optuna":
         for w in workloads:
-            higher = _higher(configs[w.name])
+            higher = _info(configs[w.name]).higher_is_better
             for name in typed.schedules:
                 def score(trial: Trial, w: Workload = w, name: str = name,
                           sign: float = 1.0 if higher else -1.0) -> tuple[float | None, float]:
@@ -389,7 +396,7 @@ def _tune(typed: SuiteConfig, workloads: list[Workload], configs: dict[str, Trai
         scored = {(w.name, name): [(plan_trials(name, typed)[0], None)] for w in workloads for name in typed.schedules}
     rows, chosen = [], {}
     for (wname, name), results in scored.items():
-        sign = 1.0 if _higher(configs[wname]) else -1.0
+        sign = 1.0 if _info(configs[wname]).higher_is_better else -1.0
         finite = [(t, v) for t, v in results if v is not None and math.isfinite(v)]
         best = max(finite, key=lambda tv: (sign * tv[1], -abs(math.log(tv[0].lr_multiplier)), -tv[0].index))[0] \
             if finite else results[0][0]
@@ -401,29 +408,37 @@ def _tune(typed: SuiteConfig, workloads: list[Workload], configs: dict[str, Trai
     return rows, chosen
 
 
-def _higher(cfg: TrainConfig) -> bool:
+def _info(cfg: TrainConfig) -> TaskInfo:
+    """The task's :class:`TaskInfo` (its metric's direction and chance level), built once per task and overrides."""
     from mlrsnet.tasks import build_task
 
-    return _HIGHER.setdefault(cfg.task.name, build_task(cfg.task, 0, "cpu").info.higher_is_better)
+    key = fingerprint(config_dict(cfg.task))
+    if key not in _INFO:
+        _INFO[key] = build_task(cfg.task, 0, "cpu").info
+    return _INFO[key]
 
 
-_HIGHER: dict[str, bool] = {}
+_INFO: dict[str, TaskInfo] = {}
 
 
 def _outputs(typed: SuiteConfig, workloads: list[Workload], seed_jobs: list[_Job], summaries: list[dict],
-             trial_rows: list[dict], chosen: dict[tuple[str, str], Trial], out_dir: Path) -> dict:
+             trial_rows: list[dict], chosen: dict[tuple[str, str], Trial], out_dir: Path,
+             chance: dict[str, float | None]) -> dict:
     rows = []
     for job, s in zip(seed_jobs, summaries, strict=True):
         w = next(x for x in workloads if x.name == job.extra["workload"])
         metric = s["metric"]
+        final_test = s.get(f"final_test_{metric}")
         epochs, steps, seconds = _reach(_history(job.run_dir), f"meta_{metric}", w.target, s["higher_is_better"]) \
             if s["status"] == "complete" else (math.inf,) * 3
         rows.append({"workload": w.name, "schedule": job.label, "seed": job.seed, "status": s["status"],
                      "lr_multiplier": job.lr_multiplier, "metric": metric, "target": w.target,
                      "epochs_to_target": epochs, "steps_to_target": steps, "seconds_to_target": seconds,
                      "final_meta": s.get(f"final_meta_{metric}"), "best_meta": s.get(f"best_meta_{metric}"),
-                     "final_test": s.get(f"final_test_{metric}"), "best_test": s.get(f"best_test_{metric}"),
-                     "higher_is_better": s["higher_is_better"], "wall_time_s": s["wall_time_s"]})
+                     "final_test": final_test, "best_test": s.get(f"best_test_{metric}"),
+                     "higher_is_better": s["higher_is_better"], "chance": chance[w.name],
+                     "failed": failed(final_test, chance[w.name], s["higher_is_better"]),
+                     "wall_time_s": s["wall_time_s"]})
     files = {name: out_dir / name for name in ("results.csv", "trials.csv", "scores.md", "suite.json")}
     atomic_write_text(files["results.csv"], csv_text(rows, list(rows[0])))
     atomic_write_text(files["trials.csv"], csv_text(trial_rows, ("workload", "schedule", "trial", "lr_multiplier",
@@ -441,7 +456,8 @@ def _outputs(typed: SuiteConfig, workloads: list[Workload], seed_jobs: list[_Job
             per_workload.append({
                 "workload": w.name, "schedule": name, "n": len(mine), "lr_multiplier": mine[0]["lr_multiplier"],
                 "edge": any(t["edge"] for t in trial_rows if t["workload"] == w.name and t["schedule"] == name),
-                "reached": sum(math.isfinite(x) for x in secs), "median_epochs": _median(
+                "reached": sum(math.isfinite(x) for x in secs), "failed": sum(r["failed"] for r in mine),
+                "median_epochs": _median(
                     sorted(r["epochs_to_target"] for r in mine)), "median_steps": _median(
                     sorted(r["steps_to_target"] for r in mine)), "median_seconds": median_s,
                 "final_meta": _mean([r["final_meta"] for r in mine]),
@@ -460,15 +476,15 @@ def _outputs(typed: SuiteConfig, workloads: list[Workload], seed_jobs: list[_Job
             if name == reference:
                 continue
             mine = {r["seed"]: r for r in rows if r["workload"] == w.name and r["schedule"] == name}
-            seeds = [s for s in typed.seeds if s in mine and s in ref and mine[s]["final_test"] is not None
-                     and ref[s]["final_test"] is not None]
-            cmp = paired([ref[s]["final_test"] for s in seeds], [mine[s]["final_test"] for s in seeds])
+            seeds = [s for s in typed.seeds if s in mine and s in ref]
             higher = bool(next(iter(ref.values()))["higher_is_better"]) if ref else True
-            tests.append({"workload": w.name, "a": reference, "b": name, **cmp, "verdict": verdict(cmp, higher)})
+            cmp = compare([ref[s]["final_test"] for s in seeds], [mine[s]["final_test"] for s in seeds], higher,
+                          chance[w.name])
+            tests.append({"workload": w.name, "a": reference, "b": name, **cmp})
     files["profiles.png"] = plot_profiles({"seconds to target": rho, "steps to target": rho_steps}, taus,
                                           out_dir / "profiles.png",
                                           f"suite {typed.suite_name}, ruleset {typed.ruleset}: performance profiles")
-    table = _table(typed, workloads, per_workload, scores, step_scores, tests, reference)
+    table = _table(typed, workloads, per_workload, scores, step_scores, tests, reference, chance)
     atomic_write_text(files["scores.md"], table)
     atomic_write_json(files["suite.json"], {"suite": typed.suite_name, "ruleset": typed.ruleset, "scores": scores,
                                             "step_scores": step_scores,
@@ -488,7 +504,8 @@ def _num(value: float, digits: int = 4) -> str:
 
 
 def _table(typed: SuiteConfig, workloads: list[Workload], per_workload: list[dict], scores: dict[str, float],
-           step_scores: dict[str, float], tests: list[dict], reference: str) -> str:
+           step_scores: dict[str, float], tests: list[dict], reference: str,
+           chance: dict[str, float | None]) -> str:
     lines = [f"# Suite {typed.suite_name}, ruleset {typed.ruleset}" + (f" ({typed.trials} trials, {typed.tuner})"
                                                                if typed.ruleset == "external" else ""),
              "", f"Seeds {typed.seeds}. Targets on the meta split; the test split is reported, never chosen on.",
@@ -500,17 +517,19 @@ def _table(typed: SuiteConfig, workloads: list[Workload], per_workload: list[dic
         lines.append(f"| {rank} | {name} | {score:.3f} | {step_scores[name]:.3f} |")
     for w in workloads:
         lines += ["", f"## {w.name} (task {w.task}, {w.epochs} epochs, target {w.target:g} on the meta split)", "",
-                  "| schedule | n | LR × | reached | epochs to target | steps | seconds | final meta | final test | "
-                  "best test |", "|---|---|---|---|---|---|---|---|---|---|"]
+                  "| schedule | n | LR × | reached | failed | epochs to target | steps | seconds | final meta | "
+                  "final test | best test |", "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in (x for x in per_workload if x["workload"] == w.name):
             edge = " (edge)" if r["edge"] else ""
             lines.append(f"| {r['schedule']} | {r['n']} | {r['lr_multiplier']:.3g}{edge} | {r['reached']}/{r['n']} | "
+                         f"{r['failed']}/{r['n']} | "
                          f"{_num(r['median_epochs'])} | {_num(r['median_steps'])} | {_num(r['median_seconds'], 3)} | "
                          f"{_num(r['final_meta'])} | {_num(r['final_test'])} | {_num(r['best_test'])} |")
         mine = [t for t in tests if t["workload"] == w.name]
         if mine:
             lines += ["", f"Paired over seeds, final test metric, {reference} minus each (95% interval, p; win / "
-                      "tie / loss for " + reference + " at p < 0.05):", "",
+                      "tie / loss for " + reference + " at p < 0.05; a failed seed, worse than chance or not finite, "
+                      "counts at chance, " + ("none" if chance[w.name] is None else _num(chance[w.name])) + "):", "",
                       "| against | n | mean difference | 95% interval | p | verdict |", "|---|---|---|---|---|---|"]
             for t in mine:
                 lines.append(f"| {t['b']} | {t['n']} | {t['mean_diff']:+.4f} | [{t['ci_low']:+.4f}, "

@@ -89,6 +89,31 @@ def test_a_killed_suite_resumes_without_rerunning_finished_trials(tmp_path, monk
     assert len(list(tmp_path.rglob("summary.json"))) == 8
 
 
+def test_a_seed_worse_than_chance_is_failed_and_enters_the_paired_test_at_chance(tmp_path, monkeypatch):
+    import mlrsnet.suite as suite_module
+
+    real = suite_module._run
+
+    def diverge_fixed(job):  # fixed ends far worse than chance on NMF (chance: relative error 1, zero factors)
+        s = dict(real(job))
+        if job.label == "fixed" and job.extra["workload"] == "nmf":
+            s["final_test_rel_error"] = 1e18
+        return s
+
+    monkeypatch.setattr(suite_module, "_run", diverge_fixed)
+    out = suite(compose("suite", [*TINY, "only=[nmf]"]), tmp_path)
+    rows = {(r["schedule"], r["seed"]): r for r in out["rows"]}
+    assert all(rows["fixed", k]["failed"] and rows["fixed", k]["chance"] == 1.0 for k in (0, 1))
+    assert not any(rows["cosine", k]["failed"] for k in (0, 1))
+    assert {r["schedule"]: r["failed"] for r in out["per_workload"]} == {"fixed": 2, "cosine": 0}
+    (test,) = out["paired"]
+    assert (test["a"], test["b"], test["failed_a"], test["failed_b"]) == ("fixed", "cosine", 2, 0)
+    assert test["mean_diff"] == pytest.approx(1.0 - sum(rows["cosine", k]["final_test"] for k in (0, 1)) / 2)
+    with open(tmp_path / "results.csv") as f:
+        assert [r["failed"] for r in csv.DictReader(f) if r["schedule"] == "fixed"] == ["True", "True"]
+    assert "| fixed | 2 | 1 | 2/2 | 2/2 |" in (tmp_path / "scores.md").read_text()  # reached on meta, failed on test
+
+
 def test_parallel_jobs_give_the_runs_of_one_thread_each(tmp_path):
     out = suite(compose("suite", [*TINY, "jobs=2", "seeds=[0]"]), tmp_path / "par")
     seq = suite(compose("suite", [*TINY, "jobs=1", "seeds=[0]", "overrides=['threads=1']"]), tmp_path / "seq")

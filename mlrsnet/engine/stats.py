@@ -8,6 +8,10 @@ performance profiles (Dahl et al. 2023, "Benchmarking Neural Network Training Al
   workloads with ``r <= tau``. :func:`benchmark_score` is the area under ``rho_s`` from 1 to ``tau_max``,
   normalised by ``tau_max - 1``: 1 for an algorithm that is the fastest on every workload, 0 for one that reaches
   no target within ``tau_max`` times the fastest.
+- :func:`compare`: :func:`paired` and :func:`verdict` of two schedules' final metrics, each run that *failed*
+  (ended worse than chance, the metric of a model that learned nothing, or not finite) counted at chance. A
+  diverged run is as useless as one that learned nothing, and no worse: without the clip one perplexity of 1e18
+  among three seeds makes the variance, and so the t-test, call a schedule that always diverges a tie.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["benchmark_score", "paired", "performance_profiles", "verdict"]
+__all__ = ["at_chance", "benchmark_score", "compare", "failed", "paired", "performance_profiles", "verdict"]
 
 
 def paired(a: Sequence[float], b: Sequence[float]) -> dict:
@@ -53,6 +57,33 @@ def verdict(comparison: dict, higher_is_better: bool, alpha: float = 0.05) -> st
         return "tie"
     better = d > 0 if higher_is_better else d < 0
     return "win" if better else "loss"
+
+
+def failed(value: float | None, chance: float | None, higher_is_better: bool) -> bool:
+    """Whether a run's final metric is missing, not finite, or worse than ``chance`` (None: no chance level, so
+    only a missing or non-finite metric fails)."""
+    if value is None or not math.isfinite(value):
+        return True
+    if chance is None:
+        return False
+    return value < chance if higher_is_better else value > chance
+
+
+def at_chance(values: Sequence[float | None], chance: float | None, higher_is_better: bool) -> list[float]:
+    """``values`` with each failed run (:func:`failed`) at ``chance`` (at NaN where there is no chance level)."""
+    return [(math.nan if chance is None else chance) if failed(v, chance, higher_is_better) else float(v)
+            for v in values]
+
+
+def compare(a: Sequence[float | None], b: Sequence[float | None], higher_is_better: bool,
+            chance: float | None = None, alpha: float = 0.05) -> dict:
+    """:func:`paired` of ``a`` and ``b`` (per seed, same order) after :func:`at_chance`, with ``verdict`` for
+    ``a`` and the failed runs of each (``failed_a``, ``failed_b``)."""
+    out = paired(at_chance(a, chance, higher_is_better), at_chance(b, chance, higher_is_better))
+    out["verdict"] = verdict(out, higher_is_better, alpha)
+    out["failed_a"] = sum(failed(v, chance, higher_is_better) for v in a)
+    out["failed_b"] = sum(failed(v, chance, higher_is_better) for v in b)
+    return out
 
 
 def performance_profiles(times: Mapping[str, Mapping[str, float]], taus: Sequence[float]) -> dict[str, list[float]]:

@@ -95,6 +95,14 @@ class TaskInfo:
     metric: str = "accuracy"
     higher_is_better: bool = True
 
+    @property
+    def chance(self) -> float | None:
+        """The metric of a model that learned nothing: accuracy 1/C of uniform guessing, perplexity C (the
+        vocabulary) of a uniform prediction, relative error 1 of a zero reconstruction; None for another metric.
+        A run that ends worse than this has failed (:func:`mlrsnet.engine.stats.compare`)."""
+        return {"accuracy": 1.0 / self.num_classes, "perplexity": float(self.num_classes),
+                "rel_error": 1.0}.get(self.metric)
+
 
 class Task:
     """Base class; see the module docstring for the protocol."""
