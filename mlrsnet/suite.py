@@ -540,7 +540,7 @@ def _table(typed: SuiteConfig, workloads: list[Workload], per_workload: list[dic
 def main() -> None:
     from mlrsnet.engine.cli import run_hydra, table_command
 
-    run_hydra(table_command(suite), config_name="suite", group="", command="suite",
+    run_hydra(table_command(suite), config_name="suite", group="", command="suite", schema=SuiteConfig,
               validate=lambda cfg: validate_suite(cfg))
 
 

@@ -187,6 +187,16 @@ def test_the_command_line_runs_the_suite_and_refuses_bad_input(tmp_path):
     assert (tmp_path / "out" / "scores.md").is_file() and "Benchmark score" in proc.stdout
     bad = run_cli(["mlrsnet.suite", "ruleset=internal"], cwd=tmp_path)
     assert bad.returncode == 2 and bad.stderr.strip().startswith("error: ruleset='internal' is not one of")
+    # a misspelt key is matched against the suite's own keys, and the listing command it names runs
+    typo = run_cli(["mlrsnet.suite", "trails=3"], cwd=tmp_path)
+    assert typo.returncode == 2 and typo.stderr.strip() == (
+        "error: unknown config key 'trails'; did you mean trials? see every key with `python -m mlrsnet.suite "
+        "--cfg job`")
+    # a new entry of the variants mapping needs Hydra's +; the error says so and gives the override with it
+    entry = run_cli(["mlrsnet.suite", "variants={fam: {schedule: mlrsnet_frozen}}"], cwd=tmp_path)
+    assert entry.returncode == 2 and entry.stderr.strip() == (
+        "error: 'variants' is a mapping without the entry 'fam'; add entries with a +: "
+        "+variants={fam: {schedule: mlrsnet_frozen}}")
 
 
 @pytest.mark.parametrize(("schedule", "over"), [("cosine", "batches"), ("fixed", "batches"), ("mlrsnet", "train"),

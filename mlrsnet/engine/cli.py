@@ -182,13 +182,14 @@ def table_command(study: Callable[[Any, Path], dict]) -> Callable[[Any], None]:
 
 
 def run_hydra(task_function: Callable[[Any], Any], config_name: str, group: str, command: str,
-              validate: Callable[[dict], None] | None = None) -> None:
+              validate: Callable[[dict], None] | None = None, schema: type | None = None) -> None:
     """Run ``task_function`` under ``hydra.main``. User errors print one line (``error: ...``) and exit
     with the error's code (2 unless the error says otherwise): an :class:`MLRSNetError` from the task
     (in a multirun, per failed job, after Hydra's line naming the job) and Hydra's own errors about the
     command line: an unknown key or config-group option, an unparsable override, an output directory
     that cannot be created. ``validate`` (the command's config validation) runs as soon as the config is
-    composed, before the run directory exists. A disk fault is a one-line
+    composed, before the run directory exists; ``schema``, the command's typed config (default: the one
+    ``CONFIGS`` names for it), suggests the key a misspelt one meant. A disk fault is a one-line
     :class:`~mlrsnet.errors.WriteError`, a Ctrl-C one line saying what was saved. Bugs keep their
     traceback."""
     import hydra
@@ -239,7 +240,8 @@ def run_hydra(task_function: Callable[[Any], Any], config_name: str, group: str,
     except MLRSNetError as e:
         fail(str(e), e.exit_code)
     except Exception as e:
-        message = None if keep_hydra_errors or hasattr(e, "_mlrsnet_from_task") else hydra_error(e, group, command)
+        own = keep_hydra_errors or hasattr(e, "_mlrsnet_from_task")
+        message = None if own else hydra_error(e, group, command, schema)
         if message is None:
             raise
         fail(message)
@@ -264,7 +266,7 @@ def interrupted_message(run_dir: Path, command: str) -> str:
     return f"interrupted (Ctrl-C) before anything was saved; rerun the command to start again (outputs in {run_dir})"
 
 
-def hydra_error(e: Exception, group: str, command: str) -> str | None:
+def hydra_error(e: Exception, group: str, command: str, schema: type | None = None) -> str | None:
     """A one-line message, naming the problem and the fix, for an error Hydra raises about the command
     line; None for anything else."""
     from hydra.errors import (
@@ -276,7 +278,7 @@ def hydra_error(e: Exception, group: str, command: str) -> str | None:
 
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     cause = str(e.__cause__).strip().splitlines()[0] if e.__cause__ is not None and str(e.__cause__).strip() else ""
-    listing = f"python -m mlrsnet.{command} +{group}=NAME --cfg job"
+    listing = f"python -m mlrsnet.{command}{f' +{group}=NAME' if group else ''} --cfg job"
     missing = re.search(r"Could not (?:find|load) '([^']+)'", str(e))
     if isinstance(e, MissingConfigException) and "submitit" in (missing.group(1) if missing else
                                                                  str(e.missing_cfg_file or "")):
@@ -300,8 +302,14 @@ def hydra_error(e: Exception, group: str, command: str) -> str | None:
         if taken:
             return f"{taken.group(1)!r} is already in the config; set it with {taken.group(1)}=VALUE (no +)"
         key = re.search(r"Could not (?:override|append to config) '?([^'.\s]+(?:\.[^'.\s]+)*)'?", first)
+        entry = re.search(r"Key '([^']+)' is not in struct", cause)
+        append = re.search(r"To append to your config use (\S.*)", str(e))
+        if key and entry and append and entry.group(1) != key.group(1).rpartition(".")[2]:
+            # the key exists and holds a mapping; the override adds an entry to it, which needs a +
+            return (f"{key.group(1)!r} is a mapping without the entry {entry.group(1)!r}; add entries with a +: "
+                    f"{append.group(1).strip()}")
         if key and "not in struct" in cause:
-            near = closest_key(CONFIGS.get(command.split()[0], CONFIGS["train"]), key.group(1))
+            near = closest_key(schema or CONFIGS.get(command.split()[0], CONFIGS["train"]), key.group(1))
             hint = f"did you mean {near}? " if near else ""
             return f"unknown config key {key.group(1)!r}; {hint}see every key with `{listing}`"
         if key:
