@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
+from mlrsnet.errors import ConfigError
 from mlrsnet.typed import setting
 
 State = tuple[torch.Tensor, torch.Tensor]
@@ -45,8 +47,10 @@ class NetConfig:
     """The ``net`` section: a meta-trained MLR-SNet's size and output scale gamma."""
 
     hidden_size: int = setting(50, "LSTM hidden units", ge=1)
-    gamma: float | None = setting(None, "null: gamma = sqrt(L0) ln(L0 C) / (4 C^0.25) from the initial loss; or a "
-                                  "fixed gamma", gt=0)
+    gamma: Any = setting(None, "null: gamma = sqrt(L0) ln(L0 C) / (4 C^0.25) from the initial loss (the paper's, "
+                         "an SGD-scale LR) | optimizer: twice the optimizer's LR, so that a fresh net's first LR "
+                         "(about gamma / 2) is the LR the optimizer is configured with (for Adam and AdamW, whose "
+                         "LR is ~1e-3) | a fixed gamma > 0")
     gamma_min: float = setting(0.01, "guard when the formula is <= 0 (L0 <= 1/C) or tiny", gt=0)
     gamma_from: str = setting("auto", "L0 of the formula: loss | perplexity (exp(loss), as the reference's "
                               "language-modeling meta_train.py) | auto (perplexity for a language model, the loss "
@@ -59,6 +63,15 @@ class NetConfig:
                         "default init: the reference's meta-train/image-classification/module.py) | lm (width "
                         "hidden, the maps' weights U(-0.1, 0.1): its language-modeling/module.py; the LSTM "
                         "language-model tasks set it)", choices=CELLS)
+
+    def check(self, prefix: str) -> None:
+        g, fix = self.gamma, (f"use {prefix}gamma=null (the paper's formula), {prefix}gamma=optimizer (twice the "
+                              "optimizer's LR) or a positive number")
+        if isinstance(g, int | float) and not isinstance(g, bool):
+            if not (math.isfinite(g) and g > 0):
+                raise ConfigError(f"{prefix}gamma must be positive, got {g}; {fix}")
+        elif g is not None and g != "optimizer":
+            raise ConfigError(f"{prefix}gamma={g!r}: {fix}")
 
 
 def fresh_mlrsnet(hidden_size: int = 50, gamma: float = 1.0, cell: str = "image") -> MLRSNet:

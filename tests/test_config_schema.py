@@ -210,7 +210,9 @@ def _main(module: str, argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
 
 @pytest.mark.parametrize(("module", "argv", "fragment"), [
     ("mlrsnet.train", ["+task=digits_mlp", "meta.K=two"], "meta.K must be an integer, got 'two'"),
-    ("mlrsnet.train", ["+task=digits_mlp", "net.gamma=abc"], "net.gamma must be a number or null, got 'abc'"),
+    ("mlrsnet.train", ["+task=digits_mlp", "net.gamma=abc"], "net.gamma='abc': use net.gamma=null (the paper's "
+     "formula), net.gamma=optimizer (twice the optimizer's LR) or a positive number"),
+    ("mlrsnet.train", ["+task=digits_mlp", "net.gamma=-1"], "net.gamma must be positive, got -1; use net.gamma=null"),
     ("mlrsnet.train", ["+task=digits_mlp", "optimizer.weight_decay=x"], "optimizer.weight_decay must be a number"),
     ("mlrsnet.train", ["+task=digits_mlp", "task.meta_size=x"], "task.meta_size must be an integer, got 'x'"),
     ("mlrsnet.train", ["+task=digits_mlp", "grad_clip=x"], "grad_clip must be a number or null, got 'x'"),

@@ -161,6 +161,23 @@ def test_adam_with_the_sgd_gamma_warns_in_one_line(capsys):
     assert "warning:" not in capsys.readouterr().err
 
 
+def test_gamma_optimizer_starts_mlrsnet_at_the_optimizer_lr(capsys):
+    """net.gamma=optimizer: gamma is twice the optimizer's LR (times the LR multiplier a benchmark tunes), so a
+    fresh net's first LR, about gamma / 2, is the LR the optimizer is configured with; no SGD-scale warning."""
+    from mlrsnet.engine.build import build_run
+
+    run = build_run(validate(compose(overrides=[*TINY, "optimizer.name=adamw", "optimizer.lr=0.003",
+                                                "net.gamma=optimizer"])))
+    assert float(run.net.gamma) == pytest.approx(0.006)
+    assert "warning:" not in capsys.readouterr().err
+    with torch.no_grad():  # the first LR: the fresh net's output for the initial loss, from the zero state
+        lr, _ = run.net(float(run.l0) / run.task.info.loss_scale, None)
+    assert 0.0015 < float(lr) < 0.0045  # gamma times a sigmoid near its midpoint: within 50% of optimizer.lr
+    tuned = build_run(validate(compose(overrides=[*TINY, "optimizer.name=adamw", "optimizer.lr=0.003",
+                                                  "net.gamma=optimizer"])), lr_multiplier=0.5)
+    assert float(tuned.net.gamma) == pytest.approx(0.003)
+
+
 def test_frozen_mlrsnet_under_adam_with_the_recomputed_gamma_warns_naming_schedule_gamma(capsys, recwarn):
     from mlrsnet.engine.build import build_run
 

@@ -142,9 +142,11 @@ def warn_adaptive_gamma(optimizer: Optimizer, gamma: float, key: str) -> None:
     warning names the config key that fixes it."""
     if isinstance(optimizer, torch.optim.Adam | torch.optim.AdamW):
         name = type(optimizer).__name__.lower()
+        fix = (f"set {key}=optimizer (twice optimizer.lr) or about twice the LR you want" if key == "net.gamma"
+               else f"set {key} to about twice the LR you want")
         print(f"warning: optimizer.name={name} with the SGD-scale gamma {gamma:.3g} of the paper's formula: "
-              f"the first LR is about {gamma / 2:.2g}, far above the ~1e-3 {name} trains with; set {key} to "
-              f"about twice the LR you want (e.g. {key}=0.002)", file=sys.stderr, flush=True)
+              f"the first LR is about {gamma / 2:.2g}, far above the ~1e-3 {name} trains with; {fix} (e.g. "
+              f"{key}=0.002)", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager

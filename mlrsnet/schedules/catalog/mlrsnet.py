@@ -15,10 +15,13 @@ from mlrsnet.schedules.spec import BuildContext, Built, Schedule, ScheduleParams
 def build_net(ctx: BuildContext) -> MLRSNet:
     """A fresh MLR-SNet of the run's ``net.cell`` (:func:`~mlrsnet.net.fresh_mlrsnet`): gamma from the formula
     (``net.gamma: null``; its L is the initial loss, or for a language model the initial perplexity, per
-    ``net.gamma_from``) or fixed."""
+    ``net.gamma_from``), twice the optimizer's LR (``net.gamma: optimizer``; a fresh net's outputs start near
+    half its gamma) or fixed."""
     net_cfg = ctx.net
     gamma = net_cfg.gamma
-    if gamma is None:
+    if gamma == "optimizer":
+        gamma = 2.0 * ctx.base_lr
+    elif gamma is None:
         stat = gamma_statistic(ctx.l0, net_cfg.gamma_from, ctx.task.info.metric)
         gamma = compute_gamma(stat, ctx.task.info.num_classes, net_cfg.gamma_min)
     return fresh_mlrsnet(net_cfg.hidden_size, float(gamma), net_cfg.cell).to(ctx.device)
