@@ -54,6 +54,12 @@ DEFAULT_RUNS = {
                  "out_dir=experiments/suite/default_external"],
 }
 
+# MLR-SNet in place on the tiny-GPT fine-tune (AdamW) with net.gamma=optimizer (gamma twice the optimizer's LR)
+# instead of the paper's SGD-scale formula, which diverges there; every schedule reruns so that the directory's
+# paired tests are complete (net.gamma changes no other schedule: gamma_section checks that their rows are equal).
+GAMMA_RUNS = {r: [*_DEFAULT, f"ruleset={r}", *RULESETS[r], "only=[gpt_finetune]", f"schedules=[{','.join(SCHEDULES)}]",
+                  "jobs=1", "overrides=['threads=1','net.gamma=optimizer']",
+                  f"out_dir=experiments/suite/gpt_gamma_optimizer_{r}"] for r in RULESETS}
 
 # The same part of the default suite with the three frozen bundles side by side (issue 34): the default bundle
 # (mlrsnet_frozen: digits_cnn_sym40), the Fashion-MNIST bundle (shipped, fmnist_cnn_sym40) and the family bundle
@@ -141,6 +147,37 @@ def shell(args: list[str]) -> str:
         return f'"{a}"' if not set(a) & set('"$`\\!') else shlex.quote(a)
 
     return " ".join(quote(a) for a in args)
+
+
+def gamma_section() -> list[str]:
+    """MLR-SNet in place on gpt_finetune: the paper's gamma (the default suite's rows) against net.gamma=optimizer
+    (GAMMA_RUNS), per ruleset: its mean final test perplexity, its failed seeds, its verdicts against the others."""
+    lines = ["## MLR-SNet in place on the GPT fine-tune with `net.gamma=optimizer`", "",
+             "The paper's gamma formula gives an SGD-scale LR (the first LR about gamma / 2); under the fine-tune's "
+             "AdamW it diverges. `net.gamma=optimizer` sets gamma to twice `optimizer.lr`, so a fresh MLR-SNet starts "
+             "at the task's AdamW LR. Commands (`python experiments/suite_study.py --gamma`):", "",
+             *(f"    {shell(c)}" for c in GAMMA_RUNS.values()), "",
+             "MLR-SNet in place against the 12 other schedules on gpt_finetune, final test perplexity paired over "
+             "seeds (a failed seed, worse than chance, counts at chance, 256):", "",
+             "| ruleset | net.gamma | n | final test perplexity | failed | win | tie | loss |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    same = []
+    for ruleset in RULESETS:
+        paper, mine = _load(OUT / f"default_{ruleset}"), _load(OUT / f"gpt_gamma_optimizer_{ruleset}")
+        if paper is None or mine is None:
+            continue
+        for label, d in (("the paper's formula", paper), ("optimizer", mine)):
+            row = next(r for r in d["per_workload"] if r["workload"] == "gpt_finetune" and r["schedule"] == "mlrsnet")
+            c = counts(d["paired"], "gpt_finetune")
+            lines.append(f"| {ruleset} | {label} | {row['n']} | {row['final_test']:.4g} | {row['failed']}/{row['n']} | "
+                         f"{c['win']} | {c['tie']} | {c['loss']} |")
+        rows = [{n: r[n] for n in ("schedule", "lr_multiplier", "final_test")} for d in (paper, mine)
+                for r in d["per_workload"] if r["workload"] == "gpt_finetune" and r["schedule"] != "mlrsnet"]
+        same.append(rows[:len(rows) // 2] == rows[len(rows) // 2:])
+    lines += ["", "The other schedules' rows (chosen LR multiplier, mean final test perplexity) in these directories "
+              + ("equal" if all(same) else "**differ from**") + " the default suite's: net.gamma changes only "
+              "MLR-SNet meta-trained in place. (The mean of a failed row is over its seeds' raw values.)"]
+    return lines
 
 
 def command(suite: str, ruleset: str, jobs: int) -> list[str]:
@@ -238,6 +275,8 @@ def readme(suite: str, jobs: int) -> str:
                   + f"; workloads: {', '.join(names)}.", ""]
     if set(default) == set(DEFAULT_RUNS):
         lines += [DEFAULT_WORDS, ""]
+    if any((OUT / f"gpt_gamma_optimizer_{r}" / "suite.json").is_file() for r in RULESETS):
+        lines += [*gamma_section(), ""]
     bundles = _load(OUT / "default_self_bundles")
     if bundles is not None:
         lines += [*section({"self": bundles}, "The default suite without Fashion-MNIST, with the three bundles"), "",
@@ -256,6 +295,7 @@ def main() -> None:
     ap.add_argument("--tables", action="store_true", help="only write README.md from the suite directories")
     ap.add_argument("--default", action="store_true", help="also run the default suite (DEFAULT_RUNS: self, external)")
     ap.add_argument("--bundles", action="store_true", help="also run it with the three frozen bundles (BUNDLES_RUN)")
+    ap.add_argument("--gamma", action="store_true", help="also run GPT with net.gamma=optimizer (GAMMA_RUNS)")
     args = ap.parse_args()
     if not args.tables:
         for ruleset in RULESETS:
@@ -266,6 +306,9 @@ def main() -> None:
                 subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, check=True)
         if args.bundles:
             run_bundles()
+        if args.gamma:
+            for cmd in GAMMA_RUNS.values():
+                subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, check=True)
     text = readme(args.suite, args.jobs)
     atomic_write_text(OUT / "README.md", text + "\n")
     print(text)
