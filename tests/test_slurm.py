@@ -7,6 +7,7 @@ elsewhere they skip where ``sinfo`` is missing. Tiny tasks and short limits keep
   numbers of an uninterrupted SLURM run of the same config, its metrics.jsonl without a missing or
   duplicated step;
 - scancel of a running job leaves a resumable run directory, and the same command continues it;
+- a job that slurmctld is signalling (squeue: SIGNALING) is not taken for a finished one;
 - sbatch refusing the jobs is one line naming the option to fix.
 """
 
@@ -206,6 +207,47 @@ def test_scancel_leaves_a_resumable_run_that_the_same_command_continues(tmp_path
     assert json.loads((run / "summary.json").read_text())["status"] == "complete"
     assert [r["epoch"] for r in read_metrics(run / "metrics.jsonl") if r["type"] == "epoch"] == list(range(1, 9))
     assert_every_step_once(run)
+
+
+def test_a_job_being_signalled_is_not_taken_for_a_finished_one(tmp_path):
+    """While slurmctld signals a job (the time-limit warning, or scancel --signal), squeue shows it SIGNALING
+    for some milliseconds, a state that submitit counts as finished. A sweep that polled then stopped waiting
+    for a job that ran on ("a sweep job did not finish": how the requeue test failed in CI once). Here a
+    submitit job is signalled every 0.1 s while its state is polled as fast as squeue answers: the job may
+    count as done only once its result is there, and the polls must have met SIGNALING."""
+    import threading
+
+    import submitit
+    from submitit.slurm.slurm import SlurmJob
+
+    from mlrsnet.engine.cluster import watch_slurm_jobs
+
+    assert watch_slurm_jobs()
+    executor = submitit.AutoExecutor(folder=tmp_path / "jobs", cluster="slurm")
+    executor.update_parameters(slurm_partition="debug", timeout_min=5)
+    job = executor.submit(time.sleep, 15)
+    wait_for(lambda: job.watcher.get_state(job.job_id, mode="force") == "RUNNING", 120, "the job to start")
+    running = True
+
+    def signal_it() -> None:
+        while running:
+            subprocess.run(["scancel", "--signal=CONT", job.job_id], capture_output=True)
+            time.sleep(0.1)
+
+    signaller = threading.Thread(target=signal_it, daemon=True)
+    signaller.start()
+    signalled = 0
+    try:
+        deadline = time.monotonic() + 120
+        while not job.done(force_check=True):
+            signalled += b"SIGNALING" in (SlurmJob.watcher._output or b"")
+            assert time.monotonic() < deadline, "the job did not end within 120 s"
+        assert job.paths.result_pickle.exists(), f"done in state {job.state} without a result"
+    finally:
+        running = False
+        signaller.join()
+    assert signalled, "no poll met the SIGNALING state; the test showed nothing"
+    assert job.result() is None
 
 
 @pytest.mark.parametrize(("options", "expected"), [

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlrsnet.engine import config
-from mlrsnet.engine.cluster import submission_failure, watch_slurm_jobs
+from mlrsnet.engine.cluster import submission_failure, unfinished_job, watch_slurm_jobs
 from mlrsnet.engine.config import CONFIGS
 from mlrsnet.engine.fingerprint import MACHINE, NEUTRAL
 from mlrsnet.errors import MLRSNetError, RunInterrupted
@@ -321,8 +321,8 @@ def hydra_error(e: Exception, group: str, command: str, schema: type | None = No
         refused = submission_failure(e)
         if refused is not None:
             return refused
-        return (f"a sweep job did not finish ({first}); its run directory keeps the saved state: rerun the same "
-                "command with hydra.sweep.dir=<the sweep directory> to resume the unfinished jobs")
+        return (f"a sweep job did not finish ({unfinished_job(e)}); its run directory keeps the saved state: "
+                "rerun the same command with hydra.sweep.dir=<the sweep directory> to resume the unfinished jobs")
     if isinstance(e, OSError) and e.filename:
         found = write_error(e, "the output directory")
         return str(found) if found else (f"cannot create the output directory {e.filename} ({e.strerror}); "

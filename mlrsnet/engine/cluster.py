@@ -7,7 +7,9 @@ Both are tested against a single-node slurmctld + slurmd in CI (tests/test_slurm
   disabled" every few seconds and never learns that a job was cancelled or killed without a result, so
   the sweep would wait for it forever. :func:`watch_slurm_jobs` makes submitit read the states from
   ``squeue`` once sacct has failed (squeue lists a finished job for the controller's MinJobAge, 300 s by
-  default), and the log says so once.
+  default), and the log says so once. squeue's passing states that submitit does not know (SIGNALING while
+  a job gets its time-limit warning, CONFIGURING, the holds) count as unfinished, and a job ends as PURGED
+  only once two polls in a row miss it.
 - When sbatch refuses the jobs (an unknown partition, a GPU request on a cluster without GPUs, ...) the
   sweep stops with one line that says nothing was submitted and names the ``hydra.launcher`` option to
   fix (:func:`submission_failure`), not with advice to resume.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -41,6 +44,18 @@ _SBATCH_FIXES: tuple[tuple[str, str, str], ...] = (
 )
 
 
+# squeue's job states (man squeue, JOB STATE CODES) that end a job. submitit counts every state outside its own
+# short list of unfinished ones (PENDING, RUNNING, REQUEUED, COMPLETING, ...) as finished, a list made for
+# sacct. squeue also shows passing states that sacct never does: SIGNALING for the few milliseconds while
+# slurmctld sends a job its time-limit warning, CONFIGURING, STAGE_OUT, the holds, ... A poll that met one
+# of them ended the sweep with "a sweep job did not finish" while the job ran on, so the squeue watcher
+# reports every state outside this set as unfinished.
+SQUEUE_FINISHED = frozenset({"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
+                             "OUT_OF_MEMORY", "REVOKED", "TIMEOUT", "PURGED"})
+# The states submitit itself counts as unfinished (submitit.core.core.InfoWatcher.is_done).
+SUBMITIT_UNFINISHED = frozenset({"READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "COMPLETING", "PREEMPTED"})
+
+
 def submission_failure(e: BaseException) -> str | None:
     """The one-line message for submitit's error ``e`` when it is sbatch refusing the jobs: what sbatch
     said, that nothing was submitted, and the ``hydra.launcher`` option to change. None for any other
@@ -55,6 +70,23 @@ def submission_failure(e: BaseException) -> str | None:
                         ("the hydra.launcher options", "see conf/hydra/launcher/slurm.yaml"))
     return (f"sbatch refused the sweep's jobs ({said}); nothing was submitted: change {option} ({hint}) and "
             "run the command again")
+
+
+def unfinished_job(e: BaseException) -> str:
+    """What submitit's error ``e`` says of a job that ended without a result, in a few words: its id, the
+    state the cluster last gave it, where its log is and the log's last line."""
+    text = str(e)
+    job = re.search(r"Job (\S+) \(task: (\S+)\) with path (\S+)", text)
+    state = re.search(r"\(state: ([^)]*)\)", text)
+    if job is None:
+        return text.strip().splitlines()[0] if text.strip() else type(e).__name__
+    log_lines = [line.strip() for line in text.split("-" * 40, 1)[1].splitlines() if line.strip()] \
+        if "-" * 40 in text else []
+    words = [f"job {job.group(1)}, task {job.group(2)}", f"state {state.group(1)}" if state else "",
+             f"its logs in {os.path.dirname(job.group(3))}"]
+    if log_lines:
+        words.append(f"its log ends: {log_lines[-1][:200]}")
+    return ", ".join(w for w in words if w)
 
 
 def sacct_answers() -> bool:
@@ -73,6 +105,7 @@ def _squeue_fallback_watcher(base: type) -> type:
 
     class SqueueFallbackWatcher(base):  # type: ignore[valid-type, misc]
         use_squeue: bool | None = None  # decided at the first update: whether sacct fails here
+        unseen: frozenset[str] | set[str] = frozenset()  # the known jobs the last squeue did not list
 
         def _make_command(self) -> list[str] | None:
             command = super()._make_command()
@@ -94,13 +127,21 @@ def _squeue_fallback_watcher(base: type) -> type:
                 return super().read_info(string)
             text = string.decode() if isinstance(string, bytes) else string
             info = super().read_info("JobID|State|NodeList\n" + text)
-            # A job seen before that squeue no longer lists finished longer than MinJobAge ago: done
-            # (state PURGED), so that a job that died without a result ends the wait with submitit's
-            # error instead of hanging the sweep. (_registered, _finished, _info_dict: submitit's own
-            # bookkeeping of the watched ids and what it last learnt about them.)
-            for job_id in self._registered - self._finished:
-                if job_id not in info and job_id in self._info_dict:
-                    info[job_id] = {"JobID": job_id, "State": "PURGED", "NodeList": ""}
+            for stats in info.values():
+                # A passing state that submitit does not know (SIGNALING, CONFIGURING, a hold, ...) is
+                # unfinished: RUNNING where the job holds a node, PENDING where it does not.
+                state = stats.get("State", "")
+                if state and state not in SQUEUE_FINISHED | SUBMITIT_UNFINISHED:
+                    stats["State"] = "RUNNING" if stats.get("NodeList") else "PENDING"
+            # A job seen before that squeue no longer lists, twice in a row, finished longer than MinJobAge
+            # ago: done (state PURGED), so that a job that died without a result ends the wait with
+            # submitit's error instead of hanging the sweep. (_registered, _finished, _info_dict: submitit's
+            # own bookkeeping of the watched ids and what it last learnt about them.)
+            unseen = {job_id for job_id in self._registered - self._finished
+                      if job_id not in info and job_id in self._info_dict}
+            for job_id in unseen & self.unseen:
+                info[job_id] = {"JobID": job_id, "State": "PURGED", "NodeList": ""}
+            self.unseen = unseen
             return info
 
     return SqueueFallbackWatcher
