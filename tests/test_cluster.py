@@ -227,3 +227,20 @@ def test_squeues_passing_states_are_not_the_end_of_a_job(state):
     assert [watcher.get_state(j, mode="cache") for j in ("12", "13")] == ["RUNNING", "PENDING"]
     watcher._info_dict.update(watcher.read_info("12|TIMEOUT|localhost\n13|COMPLETING|localhost\n"))
     assert watcher.is_done("12", mode="cache") and not watcher.is_done("13", mode="cache")
+
+
+def test_with_sacct_a_suspended_job_waits_and_a_cancelled_one_ends():
+    """On a cluster with accounting, sacct's SUSPENDED and RESIZING are not finished either; its "CANCELLED by
+    <uid>" is."""
+    from submitit.slurm.slurm import SlurmInfoWatcher
+
+    watcher = _squeue_fallback_watcher(SlurmInfoWatcher)(delay_s=600)
+    watcher.use_squeue = False
+    for job in ("21", "22", "23"):
+        watcher.register_job(job)
+    watcher._info_dict.update(watcher.read_info(
+        "JobID|State|NodeList\n21|SUSPENDED|node1\n21.batch|SUSPENDED|node1\n22|CANCELLED by 1000|node1\n"
+        "23|RESIZING|None assigned\n"))
+    assert [watcher.get_state(j, mode="cache") for j in ("21", "22", "23")] == ["RUNNING", "CANCELLED by 1000",
+                                                                               "PENDING"]
+    assert [watcher.is_done(j, mode="cache") for j in ("21", "22", "23")] == [False, True, False]

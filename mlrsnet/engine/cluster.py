@@ -44,13 +44,13 @@ _SBATCH_FIXES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-# squeue's job states (man squeue, JOB STATE CODES) that end a job. submitit counts every state outside its own
-# short list of unfinished ones (PENDING, RUNNING, REQUEUED, COMPLETING, ...) as finished, a list made for
-# sacct. squeue also shows passing states that sacct never does: SIGNALING for the few milliseconds while
-# slurmctld sends a job its time-limit warning, CONFIGURING, STAGE_OUT, the holds, ... A poll that met one
-# of them ended the sweep with "a sweep job did not finish" while the job ran on, so the squeue watcher
-# reports every state outside this set as unfinished.
-SQUEUE_FINISHED = frozenset({"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
+# The job states (man squeue, JOB STATE CODES; man sacct) that end a job. submitit counts every state outside
+# its own short list of unfinished ones (PENDING, RUNNING, REQUEUED, COMPLETING, ...) as finished. squeue also
+# shows passing states: SIGNALING for the few milliseconds while slurmctld sends a job its time-limit
+# warning, CONFIGURING, STAGE_OUT, the holds; sacct has SUSPENDED and RESIZING. A poll that met one of them
+# ended the sweep with "a sweep job did not finish" while the job ran on, so the watcher reports every state
+# outside this set as unfinished.
+SLURM_FINISHED = frozenset({"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL",
                              "OUT_OF_MEMORY", "REVOKED", "TIMEOUT", "PURGED"})
 # The states submitit itself counts as unfinished (submitit.core.core.InfoWatcher.is_done).
 SUBMITIT_UNFINISHED = frozenset({"READY", "PENDING", "RUNNING", "UNKNOWN", "REQUEUED", "COMPLETING", "PREEMPTED"})
@@ -124,15 +124,20 @@ def _squeue_fallback_watcher(base: type) -> type:
 
         def read_info(self, string: bytes | str) -> dict[str, dict[str, str]]:
             if not self.use_squeue:
-                return super().read_info(string)
-            text = string.decode() if isinstance(string, bytes) else string
-            info = super().read_info("JobID|State|NodeList\n" + text)
+                info = super().read_info(string)
+            else:
+                text = string.decode() if isinstance(string, bytes) else string
+                info = super().read_info("JobID|State|NodeList\n" + text)
             for stats in info.values():
-                # A passing state that submitit does not know (SIGNALING, CONFIGURING, a hold, ...) is
-                # unfinished: RUNNING where the job holds a node, PENDING where it does not.
-                state = stats.get("State", "")
-                if state and state not in SQUEUE_FINISHED | SUBMITIT_UNFINISHED:
-                    stats["State"] = "RUNNING" if stats.get("NodeList") else "PENDING"
+                # A passing state that submitit does not know (squeue's SIGNALING, CONFIGURING, holds; also
+                # sacct's SUSPENDED and RESIZING) is unfinished: RUNNING where the job holds a node, PENDING
+                # where it does not. sacct writes "CANCELLED by <uid>": the first word is the state.
+                state = (stats.get("State") or "").split(" ", 1)[0]
+                if state and state not in SLURM_FINISHED | SUBMITIT_UNFINISHED:
+                    nodes = stats.get("NodeList", "")
+                    stats["State"] = "RUNNING" if nodes and not nodes.startswith("None") else "PENDING"
+            if not self.use_squeue:
+                return info
             # A job seen before that squeue no longer lists, twice in a row, finished longer than MinJobAge
             # ago: done (state PURGED), so that a job that died without a result ends the wait with
             # submitit's error instead of hanging the sweep. (_registered, _finished, _info_dict: submitit's
