@@ -483,7 +483,8 @@ def _outputs(typed: SuiteConfig, workloads: list[Workload], seed_jobs: list[_Job
             tests.append({"workload": w.name, "a": reference, "b": name, **cmp})
     files["profiles.png"] = plot_profiles({"seconds to target": rho, "steps to target": rho_steps}, taus,
                                           out_dir / "profiles.png",
-                                          f"suite {typed.suite_name}, ruleset {typed.ruleset}: performance profiles")
+                                          f"suite {typed.suite_name}, ruleset {typed.ruleset}: performance profiles"
+                                          f"\n{_scope(typed, workloads)}")
     table = _table(typed, workloads, per_workload, scores, step_scores, tests, reference, chance)
     atomic_write_text(files["scores.md"], table)
     atomic_write_json(files["suite.json"], {"suite": typed.suite_name, "ruleset": typed.ruleset, "scores": scores,
@@ -503,11 +504,21 @@ def _num(value: float, digits: int = 4) -> str:
     return "not reached" if value == math.inf else ("—" if math.isnan(value) else f"{value:.{digits}g}")
 
 
+def _scope(typed: SuiteConfig, workloads: list[Workload]) -> str:
+    """Which workloads a suite directory's results cover (all, or those of ``only``) and the overrides that
+    every workload ran with: the figure's second title line and the score table's first line."""
+    count = f"{len(workloads)} workload{'s' if len(workloads) != 1 else ''}"
+    names = ", ".join(w.name for w in workloads)
+    scope = f"{count}: {names}" if typed.only is None else f"{count} (only={','.join(typed.only)})"
+    return f"{scope}; overrides: {' '.join(typed.overrides)}" if typed.overrides else scope
+
+
 def _table(typed: SuiteConfig, workloads: list[Workload], per_workload: list[dict], scores: dict[str, float],
            step_scores: dict[str, float], tests: list[dict], reference: str,
            chance: dict[str, float | None]) -> str:
     lines = [f"# Suite {typed.suite_name}, ruleset {typed.ruleset}" + (f" ({typed.trials} trials, {typed.tuner})"
                                                                if typed.ruleset == "external" else ""),
+             "", f"{_scope(typed, workloads)[0].upper()}{_scope(typed, workloads)[1:]}.",
              "", f"Seeds {typed.seeds}. Targets on the meta split; the test split is reported, never chosen on.",
              "", "## Benchmark score (the normalised area under the performance profile of the median time to "
              f"target, tau from 1 to {typed.tau_max:g}; AlgoPerf's is in seconds, which count a schedule's own cost, "

@@ -97,4 +97,4 @@ def test_a_sweep_job_that_left_no_result_is_one_line():
     error = utils.UncompletedJobError("Job 7 (task: 0) with path /x/7_0_result.pkl\nhas not produced any output")
     message = hydra_error(error, "task", "train")
     assert message is not None and "\n" not in message
-    assert "Job 7" in message and "hydra.sweep.dir=" in message
+    assert "(job 7, task 0, its logs in /x)" in message and "hydra.sweep.dir=" in message

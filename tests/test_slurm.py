@@ -197,7 +197,9 @@ def test_scancel_leaves_a_resumable_run_that_the_same_command_continues(tmp_path
     subprocess.run(["scancel", str(job_id(tmp_path / "sweep"))], check=True)
     _, err = sweep.communicate(timeout=300)
     assert sweep.returncode != 0
-    assert err.strip().splitlines()[-1].startswith("error: a sweep job did not finish"), err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: a sweep job did not finish (job "), err[-2000:]
+    assert "state CANCELLED" in last and "its log ends: " in last, last
     assert (run / "run_state.pt").is_file() and not (run / "summary.json").exists()
 
     again = subprocess.run([*command, "hydra.sweep.dir=sweep"], cwd=tmp_path, capture_output=True, text=True,

@@ -43,6 +43,7 @@ def test_the_self_ruleset_scores_every_schedule_on_every_workload(tmp_path):
     assert len(out["paired"]) == 2 and all(t["n"] == 2 and t["a"] == "fixed" for t in out["paired"])
     assert (tmp_path / "profiles.png").read_bytes()[:4] == b"\x89PNG"
     assert "| rank | schedule |" in (tmp_path / "scores.md").read_text()
+    assert "\n2 workloads: mlp, nmf.\n" in (tmp_path / "scores.md").read_text()
 
 
 @pytest.mark.slow
@@ -101,7 +102,7 @@ def test_a_seed_worse_than_chance_is_failed_and_enters_the_paired_test_at_chance
         return s
 
     monkeypatch.setattr(suite_module, "_run", diverge_fixed)
-    out = suite(compose("suite", [*TINY, "only=[nmf]"]), tmp_path)
+    out = suite(compose("suite", [*TINY, "only=[nmf]", "overrides=['threads=1']"]), tmp_path)
     rows = {(r["schedule"], r["seed"]): r for r in out["rows"]}
     assert all(rows["fixed", k]["failed"] and rows["fixed", k]["chance"] == 1.0 for k in (0, 1))
     assert not any(rows["cosine", k]["failed"] for k in (0, 1))
@@ -112,6 +113,8 @@ def test_a_seed_worse_than_chance_is_failed_and_enters_the_paired_test_at_chance
     with open(tmp_path / "results.csv") as f:
         assert [r["failed"] for r in csv.DictReader(f) if r["schedule"] == "fixed"] == ["True", "True"]
     assert "| fixed | 2 | 1 | 2/2 | 2/2 |" in (tmp_path / "scores.md").read_text()  # reached on meta, failed on test
+    # the table says which workloads it covers (only=) and the overrides every one ran with
+    assert "\n1 workload (only=nmf); overrides: threads=1.\n" in (tmp_path / "scores.md").read_text()
 
 
 def test_parallel_jobs_give_the_runs_of_one_thread_each(tmp_path):
