@@ -7,9 +7,9 @@ Both are tested against a single-node slurmctld + slurmd in CI (tests/test_slurm
   disabled" every few seconds and never learns that a job was cancelled or killed without a result, so
   the sweep would wait for it forever. :func:`watch_slurm_jobs` makes submitit read the states from
   ``squeue`` once sacct has failed (squeue lists a finished job for the controller's MinJobAge, 300 s by
-  default), and the log says so once. squeue's passing states that submitit does not know (SIGNALING while
-  a job gets its time-limit warning, CONFIGURING, the holds) count as unfinished, and a job ends as PURGED
-  only once two polls in a row miss it.
+  default), and the log says so once. Passing states that submitit does not know (squeue's SIGNALING while
+  a job gets its time-limit warning, CONFIGURING and the holds; sacct's SUSPENDED and RESIZING) count as
+  unfinished, and a job that squeue no longer lists ends as PURGED only once two polls in a row miss it.
 - When sbatch refuses the jobs (an unknown partition, a GPU request on a cluster without GPUs, ...) the
   sweep stops with one line that says nothing was submitted and names the ``hydra.launcher`` option to
   fix (:func:`submission_failure`), not with advice to resume.
