@@ -162,6 +162,10 @@ def gamma_section() -> list[str]:
              "seeds (a failed seed, worse than chance, counts at chance, 256):", "",
              "| ruleset | net.gamma | n | final test perplexity | failed | win | tie | loss |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    def others(d: dict) -> list[dict]:
+        return [{n: r[n] for n in ("schedule", "lr_multiplier", "final_test")} for r in d["per_workload"]
+                if r["workload"] == "gpt_finetune" and r["schedule"] != "mlrsnet"]
+
     same = []
     for ruleset in RULESETS:
         paper, mine = _load(OUT / f"default_{ruleset}"), _load(OUT / f"gpt_gamma_optimizer_{ruleset}")
@@ -172,10 +176,6 @@ def gamma_section() -> list[str]:
             c = counts(d["paired"], "gpt_finetune")
             lines.append(f"| {ruleset} | {label} | {row['n']} | {row['final_test']:.4g} | {row['failed']}/{row['n']} | "
                          f"{c['win']} | {c['tie']} | {c['loss']} |")
-        def others(d: dict) -> list[dict]:
-            return [{n: r[n] for n in ("schedule", "lr_multiplier", "final_test")} for r in d["per_workload"]
-                    if r["workload"] == "gpt_finetune" and r["schedule"] != "mlrsnet"]
-
         same.append(others(paper) == others(mine))
     lines += ["", "The other schedules' rows (chosen LR multiplier, mean final test perplexity) in these directories "
               + ("equal" if same and all(same) else "**differ from**") + " the default suite's: net.gamma changes only "

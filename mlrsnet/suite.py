@@ -518,7 +518,7 @@ def _table(typed: SuiteConfig, workloads: list[Workload], per_workload: list[dic
            chance: dict[str, float | None]) -> str:
     lines = [f"# Suite {typed.suite_name}, ruleset {typed.ruleset}" + (f" ({typed.trials} trials, {typed.tuner})"
                                                                if typed.ruleset == "external" else ""),
-             "", f"{_scope(typed, workloads)[0].upper()}{_scope(typed, workloads)[1:]}.",
+             "", f"{_scope(typed, workloads)}.",
              "", f"Seeds {typed.seeds}. Targets on the meta split; the test split is reported, never chosen on.",
              "", "## Benchmark score (the normalised area under the performance profile of the median time to "
              f"target, tau from 1 to {typed.tau_max:g}; AlgoPerf's is in seconds, which count a schedule's own cost, "

@@ -80,8 +80,7 @@ def unfinished_job(e: BaseException) -> str:
     state = re.search(r"\(state: ([^)]*)\)", text)
     if job is None:
         return text.strip().splitlines()[0] if text.strip() else type(e).__name__
-    log_lines = [line.strip() for line in text.split("-" * 40, 1)[1].splitlines() if line.strip()] \
-        if "-" * 40 in text else []
+    log_lines = [line.strip() for line in text.partition("-" * 40)[2].splitlines() if line.strip()]
     words = [f"job {job.group(1)}, task {job.group(2)}", f"state {state.group(1)}" if state else "",
              f"its logs in {os.path.dirname(job.group(3))}"]
     if log_lines:
@@ -105,7 +104,7 @@ def _squeue_fallback_watcher(base: type) -> type:
 
     class SqueueFallbackWatcher(base):  # type: ignore[valid-type, misc]
         use_squeue: bool | None = None  # decided at the first update: whether sacct fails here
-        unseen: frozenset[str] | set[str] = frozenset()  # the known jobs the last squeue did not list
+        unseen: frozenset[str] = frozenset()  # the known jobs the last squeue did not list
 
         def _make_command(self) -> list[str] | None:
             command = super()._make_command()
@@ -142,8 +141,8 @@ def _squeue_fallback_watcher(base: type) -> type:
             # ago: done (state PURGED), so that a job that died without a result ends the wait with
             # submitit's error instead of hanging the sweep. (_registered, _finished, _info_dict: submitit's
             # own bookkeeping of the watched ids and what it last learnt about them.)
-            unseen = {job_id for job_id in self._registered - self._finished
-                      if job_id not in info and job_id in self._info_dict}
+            unseen = frozenset(job_id for job_id in self._registered - self._finished
+                               if job_id not in info and job_id in self._info_dict)
             for job_id in unseen & self.unseen:
                 info[job_id] = {"JobID": job_id, "State": "PURGED", "NodeList": ""}
             self.unseen = unseen
